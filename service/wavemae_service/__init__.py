@@ -1,0 +1,3 @@
+"""The WaveMAE online service: FastAPI + ONNX Runtime, no torch."""
+
+__version__ = "0.1.0"
