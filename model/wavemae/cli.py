@@ -17,6 +17,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main() -> None:
+    """WaveMAE: masked autoencoder for 1-D spectra."""
+
+
 @app.command()
 def version() -> None:
     """Print the package version."""
