@@ -41,7 +41,8 @@ def _check_blocks(seq_len: int, n_blocks: int, n_mask: int) -> None:
         raise ValueError(f"seq_len={seq_len} is not divisible by n_blocks={n_blocks}")
     if not 0 <= n_mask < n_blocks:
         raise ValueError(
-            f"n_mask={n_mask} must lie in [0, n_blocks={n_blocks}): at least one block stays visible"
+            f"n_mask={n_mask} must lie in [0, n_blocks={n_blocks}): "
+            "at least one block stays visible"
         )
 
 
