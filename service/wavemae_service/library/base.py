@@ -291,9 +291,7 @@ class LibraryStore(abc.ABC):
             DimensionMismatchError: wrong array shapes.
         """
 
-    def reembed(
-        self, embed_batch: EmbedBatch, *, model_version: str, batch_size: int = 256
-    ) -> int:
+    def reembed(self, embed_batch: EmbedBatch, *, model_version: str, batch_size: int = 256) -> int:
         """Re-embed every stale entry with ``embed_batch``; returns how many were re-embedded.
 
         One transaction per batch, so a crash part-way keeps every finished batch and the

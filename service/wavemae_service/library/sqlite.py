@@ -1,0 +1,379 @@
+"""Embedded library: one SQLite file (WAL, ``synchronous=FULL``) plus an in-memory exact index.
+
+Durability: every write is one ``BEGIN IMMEDIATE ... COMMIT`` transaction; with WAL and
+``synchronous=FULL`` the commit fsyncs the log before returning, so an acknowledged write survives
+``kill -9`` (and power loss, as far as the disk honours fsync). The in-memory
+:class:`~.exact_index.ExactIndex` is rebuilt from the file at open and updated only after a
+commit succeeds, so it never shows an entry the file does not hold.
+
+Arrays are stored as little-endian BLOBs: the original spectrum and wavelengths as float64
+(exactly what the caller sent), the embedding and processed spectrum as float32.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .base import (
+    DimensionMismatchError,
+    EntryNotFoundError,
+    LibraryEntry,
+    LibraryStore,
+    MetadataFilter,
+    ModelVersionMismatchError,
+    SearchHit,
+    SearchSpace,
+    matches_filter,
+)
+from .exact_index import ExactIndex
+
+__all__ = ["SQLiteLibraryStore"]
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS library_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    id            TEXT PRIMARY KEY,
+    spectrum      BLOB NOT NULL,     -- float64 (n,), caller's original values
+    wavelengths   BLOB,              -- float64 (n,) or NULL (= model grid)
+    metadata      TEXT NOT NULL,     -- JSON object
+    embedding     BLOB NOT NULL,     -- float32 (latent_dim,)
+    processed     BLOB NOT NULL,     -- float32 (seq_len,)
+    model_version TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "id, spectrum, wavelengths, metadata, embedding, processed, model_version, "
+    "created_at, updated_at"
+)
+
+
+def _entry_from_row(row: tuple[Any, ...]) -> LibraryEntry:
+    entry_id, spectrum, wavelengths, metadata, embedding, processed, version, created, updated = row
+    return LibraryEntry(
+        id=entry_id,
+        spectrum=np.frombuffer(spectrum, dtype="<f8").copy(),
+        wavelengths=None if wavelengths is None else np.frombuffer(wavelengths, "<f8").copy(),
+        metadata=orjson.loads(metadata),
+        embedding=np.frombuffer(embedding, dtype="<f4").copy(),
+        processed=np.frombuffer(processed, dtype="<f4").copy(),
+        model_version=version,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+class SQLiteLibraryStore(LibraryStore):
+    """The embedded default store (see module docstring).
+
+    Args:
+        path: file path (parent folders are created) or ``":memory:"``.
+        latent_dim: served model's embedding width.
+        seq_len: served model's grid length.
+    """
+
+    def __init__(self, path: str | Path, *, latent_dim: int, seq_len: int) -> None:
+        self.latent_dim = int(latent_dim)
+        self.seq_len = int(seq_len)
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.path = str(Path(self.path).expanduser())
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.executescript(_SCHEMA)
+        self._conn.execute(
+            "INSERT OR IGNORE INTO library_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+        )
+        self._index = ExactIndex(self.latent_dim, self.seq_len)
+        self._version: str | None = self._read_version()
+        self._rebuild_index()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _read_version(self) -> str | None:
+        row = self._conn.execute(
+            "SELECT value FROM library_meta WHERE key = 'model_version'"
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def _rebuild_index(self) -> None:
+        """Load every row whose arrays fit the served model's dims into the index."""
+        self._index.clear()
+        ids, embeddings, spectra, metadata = [], [], [], []
+        cursor = self._conn.execute("SELECT id, embedding, processed, metadata FROM entries")
+        for entry_id, embedding, processed, meta in cursor:
+            emb = np.frombuffer(embedding, dtype="<f4")
+            proc = np.frombuffer(processed, dtype="<f4")
+            if emb.size == self.latent_dim and proc.size == self.seq_len:
+                ids.append(entry_id)
+                embeddings.append(emb)
+                spectra.append(proc)
+                metadata.append(orjson.loads(meta))
+        if ids:
+            self._index.upsert(ids, np.stack(embeddings), np.stack(spectra), metadata)
+
+    def _write(self, statements: Any) -> None:
+        """Run ``statements(conn)`` inside one IMMEDIATE transaction; roll back on any error."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            statements(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _count_unlocked(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+    def _check_shapes(self, embeddings: np.ndarray, processed: np.ndarray, n: int) -> None:
+        if embeddings.shape != (n, self.latent_dim):
+            raise DimensionMismatchError(
+                f"embeddings must be ({n}, {self.latent_dim}), got {embeddings.shape}"
+            )
+        if processed.shape != (n, self.seq_len):
+            raise DimensionMismatchError(
+                f"processed spectra must be ({n}, {self.seq_len}), got {processed.shape}"
+            )
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def model_version(self) -> str | None:
+        with self._lock:
+            return self._version
+
+    def count(self, metadata_filter: MetadataFilter | None = None) -> int:
+        with self._lock:
+            if not metadata_filter:
+                return self._count_unlocked()
+            rows = self._conn.execute("SELECT metadata FROM entries").fetchall()
+        return sum(matches_filter(orjson.loads(m), metadata_filter) for (m,) in rows)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def put(self, entries: Sequence[LibraryEntry], *, model_version: str) -> None:
+        if not entries:
+            return
+        ids = [e.id for e in entries]
+        if len(set(ids)) != len(ids):
+            raise ValueError(
+                "duplicate ids in one write: "
+                + ", ".join(sorted({i for i in ids if ids.count(i) > 1}))
+            )
+        for entry in entries:
+            if entry.model_version != model_version:
+                raise ValueError(
+                    f"entry {entry.id!r} has model_version={entry.model_version!r}, "
+                    f"not {model_version!r}"
+                )
+        for entry in entries:
+            self._check_shapes(entry.embedding[None], entry.processed[None], 1)
+        embeddings = np.stack([e.embedding for e in entries])
+        processed = np.stack([e.processed for e in entries])
+        now = time.time()
+        rows = [
+            (
+                e.id,
+                e.spectrum.astype("<f8").tobytes(),
+                None if e.wavelengths is None else e.wavelengths.astype("<f8").tobytes(),
+                orjson.dumps(e.metadata).decode(),
+                e.embedding.astype("<f4").tobytes(),
+                e.processed.astype("<f4").tobytes(),
+                model_version,
+                now,
+                now,
+            )
+            for e in entries
+        ]
+
+        def statements(conn: sqlite3.Connection) -> None:
+            count = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+            version = self._read_version()
+            if count > 0 and version != model_version:
+                raise ModelVersionMismatchError(version, model_version)
+            conn.executemany(
+                f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET spectrum=excluded.spectrum, "
+                "wavelengths=excluded.wavelengths, metadata=excluded.metadata, "
+                "embedding=excluded.embedding, processed=excluded.processed, "
+                "model_version=excluded.model_version, updated_at=excluded.updated_at",
+                rows,
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO library_meta VALUES ('model_version', ?)",
+                (model_version,),
+            )
+
+        with self._lock:
+            self._write(statements)
+            self._version = model_version
+            self._index.upsert(ids, embeddings, processed, [e.metadata for e in entries])
+
+    def delete(self, entry_id: str) -> None:
+        def statements(conn: sqlite3.Connection) -> None:
+            if conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,)).rowcount == 0:
+                raise EntryNotFoundError(entry_id)
+
+        with self._lock:
+            self._write(statements)
+            self._index.remove(entry_id)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, entry_id: str) -> LibraryEntry:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (entry_id,)
+            ).fetchone()
+        if row is None:
+            raise EntryNotFoundError(entry_id)
+        return _entry_from_row(row)
+
+    def list_entries(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[LibraryEntry]:
+        if offset < 0 or limit < 0:
+            raise ValueError(f"offset={offset} and limit={limit} must be >= 0")
+        with self._lock:
+            if not metadata_filter:
+                rows = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM entries ORDER BY id LIMIT ? OFFSET ?",
+                    (limit, offset),
+                ).fetchall()
+                return [_entry_from_row(r) for r in rows]
+            candidates = self._conn.execute(
+                "SELECT id, metadata FROM entries ORDER BY id"
+            ).fetchall()
+            wanted = [i for i, m in candidates if matches_filter(orjson.loads(m), metadata_filter)][
+                offset : offset + limit
+            ]
+            return [self.get(i) for i in wanted]
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        model_version: str,
+        space: SearchSpace = "embedding",
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[list[SearchHit]]:
+        if space not in ("embedding", "spectrum"):
+            raise ValueError(f"space={space!r} must be 'embedding' or 'spectrum'")
+        with self._lock:
+            if self._count_unlocked() > 0 and self._version != model_version:
+                raise ModelVersionMismatchError(self._version, model_version)
+            return self._index.search(queries, k, space=space, metadata_filter=metadata_filter)
+
+    # -- re-embedding --------------------------------------------------------------------
+
+    def iter_stale(self, model_version: str, batch_size: int) -> Iterator[list[LibraryEntry]]:
+        after = ""
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM entries WHERE model_version != ? AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (model_version, after, batch_size),
+                ).fetchall()
+            if not rows:
+                return
+            batch = [_entry_from_row(r) for r in rows]
+            after = batch[-1].id
+            yield batch
+
+    def replace_embeddings(
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        processed: np.ndarray,
+        *,
+        model_version: str,
+    ) -> None:
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        processed = np.asarray(processed, dtype=np.float32)
+        self._check_shapes(embeddings, processed, len(ids))
+        now = time.time()
+
+        def statements(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE entries SET embedding = ?, processed = ?, model_version = ?, "
+                "updated_at = ? WHERE id = ?",
+                [
+                    (
+                        emb.astype("<f4").tobytes(),
+                        proc.astype("<f4").tobytes(),
+                        model_version,
+                        now,
+                        entry_id,
+                    )
+                    for entry_id, emb, proc in zip(ids, embeddings, processed, strict=True)
+                ],
+            )
+            self._mark_version_in(conn, model_version)
+
+        with self._lock:
+            self._write(statements)
+            self._version = self._read_version()
+            present = (
+                {
+                    r[0]
+                    for r in self._conn.execute(
+                        f"SELECT id FROM entries WHERE id IN ({','.join('?' * len(ids))})",
+                        list(ids),
+                    )
+                }
+                if ids
+                else set()
+            )
+            keep = [j for j, i in enumerate(ids) if i in present]
+            if keep:
+                # Metadata of existing rows is kept; rows new to the index (other dims before)
+                # need theirs.
+                missing_meta = [ids[j] for j in keep if ids[j] not in self._index]
+                if missing_meta:
+                    self._rebuild_index()
+                else:
+                    self._index.upsert(
+                        [ids[j] for j in keep], embeddings[keep], processed[keep], None
+                    )
+
+    @staticmethod
+    def _mark_version_in(conn: sqlite3.Connection, model_version: str) -> None:
+        stale = conn.execute(
+            "SELECT COUNT(*) FROM entries WHERE model_version != ?", (model_version,)
+        ).fetchone()[0]
+        if stale == 0:
+            conn.execute(
+                "INSERT OR REPLACE INTO library_meta VALUES ('model_version', ?)",
+                (model_version,),
+            )
+
+    def mark_version(self, model_version: str) -> None:
+        with self._lock:
+            self._write(lambda conn: self._mark_version_in(conn, model_version))
+            self._version = self._read_version()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
