@@ -1,0 +1,454 @@
+"""Export a trained WaveMAE to an artifact folder (ONNX + TorchScript + ``manifest.json``).
+
+The folder layout, tensor names and manifest schema are defined in :mod:`wavemae.artifact`;
+this module only produces them. Nothing is written in place: the files go to a temporary
+sibling folder, every graph is checked against PyTorch eager on real spectra
+(:func:`wavemae.export_verify.verify_exported`), and only then is the manifest written and the
+folder moved to ``out_dir``. A failed check raises :class:`ExportVerificationError` with the
+numbers.
+
+Why the dynamo exporter: the legacy TorchScript-based ``torch.onnx.export(dynamo=False)``
+silently bakes the traced batch size into this model's graph (embeddings off by ~0.2 at any
+other batch size), while ``dynamo=True`` with a dynamic ``batch`` dimension matches eager to
+~1e-7 at every batch size. TorchScript files are made with ``torch.jit.script`` (not trace) for
+the same reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from wavemae import __version__
+from wavemae.artifact import (
+    EMBEDDING,
+    FILE_NAMES,
+    MANIFEST,
+    RECONSTRUCTION,
+    SCHEMA_VERSION,
+    SPECTRA,
+    VISIBLE,
+    FileEntry,
+    Manifest,
+    canonical_unit,
+    load_artifact,
+    sha256_file,
+    tensor_specs_for,
+)
+from wavemae.export_verify import ExportVerificationError, verify_exported
+from wavemae.models.wave_mae import WaveMAE
+
+__all__ = [
+    "DEFAULT_OPSET",
+    "MIN_VERIFY_SPECTRA",
+    "DecoderGraph",
+    "EncoderGraph",
+    "ExportVerificationError",
+    "MaskedEncoderGraph",
+    "export_checkpoint",
+    "export_model",
+    "export_tiny_model",
+    "synthetic_spectra",
+]
+
+DEFAULT_OPSET = 18
+MIN_VERIFY_SPECTRA = 64
+
+
+class EncoderGraph(nn.Module):
+    """``spectra`` (B, L) float32 -> ``embedding`` (B, Z): every position visible."""
+
+    def __init__(self, model: WaveMAE) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+
+    def forward(self, spectra: Tensor) -> Tensor:
+        return self.encoder.forward_all_visible(spectra)
+
+
+class MaskedEncoderGraph(nn.Module):
+    """``spectra`` (B, L), ``visible`` (B, L) bool -> ``embedding`` (B, Z); hidden ignored."""
+
+    def __init__(self, model: WaveMAE) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+
+    def forward(self, spectra: Tensor, visible: Tensor) -> Tensor:
+        return self.encoder.forward_dense_masked(spectra, visible)
+
+
+class DecoderGraph(nn.Module):
+    """``embedding`` (B, Z) -> ``reconstruction`` (B, L)."""
+
+    def __init__(self, model: WaveMAE) -> None:
+        super().__init__()
+        self.decoder = model.decoder
+
+    def forward(self, embedding: Tensor) -> Tensor:
+        return self.decoder(embedding)
+
+
+# --------------------------------------------------------------------------- writing graphs
+
+
+def _export_onnx(
+    module: nn.Module, example: tuple[Tensor, ...], names: list[str], output: str, path: Path,
+    opset: int,
+) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    dynamic = {name: {0: batch} for name in names}
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)  # "torchvision is not installed" chatter
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module, example, dynamo=True, input_names=names, output_names=[output],
+                dynamic_shapes=dynamic, opset_version=opset, external_data=False, verbose=False,
+            )
+    finally:
+        onnx_logger.setLevel(level)
+    # One self-contained file (weights inline), so one sha256 covers the whole graph.
+    program.save(str(path), external_data=False)
+
+
+def _export_torchscript(module: nn.Module, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated but still the portable format
+        scripted = torch.jit.script(module)
+        torch.jit.save(scripted, str(path))
+
+
+def _write_graphs(model: WaveMAE, folder: Path, opset: int) -> None:
+    seq_len, latent_dim = model.seq_len, model.latent_dim
+    # Batch 3 for the example: batch 1 would let the exporter specialise the batch axis.
+    x = torch.randn(3, seq_len)
+    visible = torch.ones(3, seq_len, dtype=torch.bool)
+    z = torch.nn.functional.normalize(torch.randn(3, latent_dim), dim=-1)
+    encoder, masked, decoder = EncoderGraph(model), MaskedEncoderGraph(model), DecoderGraph(model)
+    _export_onnx(encoder, (x,), [SPECTRA], EMBEDDING, folder / FILE_NAMES["encoder"], opset)
+    _export_onnx(masked, (x, visible), [SPECTRA, VISIBLE], EMBEDDING,
+                 folder / FILE_NAMES["encoder_masked"], opset)
+    _export_onnx(decoder, (z,), [EMBEDDING], RECONSTRUCTION, folder / FILE_NAMES["decoder"], opset)
+    _export_torchscript(encoder, folder / FILE_NAMES["encoder_torchscript"])
+    _export_torchscript(decoder, folder / FILE_NAMES["decoder_torchscript"])
+
+
+def _library_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    versions = {
+        "wavemae": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    try:
+        import onnxscript
+
+        versions["onnxscript"] = onnxscript.__version__
+    except ImportError:  # pragma: no cover - onnxscript is part of the train extra
+        pass
+    return versions
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def export_model(
+    model: WaveMAE,
+    out_dir: str | os.PathLike,
+    *,
+    preprocessor: Any,
+    wavelengths: Any,
+    unit: str,
+    name: str,
+    version: str,
+    provenance: dict[str, Any] | None = None,
+    verify_spectra: np.ndarray,
+    quantize: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
+    min_verify_spectra: int = MIN_VERIFY_SPECTRA,
+) -> Path:
+    """Export ``model`` (eval mode, its current weights) to the artifact folder ``out_dir``.
+
+    Args:
+        model: a :class:`WaveMAE`; pass the EMA weights (``load_checkpoint`` does).
+        out_dir: the artifact folder to create; must not exist or be empty unless ``overwrite``.
+        preprocessor: the fitted ``wavemae.preprocessing.Preprocessor`` (or its ``to_dict()``)
+            that turns raw spectra into model input, or None for raw input on the model grid.
+        wavelengths: ``(seq_len,)`` model grid in ``unit``.
+        unit: ``"nm"`` or ``"cm-1"`` (``"cm^-1"`` accepted).
+        name, version: the model's name and version (``model_id`` = ``"name:version"``).
+        provenance: training command, data checksum, held-out metrics ... (plain JSON values).
+        verify_spectra: ``(N, seq_len)`` model-input spectra (already preprocessed), real ones,
+            ``N >= min_verify_spectra``; the parity checks run on them.
+        quantize: None or ``"int8"`` (ONNX Runtime dynamic quantisation of the encoder, kept
+            only if faster with retrieval intact; see :mod:`wavemae.quantize`).
+        opset: ONNX opset.
+        overwrite: replace an existing non-empty ``out_dir``.
+        min_verify_spectra: minimum ``N`` (64 for real exports).
+
+    Returns:
+        ``out_dir`` as a Path, holding the verified files and ``manifest.json``.
+
+    Raises:
+        ValueError: for inconsistent arguments (grid length, unit, too few spectra ...).
+        FileExistsError: if ``out_dir`` is a non-empty folder and ``overwrite`` is False.
+        ExportVerificationError: if a parity, checker or batch-size check fails, with numbers.
+    """
+    if not isinstance(model, WaveMAE):
+        raise TypeError(f"model must be a WaveMAE, got {type(model).__name__}")
+    seq_len, latent_dim = model.seq_len, model.latent_dim
+    grid = np.asarray(wavelengths, dtype=np.float64).ravel()
+    if grid.shape != (seq_len,):
+        raise ValueError(f"wavelengths has {grid.size} values but seq_len={seq_len}")
+    unit = canonical_unit(unit)
+    spectra = np.asarray(verify_spectra, dtype=np.float32)
+    if spectra.ndim != 2 or spectra.shape[1] != seq_len:
+        raise ValueError(f"verify_spectra must be (N, seq_len={seq_len}), got {spectra.shape}")
+    if spectra.shape[0] < min_verify_spectra:
+        raise ValueError(
+            f"verify_spectra has {spectra.shape[0]} spectra; at least {min_verify_spectra} needed"
+        )
+    if not np.all(np.isfinite(spectra)):
+        raise ValueError("verify_spectra contains NaN or infinite values")
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize={quantize!r} must be None or 'int8'")
+    if not name or not version:
+        raise ValueError(f"name={name!r} and version={version!r} must be non-empty")
+    pre_dict = preprocessor.to_dict() if hasattr(preprocessor, "to_dict") else preprocessor
+    if pre_dict is not None and not isinstance(pre_dict, dict):
+        raise ValueError(f"preprocessor must have to_dict() or be a dict, got {type(pre_dict)}")
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            _write_graphs(model, staging, opset)
+            verification = verify_exported(model, staging, spectra)
+        quantization = None
+        if quantize == "int8":
+            from wavemae.quantize import quantize_encoder_int8
+
+            quantization = quantize_encoder_int8(staging, spectra)
+        roles = [r for r in FILE_NAMES if (staging / FILE_NAMES[r]).is_file()]
+        files = {
+            role: FileEntry(
+                FILE_NAMES[role], sha256_file(staging / FILE_NAMES[role]),
+                (staging / FILE_NAMES[role]).stat().st_size,
+            )
+            for role in roles
+        }
+        specs = tensor_specs_for(seq_len, latent_dim)
+        manifest = Manifest(
+            schema_version=SCHEMA_VERSION,
+            name=name,
+            version=version,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            seq_len=seq_len,
+            latent_dim=latent_dim,
+            wavelengths=tuple(float(w) for w in grid),
+            wavelength_unit=unit,
+            preprocessing=pre_dict,
+            files=files,
+            tensors={role: specs[role] for role in roles},
+            opset=opset,
+            model_config=model.config.to_dict(),
+            libraries=_library_versions(),
+            provenance=dict(provenance or {}),
+            verification=verification,
+            quantization=quantization,
+        )
+        (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+        load_artifact(staging, verify=True)  # the exact check the service will run
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        model.train(was_training)
+    return out
+
+
+def export_checkpoint(
+    checkpoint_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    data: Any = None,
+    name: str | None = None,
+    version: str | None = None,
+    quantize: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> Path:
+    """Export a training checkpoint (its EMA weights) with :func:`export_model`.
+
+    Args:
+        checkpoint_path: a file written by :func:`wavemae.checkpoint.save_checkpoint`.
+        out_dir: the artifact folder to create.
+        data: a ``wavemae.data.Spectra`` of held-out raw spectra for verification (and for the
+            int8 retrieval check); default: the ``tablet`` corpus's test split.
+        name: model name; default the checkpoint's ``provenance["name"]`` or ``"wavemae"``.
+        version: default ``"<step>-<first 8 hex of the checkpoint's sha256>"``.
+        quantize, opset, overwrite: as for :func:`export_model`.
+        command: the export command line, recorded in the manifest's provenance.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ValueError: if the checkpoint lacks a wavelength grid, or ``data`` cannot be brought
+            onto it.
+    """
+    from wavemae.checkpoint import load_checkpoint
+
+    path = Path(checkpoint_path)
+    ckpt = load_checkpoint(path, weights="ema")
+    if ckpt.wavelengths is None or ckpt.unit is None:
+        raise ValueError(f"{path} records no wavelength grid/unit; it cannot be served")
+    sha = sha256_file(path)
+    if data is None:
+        from wavemae.data import load_corpus
+
+        data = load_corpus("tablet", split="test")
+    spectra = _model_input(ckpt.preprocessing, data, np.asarray(ckpt.wavelengths), ckpt.unit)
+    provenance = dict(ckpt.provenance)
+    provenance.update(
+        checkpoint={"file": path.name, "sha256": sha, "step": ckpt.step, "weights": "ema"},
+        train_config=ckpt.train_config,
+        export_command=command or " ".join(sys.argv),
+        verification_data=getattr(data, "name", None) or "tablet:test",
+    )
+    return export_model(
+        ckpt.model,
+        out_dir,
+        preprocessor=ckpt.preprocessing,
+        wavelengths=ckpt.wavelengths,
+        unit=ckpt.unit,
+        name=name or str(ckpt.provenance.get("name") or "wavemae"),
+        version=version or f"{ckpt.step}-{sha[:8]}",
+        provenance=provenance,
+        verify_spectra=spectra,
+        quantize=quantize,
+        opset=opset,
+        overwrite=overwrite,
+    )
+
+
+def _model_input(preprocessing: dict | None, data: Any, grid: np.ndarray, unit: str) -> np.ndarray:
+    """Raw ``data`` (a Spectra) -> ``(N, seq_len)`` float32 model input."""
+    values = np.asarray(data.values, dtype=np.float64)
+    data_unit = canonical_unit(getattr(data, "unit", unit))
+    if data_unit != canonical_unit(unit):
+        raise ValueError(f"verification data are in {data_unit!r} but the model grid in {unit!r}")
+    wavelengths = np.asarray(data.wavelengths, dtype=np.float64)
+    if preprocessing is not None:
+        from wavemae.preprocessing import Preprocessor
+
+        out = Preprocessor.from_dict(preprocessing).transform(values, wavelengths)
+    elif wavelengths.shape == grid.shape and np.allclose(wavelengths, grid):
+        out = values
+    else:
+        from wavemae.preprocessing import resample_to_grid
+
+        out = resample_to_grid(values, wavelengths, grid)
+    return np.asarray(out, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- tiny models
+
+
+def synthetic_spectra(n: int, wavelengths: Any, *, seed: int = 0) -> np.ndarray:
+    """``(n, L)`` float32 smooth NIR-like spectra on ``wavelengths``: 3 Gaussian bands whose
+    heights vary per spectrum, a sloped baseline and a little noise. For tests and demos."""
+    grid = np.asarray(wavelengths, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    t = (grid - grid[0]) / max(float(grid[-1] - grid[0]), 1e-12)  # (L,) in [0, 1]
+    centres = np.array([0.2, 0.5, 0.8])
+    heights = rng.uniform(0.2, 1.0, size=(n, 3))
+    bands = np.exp(-0.5 * ((t[None, None, :] - centres[None, :, None]) / 0.06) ** 2)
+    values = np.einsum("nk,nkl->nl", heights, np.broadcast_to(bands, (n, 3, grid.size)))
+    baseline = rng.uniform(0.0, 0.3, size=(n, 1)) + rng.uniform(-0.2, 0.2, size=(n, 1)) * t
+    noise = rng.normal(0.0, 0.005, size=values.shape)
+    return (values + baseline + noise).astype(np.float32)
+
+
+def _tiny_preprocessor(raw: np.ndarray, grid: np.ndarray) -> Any:
+    """SNV + per-band standardisation fitted on ``raw`` (N, L) on the model ``grid``."""
+    from wavemae.preprocessing import Preprocessor
+
+    return Preprocessor(wavelengths=grid, unit="nm", normalization="snv", standardize=True).fit(
+        raw
+    )
+
+
+def export_tiny_model(
+    out_dir: str | os.PathLike,
+    *,
+    seq_len: int = 64,
+    latent_dim: int = 16,
+    seed: int = 0,
+    quantize: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export a tiny random-weight WaveMAE with a fitted synthetic preprocessor, in seconds.
+
+    For test suites (export, artifact, service): the full verified export, TorchScript
+    included, of a 2-layer ``d_model=32`` model on a 1100-1700 nm grid of ``seq_len`` points.
+    Its embeddings mean nothing; its files, manifest and parity are real.
+
+    Args:
+        out_dir: artifact folder to create.
+        seq_len: grid length; a multiple of 8 (the model hides 4 of 8 blocks).
+        latent_dim: embedding size.
+        seed: weights, spectra and preprocessing fit are all determined by it.
+        quantize, overwrite: as for :func:`export_model`.
+
+    Returns:
+        ``out_dir`` as a Path.
+    """
+    if seq_len <= 0 or seq_len % 8 != 0:
+        raise ValueError(f"seq_len={seq_len} must be a positive multiple of 8")
+    torch.manual_seed(seed)
+    model = WaveMAE(
+        seq_len, d_model=32, nhead=4, num_layers=2, dim_feedforward=64, dropout=0.0,
+        latent_dim=latent_dim, dec_hidden=32, dec_dropout=0.0, n_blocks=8, n_mask=4,
+    ).eval()
+    grid = np.linspace(1100.0, 1700.0, seq_len)
+    raw = synthetic_spectra(96, grid, seed=seed)
+    preprocessor = _tiny_preprocessor(raw, grid)
+    x = preprocessor.transform(raw)
+    return export_model(
+        model, out_dir, preprocessor=preprocessor, wavelengths=grid, unit="nm",
+        name="wavemae-tiny", version=f"test-{seed}",
+        provenance={"command": "wavemae.export.export_tiny_model", "seed": seed,
+                    "note": "random weights, synthetic spectra: for tests only"},
+        verify_spectra=x, quantize=quantize, overwrite=overwrite,
+    )
