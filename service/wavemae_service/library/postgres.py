@@ -1,0 +1,623 @@
+"""Shared library: PostgreSQL + pgvector, so every replica of the service sees the same library.
+
+Same interface and semantics as the embedded :mod:`.sqlite` store (ids, metadata filters, the
+model-version rules, errors); both pass ``tests/service/test_library_store.py``.
+
+Layout (one table of entries plus a key/value table, created or migrated at start-up under an
+advisory lock, so replicas starting together do not race):
+
+- ``spectrum``/``wavelengths`` float64 and ``embedding``/``processed`` float32 as little-endian
+  ``bytea``: the exact bits, whatever the dims of the model that wrote them (source of truth for
+  reads and re-embedding);
+- ``embedding_v vector(latent_dim)`` with an HNSW index (cosine distance) and
+  ``processed_v vector(seq_len)`` (searched exactly): the served model's search copies. When the
+  served model's dims change, start-up retypes these columns (old vectors are useless to a new
+  model anyway) and the entries stay stale until re-embedded;
+- ``metadata jsonb`` with a GIN index: filters are jsonb containment / equality.
+
+Search: ``space="embedding"`` without a metadata filter uses the HNSW index (approximate: with
+``hnsw.ef_search`` >= k a small library is answered exactly; a large one may, rarely, miss a true
+neighbour). With a metadata filter, and for ``space="spectrum"``, the search is an exact scan
+(pgvector 0.6 has no iterative index scans, so an index scan plus a selective filter could
+return fewer than ``k`` hits). Pass ``exact_search=True`` to never use the index.
+
+Durability and concurrency: every write is one transaction, so a replica that dies mid-write
+leaves the entry either fully written or absent. The library's model version lives in one row;
+writes read it ``FOR SHARE`` and only a write that changes it takes it ``FOR UPDATE``, so two
+replicas serving different models cannot both adopt an empty library.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .base import (
+    DimensionMismatchError,
+    EntryNotFoundError,
+    LibraryEntry,
+    LibraryError,
+    LibraryStore,
+    MetadataFilter,
+    ModelVersionMismatchError,
+    SearchHit,
+    SearchSpace,
+)
+
+__all__ = ["LibraryUnavailableError", "PostgresLibraryStore"]
+
+SCHEMA_VERSION = "1"
+ENTRIES = "wavemae_library_entries"
+META = "wavemae_library_meta"
+#: pgvector cannot build an HNSW index over ``vector`` columns wider than this.
+HNSW_MAX_DIMS = 2000
+# Key of the advisory lock that serialises schema creation and migration across replicas.
+_SCHEMA_LOCK_KEY = 0x5741_5645_4D41_45  # "WAVEMAE"
+
+_COLUMNS = (
+    "id, spectrum, wavelengths, metadata, embedding, processed, model_version, "
+    "created_at, updated_at"
+)
+
+T = TypeVar("T")
+
+
+class LibraryUnavailableError(LibraryError):
+    """The database cannot be reached (down, wrong URL, credentials). Retry later."""
+
+
+def _normalise_url(url: str) -> str:
+    """Accept SQLAlchemy-style ``postgresql+psycopg://`` as well as libpq URIs."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def _f32_bytes(array: np.ndarray) -> bytes:
+    return np.asarray(array, dtype="<f4").tobytes()
+
+
+def _entry_from_row(row: tuple[Any, ...]) -> LibraryEntry:
+    entry_id, spectrum, wavelengths, metadata, embedding, processed, version, created, updated = row
+    return LibraryEntry(
+        id=entry_id,
+        spectrum=np.frombuffer(spectrum, dtype="<f8").copy(),
+        wavelengths=None if wavelengths is None else np.frombuffer(wavelengths, "<f8").copy(),
+        metadata=metadata,
+        embedding=np.frombuffer(embedding, dtype="<f4").copy(),
+        processed=np.frombuffer(processed, dtype="<f4").copy(),
+        model_version=version,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def filter_clause(metadata_filter: MetadataFilter | None) -> tuple[sql.Composable, list[Any]]:
+    """SQL condition (and its parameters) equivalent to :func:`.base.matches_filter`.
+
+    A scalar value becomes jsonb containment ``metadata @> {key: value}`` (GIN-indexable; jsonb
+    compares numbers by value and keeps ``true`` apart from ``1``, as JSON does); a list value
+    "any of" becomes ``metadata -> key = ANY(values)``; an object value, exact jsonb equality.
+    """
+    if not metadata_filter:
+        return sql.SQL("TRUE"), []
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    for key, wanted in metadata_filter.items():
+        if isinstance(wanted, list):
+            parts.append(sql.SQL("(metadata -> %s) = ANY(%s::jsonb[])"))
+            params += [str(key), [Jsonb(w) for w in wanted]]
+        elif isinstance(wanted, dict):
+            parts.append(sql.SQL("(metadata -> %s) = %s::jsonb"))
+            params += [str(key), Jsonb(wanted)]
+        else:
+            parts.append(sql.SQL("metadata @> %s::jsonb"))
+            params.append(Jsonb({str(key): wanted}))
+    return sql.SQL(" AND ").join(parts), params
+
+
+class PostgresLibraryStore(LibraryStore):
+    """Library store on PostgreSQL + pgvector (see module docstring).
+
+    Args:
+        url: ``postgresql://user:password@host:port/dbname`` (any libpq URI or conninfo).
+        latent_dim: served model's embedding width.
+        seq_len: served model's grid length.
+        pool_min_size, pool_max_size: connections kept open / allowed per process.
+        connect_timeout_s: how long start-up waits for the database to accept connections
+            (a replica may start before its database); LibraryUnavailableError after that.
+        hnsw_ef_search: candidate list size of an HNSW search (raised to ``k`` when smaller);
+            higher is more exact and slower.
+        exact_search: never use the HNSW index (exact cosine scan for every search).
+
+    Raises:
+        LibraryUnavailableError: no connection within ``connect_timeout_s``.
+        ValueError: non-positive dims.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        latent_dim: int,
+        seq_len: int,
+        pool_min_size: int = 1,
+        pool_max_size: int = 8,
+        connect_timeout_s: float = 30.0,
+        hnsw_ef_search: int = 100,
+        exact_search: bool = False,
+    ) -> None:
+        if latent_dim < 1 or seq_len < 1:
+            raise ValueError(f"latent_dim={latent_dim} and seq_len={seq_len} must be >= 1")
+        self.latent_dim = int(latent_dim)
+        self.seq_len = int(seq_len)
+        self.hnsw_ef_search = int(hnsw_ef_search)
+        self.exact_search = bool(exact_search)
+        self._url = _normalise_url(url)
+        self._wait_for_database(connect_timeout_s)
+        self._migrate()
+        self._pool = ConnectionPool(
+            self._url,
+            min_size=pool_min_size,
+            max_size=pool_max_size,
+            kwargs={"autocommit": True},
+            configure=register_vector,
+            open=False,
+            name="wavemae-library",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+        except (psycopg.Error, PoolTimeout) as exc:
+            self._pool.close()
+            raise LibraryUnavailableError(
+                f"cannot open the library connection pool: {exc}"
+            ) from exc
+
+    # -- start-up ------------------------------------------------------------------------
+
+    def _wait_for_database(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with psycopg.connect(self._url, connect_timeout=5):
+                    return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    raise LibraryUnavailableError(
+                        f"the library database did not accept connections within "
+                        f"{timeout_s:g} s: {exc}"
+                    ) from exc
+                time.sleep(0.5)
+
+    def _migrate(self) -> None:
+        """Create the schema, or retype the vector columns for the served model's dims."""
+        with psycopg.connect(self._url, autocommit=True) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            register_vector(conn)
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text)"
+                ).format(meta=sql.Identifier(META))
+            )
+            conn.execute(
+                sql.SQL(
+                    """CREATE TABLE IF NOT EXISTS {entries} (
+                    id            text COLLATE "C" PRIMARY KEY,
+                    spectrum      bytea NOT NULL,
+                    wavelengths   bytea,
+                    metadata      jsonb NOT NULL,
+                    embedding     bytea NOT NULL,
+                    processed     bytea NOT NULL,
+                    embedding_v   vector({dim}),
+                    processed_v   vector({seq}),
+                    model_version text NOT NULL,
+                    created_at    double precision NOT NULL,
+                    updated_at    double precision NOT NULL)"""
+                ).format(
+                    entries=sql.Identifier(ENTRIES),
+                    dim=sql.Literal(self.latent_dim),
+                    seq=sql.Literal(self.seq_len),
+                )
+            )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {meta} VALUES ('schema_version', %s), ('model_version', NULL) "
+                    "ON CONFLICT (key) DO NOTHING"
+                ).format(meta=sql.Identifier(META)),
+                (SCHEMA_VERSION,),
+            )
+            self._retype_vector_column(conn, "embedding_v", "embedding", self.latent_dim)
+            self._retype_vector_column(conn, "processed_v", "processed", self.seq_len)
+            if self.latent_dim <= HNSW_MAX_DIMS:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE INDEX IF NOT EXISTS {name} ON {entries} "
+                        "USING hnsw (embedding_v vector_cosine_ops)"
+                    ).format(
+                        name=sql.Identifier(f"{ENTRIES}_embedding_hnsw"),
+                        entries=sql.Identifier(ENTRIES),
+                    )
+                )
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {name} ON {entries} USING gin (metadata)"
+                ).format(
+                    name=sql.Identifier(f"{ENTRIES}_metadata_gin"),
+                    entries=sql.Identifier(ENTRIES),
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {entries} (model_version)").format(
+                    name=sql.Identifier(f"{ENTRIES}_model_version"),
+                    entries=sql.Identifier(ENTRIES),
+                )
+            )
+
+    @staticmethod
+    def _retype_vector_column(conn: psycopg.Connection, column: str, raw: str, dims: int) -> None:
+        """Make ``column`` a ``vector(dims)``, refilled from the raw float32 bytes that fit."""
+        row = conn.execute(
+            "SELECT atttypmod FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
+            (ENTRIES, column),
+        ).fetchone()
+        if row is not None and row[0] == dims:
+            return
+        entries = sql.Identifier(ENTRIES)
+        if column == "embedding_v":
+            conn.execute(
+                sql.SQL("DROP INDEX IF EXISTS {}").format(
+                    sql.Identifier(f"{ENTRIES}_embedding_hnsw")
+                )
+            )
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {entries} ALTER COLUMN {col} TYPE vector({dims}) USING NULL"
+            ).format(entries=entries, col=sql.Identifier(column), dims=sql.Literal(dims))
+        )
+        fitting = conn.execute(
+            sql.SQL("SELECT id, {raw} FROM {entries} WHERE octet_length({raw}) = %s").format(
+                raw=sql.Identifier(raw), entries=entries
+            ),
+            (4 * dims,),
+        ).fetchall()
+        with conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("UPDATE {entries} SET {col} = %s WHERE id = %s").format(
+                    entries=entries, col=sql.Identifier(column)
+                ),
+                [(np.frombuffer(blob, dtype="<f4"), entry_id) for entry_id, blob in fitting],
+            )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _run(self, work: Callable[[psycopg.Connection], T], *, transaction: bool = True) -> T:
+        """Run ``work(conn)`` on a pooled connection, in one transaction unless told otherwise."""
+        try:
+            with self._pool.connection() as conn:
+                if not transaction:
+                    return work(conn)
+                with conn.transaction():
+                    return work(conn)
+        except psycopg.OperationalError as exc:
+            raise LibraryUnavailableError(f"library database error: {exc}") from exc
+
+    def _lock_version(self, conn: psycopg.Connection, *, for_update: bool) -> str | None:
+        mode = sql.SQL("FOR UPDATE" if for_update else "FOR SHARE")
+        row = conn.execute(
+            sql.SQL("SELECT value FROM {meta} WHERE key = 'model_version' {mode}").format(
+                meta=sql.Identifier(META), mode=mode
+            )
+        ).fetchone()
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _has_entries(conn: psycopg.Connection) -> bool:
+        query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {entries})").format(
+            entries=sql.Identifier(ENTRIES)
+        )
+        return bool(conn.execute(query).fetchone()[0])
+
+    def _set_version(self, conn: psycopg.Connection, model_version: str) -> None:
+        conn.execute(
+            sql.SQL("UPDATE {meta} SET value = %s WHERE key = 'model_version'").format(
+                meta=sql.Identifier(META)
+            ),
+            (model_version,),
+        )
+
+    def _check_shapes(self, embeddings: np.ndarray, processed: np.ndarray, n: int) -> None:
+        if embeddings.shape != (n, self.latent_dim):
+            raise DimensionMismatchError(
+                f"embeddings must be ({n}, {self.latent_dim}), got {embeddings.shape}"
+            )
+        if processed.shape != (n, self.seq_len):
+            raise DimensionMismatchError(
+                f"processed spectra must be ({n}, {self.seq_len}), got {processed.shape}"
+            )
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def model_version(self) -> str | None:
+        def work(conn: psycopg.Connection) -> str | None:
+            row = conn.execute(
+                sql.SQL("SELECT value FROM {meta} WHERE key = 'model_version'").format(
+                    meta=sql.Identifier(META)
+                )
+            ).fetchone()
+            return None if row is None else row[0]
+
+        return self._run(work, transaction=False)
+
+    def count(self, metadata_filter: MetadataFilter | None = None) -> int:
+        where, params = filter_clause(metadata_filter)
+        query = sql.SQL("SELECT count(*) FROM {entries} WHERE {where}").format(
+            entries=sql.Identifier(ENTRIES), where=where
+        )
+        return int(
+            self._run(lambda conn: conn.execute(query, params).fetchone()[0], transaction=False)
+        )
+
+    # -- writes --------------------------------------------------------------------------
+
+    def put(self, entries: Sequence[LibraryEntry], *, model_version: str) -> None:
+        if not entries:
+            return
+        ids = [e.id for e in entries]
+        if len(set(ids)) != len(ids):
+            raise ValueError(
+                "duplicate ids in one write: "
+                + ", ".join(sorted({i for i in ids if ids.count(i) > 1}))
+            )
+        for entry in entries:
+            if entry.model_version != model_version:
+                raise ValueError(
+                    f"entry {entry.id!r} has model_version={entry.model_version!r}, "
+                    f"not {model_version!r}"
+                )
+            self._check_shapes(entry.embedding[None], entry.processed[None], 1)
+        now = time.time()
+        rows = [
+            (
+                e.id,
+                e.spectrum.astype("<f8").tobytes(),
+                None if e.wavelengths is None else e.wavelengths.astype("<f8").tobytes(),
+                Jsonb(e.metadata),
+                _f32_bytes(e.embedding),
+                _f32_bytes(e.processed),
+                e.embedding.astype(np.float32),
+                e.processed.astype(np.float32),
+                model_version,
+                now,
+                now,
+            )
+            for e in entries
+        ]
+        upsert = sql.SQL(
+            "INSERT INTO {entries} (id, spectrum, wavelengths, metadata, embedding, processed, "
+            "embedding_v, processed_v, model_version, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET spectrum = EXCLUDED.spectrum, "
+            "wavelengths = EXCLUDED.wavelengths, metadata = EXCLUDED.metadata, "
+            "embedding = EXCLUDED.embedding, processed = EXCLUDED.processed, "
+            "embedding_v = EXCLUDED.embedding_v, processed_v = EXCLUDED.processed_v, "
+            "model_version = EXCLUDED.model_version, updated_at = EXCLUDED.updated_at"
+        ).format(entries=sql.Identifier(ENTRIES))
+
+        def work(conn: psycopg.Connection, *, for_update: bool) -> bool:
+            version = self._lock_version(conn, for_update=for_update)
+            if version != model_version:
+                if self._has_entries(conn):
+                    raise ModelVersionMismatchError(version, model_version)
+                if not for_update:
+                    return False  # adopting needs the exclusive lock: retry with it
+                self._set_version(conn, model_version)
+            with conn.cursor() as cur:
+                try:
+                    cur.executemany(upsert, rows)
+                except psycopg.errors.DataException as exc:
+                    # Another replica serving a model of other dims retyped the vector columns.
+                    raise DimensionMismatchError(
+                        f"the library's vector columns no longer fit this model's dims "
+                        f"({self.latent_dim}, {self.seq_len}): {exc.diag.message_primary}"
+                    ) from exc
+            return True
+
+        if not self._run(lambda conn: work(conn, for_update=False)):
+            self._run(lambda conn: work(conn, for_update=True))
+
+    def delete(self, entry_id: str) -> None:
+        query = sql.SQL("DELETE FROM {entries} WHERE id = %s").format(
+            entries=sql.Identifier(ENTRIES)
+        )
+        if self._run(lambda conn: conn.execute(query, (entry_id,)).rowcount) == 0:
+            raise EntryNotFoundError(entry_id)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, entry_id: str) -> LibraryEntry:
+        query = sql.SQL("SELECT {cols} FROM {entries} WHERE id = %s").format(
+            cols=sql.SQL(_COLUMNS), entries=sql.Identifier(ENTRIES)
+        )
+        row = self._run(lambda conn: conn.execute(query, (entry_id,)).fetchone(), transaction=False)
+        if row is None:
+            raise EntryNotFoundError(entry_id)
+        return _entry_from_row(row)
+
+    def list_entries(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[LibraryEntry]:
+        if offset < 0 or limit < 0:
+            raise ValueError(f"offset={offset} and limit={limit} must be >= 0")
+        where, params = filter_clause(metadata_filter)
+        query = sql.SQL(
+            "SELECT {cols} FROM {entries} WHERE {where} ORDER BY id LIMIT %s OFFSET %s"
+        ).format(cols=sql.SQL(_COLUMNS), entries=sql.Identifier(ENTRIES), where=where)
+        rows = self._run(
+            lambda conn: conn.execute(query, [*params, limit, offset]).fetchall(),
+            transaction=False,
+        )
+        return [_entry_from_row(r) for r in rows]
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        model_version: str,
+        space: SearchSpace = "embedding",
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[list[SearchHit]]:
+        if space not in ("embedding", "spectrum"):
+            raise ValueError(f"space={space!r} must be 'embedding' or 'spectrum'")
+        if k < 1:
+            raise ValueError(f"k={k} must be >= 1")
+        width = self.latent_dim if space == "embedding" else self.seq_len
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != width:
+            raise DimensionMismatchError(
+                f"queries for space={space!r} must be (Q, {width}), got {queries.shape}"
+            )
+        column = sql.Identifier("embedding_v" if space == "embedding" else "processed_v")
+        where, params = filter_clause(metadata_filter)
+        use_index = (
+            space == "embedding"
+            and not metadata_filter
+            and not self.exact_search
+            and self.latent_dim <= HNSW_MAX_DIMS
+        )
+        entries = sql.Identifier(ENTRIES)
+        if use_index:
+            # ORDER BY the bare distance so the planner may use the HNSW index.
+            nearest = sql.SQL(
+                "SELECT id, metadata, {col} <=> %s AS distance FROM {entries} "
+                "WHERE {col} IS NOT NULL ORDER BY {col} <=> %s LIMIT %s"
+            ).format(col=column, entries=entries)
+        else:
+            # Exact scan; a zero vector has an undefined (NaN) cosine distance: score it 0.
+            nearest = sql.SQL(
+                "SELECT id, metadata, distance FROM (SELECT id, metadata, "
+                "COALESCE(NULLIF({col} <=> %s, 'NaN'::float8), 1.0) AS distance "
+                "FROM {entries} WHERE {col} IS NOT NULL AND {where}) AS scored "
+                "ORDER BY distance, id LIMIT %s"
+            ).format(col=column, entries=entries, where=where)
+        first_by_id = sql.SQL(
+            "SELECT id, metadata, 1.0 FROM {entries} WHERE {col} IS NOT NULL AND {where} "
+            "ORDER BY id LIMIT %s"
+        ).format(col=column, entries=entries, where=where)
+
+        def work(conn: psycopg.Connection) -> list[list[SearchHit]]:
+            if not self._has_entries(conn):
+                return [[] for _ in range(queries.shape[0])]
+            version = self._lock_version(conn, for_update=False)
+            if version != model_version:
+                raise ModelVersionMismatchError(version, model_version)
+            if use_index:
+                conn.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, true)",
+                    (str(min(1000, max(self.hnsw_ef_search, k))),),
+                )
+            results = []
+            for query in queries:
+                if not np.any(query):
+                    # Cosine with a zero query is 0 for every entry: ties, broken by id.
+                    rows = conn.execute(first_by_id, [*params, k]).fetchall()
+                elif use_index:
+                    rows = conn.execute(nearest, (query, query, k)).fetchall()
+                else:
+                    rows = conn.execute(nearest, [query, *params, k]).fetchall()
+                hits = [
+                    SearchHit(id=i, score=float(np.clip(1.0 - d, -1.0, 1.0)), metadata=m)
+                    for i, m, d in rows
+                ]
+                hits.sort(key=lambda h: (-h.score, h.id))
+                results.append(hits)
+            return results
+
+        return self._run(work)
+
+    # -- re-embedding --------------------------------------------------------------------
+
+    def iter_stale(self, model_version: str, batch_size: int) -> Iterator[list[LibraryEntry]]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        query = sql.SQL(
+            "SELECT {cols} FROM {entries} WHERE model_version <> %s AND id > %s "
+            "ORDER BY id LIMIT %s"
+        ).format(cols=sql.SQL(_COLUMNS), entries=sql.Identifier(ENTRIES))
+        after = ""
+        while True:
+            rows = self._run(
+                lambda conn, after=after: conn.execute(
+                    query, (model_version, after, batch_size)
+                ).fetchall(),
+                transaction=False,
+            )
+            if not rows:
+                return
+            batch = [_entry_from_row(r) for r in rows]
+            after = batch[-1].id
+            yield batch
+
+    def replace_embeddings(
+        self,
+        ids: Sequence[str],
+        embeddings: np.ndarray,
+        processed: np.ndarray,
+        *,
+        model_version: str,
+    ) -> None:
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        processed = np.asarray(processed, dtype=np.float32)
+        self._check_shapes(embeddings, processed, len(ids))
+        now = time.time()
+        update = sql.SQL(
+            "UPDATE {entries} SET embedding = %s, processed = %s, embedding_v = %s, "
+            "processed_v = %s, model_version = %s, updated_at = %s WHERE id = %s"
+        ).format(entries=sql.Identifier(ENTRIES))
+        rows = [
+            (_f32_bytes(emb), _f32_bytes(proc), emb, proc, model_version, now, entry_id)
+            for entry_id, emb, proc in zip(ids, embeddings, processed, strict=True)
+        ]
+
+        def work(conn: psycopg.Connection) -> None:
+            self._lock_version(conn, for_update=True)
+            with conn.cursor() as cur:
+                cur.executemany(update, rows)
+            self._mark_version_in(conn, model_version)
+
+        self._run(work)
+
+    def _mark_version_in(self, conn: psycopg.Connection, model_version: str) -> None:
+        stale = conn.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {entries} WHERE model_version <> %s)").format(
+                entries=sql.Identifier(ENTRIES)
+            ),
+            (model_version,),
+        ).fetchone()[0]
+        if not stale:
+            self._set_version(conn, model_version)
+
+    def mark_version(self, model_version: str) -> None:
+        def work(conn: psycopg.Connection) -> None:
+            self._lock_version(conn, for_update=True)
+            self._mark_version_in(conn, model_version)
+
+        self._run(work)
+
+    def close(self) -> None:
+        self._pool.close()
