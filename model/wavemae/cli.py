@@ -30,5 +30,47 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command("export")
+def export_cmd(
+    checkpoint: str = typer.Argument(..., help="Training checkpoint (its EMA weights are used)."),
+    out: str = typer.Option(..., "--out", help="Artifact folder to create."),
+    quantize: str = typer.Option(
+        None, "--quantize", help="'int8': also write encoder.int8.onnx if faster with "
+        "retrieval intact on the held-out spectra."
+    ),
+    name: str = typer.Option(None, "--name", help="Model name (default: from the checkpoint)."),
+    model_version: str = typer.Option(
+        None, "--version", help="Model version (default: '<step>-<checkpoint sha256[:8]>')."
+    ),
+    data: str = typer.Option(
+        "tablet:test", "--data", help="Held-out verification spectra as CORPUS[:SPLIT]."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+) -> None:
+    """Export a checkpoint to an ONNX + TorchScript artifact folder with a verified manifest."""
+    import json
+    import shlex
+    import sys
+
+    from wavemae.data import load_corpus
+    from wavemae.export import export_checkpoint
+
+    corpus, _, split = data.partition(":")
+    spectra = load_corpus(corpus, split=split or None)
+    folder = export_checkpoint(
+        checkpoint, out, data=spectra, name=name, version=model_version, quantize=quantize,
+        overwrite=overwrite, command=shlex.join(["wavemae", *sys.argv[1:]]),
+    )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    enc = manifest["verification"]["encoder"]
+    typer.echo(
+        f"exported {manifest['name']}:{manifest['version']} to {folder} "
+        f"(onnx encoder max abs {enc['max_abs']:.2g}, min cosine {enc['min_cosine']:.7f}, "
+        f"{manifest['verification']['n_spectra']} spectra)"
+    )
+    if manifest.get("quantization"):
+        typer.echo(f"int8: {json.dumps(manifest['quantization'])}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
