@@ -1,0 +1,90 @@
+"""Small text-parsing helpers shared by the spectra readers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wavemae.data.spectra import SpectraFormatError
+
+__all__ = ["cell_value", "guess_unit", "ordered_grid", "parse_float", "read_text", "unit_from_text"]
+
+
+def read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpectraFormatError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    if not raw.strip():
+        raise SpectraFormatError(path, "the file is empty")
+    for encoding in ("utf-8-sig", "latin-1"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise SpectraFormatError(path, "the file is not text")  # pragma: no cover - latin-1 decodes all
+
+
+def parse_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def ordered_grid(
+    path: Path, wavelengths: np.ndarray, values: np.ndarray, *, line: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid made strictly increasing (descending files reversed); duplicates/disorder rejected."""
+    if wavelengths.size == 0:
+        raise SpectraFormatError(path, "no wavelength columns", line=line)
+    if not np.all(np.isfinite(wavelengths)):
+        raise SpectraFormatError(path, "the wavelength axis contains NaN or inf", line=line)
+    if wavelengths.size > 1:
+        steps = np.diff(wavelengths)
+        if np.all(steps < 0):
+            return wavelengths[::-1].copy(), values[:, ::-1].copy()
+        if not np.all(steps > 0):
+            equal = np.flatnonzero(steps == 0)
+            if equal.size:
+                k = int(equal[0])
+                problem = f"duplicate wavelength {wavelengths[k]:g} (columns {k + 1} and {k + 2})"
+            else:
+                k = int(np.flatnonzero(np.sign(steps) != np.sign(steps[0]))[0])
+                problem = (
+                    "wavelengths are neither increasing nor decreasing "
+                    f"({wavelengths[k]:g}, {wavelengths[k + 1]:g}, {wavelengths[k + 2]:g} "
+                    f"at columns {k + 1}-{k + 3})"
+                )
+            raise SpectraFormatError(path, problem, line=line)
+    return wavelengths, values
+
+
+def unit_from_text(text: str) -> str | None:
+    lowered = text.lower().replace(" ", "")
+    if any(h in lowered for h in ("cm-1", "cm^-1", "1/cm", "cm⁻¹", "wavenumber")):
+        return "cm-1"
+    if "nm" in lowered or "nanomet" in lowered or "wavelength" in lowered:
+        return "nm"
+    return None
+
+
+def guess_unit(wavelengths: np.ndarray) -> str:
+    """nm when the axis looks like UV-Vis-NIR wavelengths (150-2600), else cm^-1."""
+    return "nm" if wavelengths.min() >= 150 and wavelengths.max() <= 2600 else "cm-1"
+
+
+def cell_value(text: str) -> Any:
+    """A metadata cell as int, float or str (JSON-able)."""
+    stripped = text.strip()
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    number = parse_float(stripped)
+    if number is not None and math.isfinite(number):
+        return number
+    return stripped
