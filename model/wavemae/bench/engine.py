@@ -1,0 +1,228 @@
+"""``wavemae bench engine``: in-process encoder throughput of every available backend.
+
+For each backend (see :mod:`wavemae.bench.backends`) and batch size, spectra/s is measured
+as ``batch * calls / elapsed`` over a fixed time budget after a warm-up. The model's FLOPs per
+spectrum (from the manifest's config) turn the best throughput into GFLOP/s, shown as a
+fraction of this machine's measured matrix-multiply throughput in the same precision.
+Lower precisions are checked for retrieval parity against ONNX Runtime fp32 on held-out
+spectra: top-1 neighbour agreement and recall@5 (cosine, leave-one-out).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from wavemae.artifact import Artifact
+from wavemae.bench.backends import EncoderBackend, available_backends, cpu_has_bf16
+from wavemae.bench.flops import encoder_flops_per_spectrum, measure_matmul_gflops
+
+__all__ = [
+    "DEFAULT_BATCH_SIZES",
+    "PARITY_THRESHOLD",
+    "heldout_spectra",
+    "measure_throughput",
+    "neighbour_agreement",
+    "run_engine",
+]
+
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+PARITY_THRESHOLD = 0.99  # top-1 neighbour agreement a faster precision must keep
+
+
+def heldout_spectra(artifact: Artifact, *, limit: int = 512) -> tuple[np.ndarray, str]:
+    """Held-out spectra as model input ``(N, seq_len)`` float32, and where they came from.
+
+    Tries the ``tablet`` corpus's test split through the artifact's own preprocessing; when
+    that is not available (no data package, another grid), falls back to smooth synthetic
+    spectra (sums of Gaussian bands) on the model's grid, and says so.
+    """
+    try:
+        from wavemae.data import load_corpus
+
+        data = load_corpus("tablet", split="test")
+        x = artifact.preprocess(np.asarray(data.values)[:limit], np.asarray(data.wavelengths))
+        return x, f"tablet:test ({x.shape[0]} spectra)"
+    except Exception as exc:  # any failure means: use the fallback, and say why
+        reason = f"{type(exc).__name__}: {exc}"[:120]
+    rng = np.random.default_rng(0)
+    n, length = min(limit, 256), artifact.seq_len
+    grid = np.linspace(0.0, 1.0, length)
+    centres = rng.uniform(0.05, 0.95, (n, 6, 1))
+    widths = rng.uniform(0.01, 0.1, (n, 6, 1))
+    heights = rng.uniform(0.1, 1.0, (n, 6, 1))
+    raw = (heights * np.exp(-0.5 * ((grid - centres) / widths) ** 2)).sum(axis=1)
+    x = artifact.preprocess(raw)
+    return x, f"synthetic bands ({n} spectra; tablet:test unavailable: {reason})"
+
+
+def measure_throughput(
+    run: Callable[[np.ndarray], np.ndarray],
+    pool: np.ndarray,
+    batch: int,
+    *,
+    seconds: float = 0.5,
+    min_calls: int = 3,
+) -> dict[str, float]:
+    """Spectra/s of ``run`` on batches of ``batch`` rows drawn from ``pool`` ``(N, L)``.
+
+    Returns:
+        ``{"spectra_per_s", "ms_per_batch", "calls"}``; ``ms_per_batch`` is the median call.
+    """
+    reps = -(-batch // pool.shape[0])
+    x = np.ascontiguousarray(np.tile(pool, (reps, 1))[:batch])
+    run(x)  # warm-up: first calls allocate and pick kernels
+    run(x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - start
+    return {
+        "spectra_per_s": batch * len(times) / elapsed,
+        "ms_per_batch": float(np.median(times)) * 1e3,
+        "calls": len(times),
+    }
+
+
+def neighbour_agreement(reference: np.ndarray, other: np.ndarray, k: int = 5) -> dict[str, float]:
+    """Leave-one-out cosine retrieval of ``other`` compared with ``reference``, both ``(N, Z)``.
+
+    Returns:
+        ``top1_agreement`` (fraction of queries whose nearest other spectrum is the same),
+        ``recall_at_k`` (mean overlap of the two top-k lists / k), ``max_abs_diff``.
+    """
+    if reference.shape != other.shape or reference.shape[0] < k + 1:
+        raise ValueError(
+            f"need equal shapes with more than k={k} rows, got {reference.shape}, {other.shape}"
+        )
+
+    def ranks(z: np.ndarray) -> np.ndarray:
+        z = z / np.linalg.norm(z, axis=1, keepdims=True)
+        sim = z @ z.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argsort(-sim, axis=1, kind="stable")[:, :k]
+
+    ref, oth = ranks(reference.astype(np.float64)), ranks(other.astype(np.float64))
+    overlap = [len(set(a) & set(b)) / k for a, b in zip(ref, oth, strict=True)]
+    return {
+        "top1_agreement": float(np.mean(ref[:, 0] == oth[:, 0])),
+        f"recall_at_{k}": float(np.mean(overlap)),
+        "max_abs_diff": float(np.max(np.abs(reference - other))),
+    }
+
+
+def _embed_all(backend: EncoderBackend, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate([backend.run(x[i : i + batch]) for i in range(0, x.shape[0], batch)])
+
+
+def run_engine(
+    artifact: Artifact,
+    *,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    seconds: float = 0.5,
+    thread_counts: Sequence[int] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    backends: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Measure every available backend at every batch size; see the module docstring.
+
+    Args:
+        artifact: the loaded model artifact.
+        batch_sizes: batch sizes to time.
+        seconds: time budget per (backend, threads, batch size).
+        thread_counts: intra-op thread counts to try for every backend (default: 1 and all
+            CPUs). Each backend's best is over threads and batch sizes: on a shared machine,
+            two OpenMP threads can be 100x slower than one when another process holds a core.
+        checkpoint: optional training checkpoint for the eager backend's weights.
+        backends: only these backend names (default: all available).
+
+    Returns:
+        A JSON-ready dict: model, FLOPs per spectrum, matmul GFLOP/s, and per backend the
+        spectra/s by thread count and batch size, its best, GFLOP/s, fraction of peak, parity.
+    """
+    cpus = os.cpu_count() or 1
+    thread_counts = sorted(set(thread_counts or (1, cpus)))
+    flops = encoder_flops_per_spectrum(artifact.manifest.model_config)
+    peaks = {"fp32": measure_matmul_gflops("float32", threads=cpus)}
+    skipped: list[str] = []
+    if cpu_has_bf16():
+        try:
+            peaks["bf16"] = measure_matmul_gflops("bfloat16", threads=cpus)
+        except ValueError as exc:
+            skipped.append(f"bf16 matmul peak: {exc}")
+    pool, pool_source = heldout_spectra(artifact)
+    rows: dict[str, dict[str, Any]] = {}
+    for threads in thread_counts:
+        found, not_found = available_backends(artifact, threads=threads, checkpoint=checkpoint)
+        skipped.extend(n for n in not_found if n not in skipped)
+        if backends:
+            unknown = set(backends) - {b.name for b in found}
+            if unknown:
+                raise ValueError(
+                    f"backends {sorted(unknown)} are not available here; "
+                    f"available: {[b.name for b in found]}"
+                )
+            found = [b for b in found if b.name in backends]
+        for backend in found:
+            row = rows.setdefault(
+                backend.name,
+                {
+                    "name": backend.name,
+                    "precision": backend.precision,
+                    "note": backend.note,
+                    "by_threads": {},
+                    "embeddings": _embed_all(backend, pool),
+                },
+            )
+            row["by_threads"][str(threads)] = {
+                str(batch): measure_throughput(backend.run, pool, batch, seconds=seconds)
+                for batch in batch_sizes
+            }
+    if "onnxruntime-fp32" not in rows:
+        raise ValueError("the onnxruntime-fp32 reference backend must be measured")
+    reference = rows["onnxruntime-fp32"]["embeddings"]
+    for row in rows.values():
+        threads, batch, best = max(
+            (
+                (t, b, m["spectra_per_s"])
+                for t, by in row["by_threads"].items()
+                for b, m in by.items()
+            ),
+            key=lambda item: item[2],
+        )
+        gflops = best * flops / 1e9
+        peak = peaks.get("bf16" if row["precision"] == "bf16" else "fp32")
+        parity = neighbour_agreement(reference, row.pop("embeddings"))
+        row.update(
+            best_threads=int(threads),
+            best_batch=int(batch),
+            best_spectra_per_s=best,
+            gflops=gflops,
+            fraction_of_matmul_peak=gflops / peak if peak else None,
+            parity=parity,
+            parity_holds=parity["top1_agreement"] >= PARITY_THRESHOLD,
+        )
+    fp32_best = rows["onnxruntime-fp32"]["best_spectra_per_s"]
+    for row in rows.values():
+        row["speedup_vs_onnxruntime_fp32"] = row["best_spectra_per_s"] / fp32_best
+    return {
+        "mode": "engine",
+        "model": artifact.model_id,
+        "model_config": artifact.manifest.model_config,
+        "flops_per_spectrum": flops,
+        "matmul_gflops": peaks,
+        "cpus": cpus,
+        "thread_counts": thread_counts,
+        "batch_sizes": list(batch_sizes),
+        "heldout": pool_source,
+        "parity_threshold": PARITY_THRESHOLD,
+        "backends": list(rows.values()),
+        "skipped": skipped,
+    }

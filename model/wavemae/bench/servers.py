@@ -1,0 +1,140 @@
+"""Start a server as a subprocess on a free loopback port, wait until it is ready, stop it.
+
+Used by ``wavemae bench`` (the service and the hand-written baseline) and by the hardening
+tests. The child's output goes to a log file whose tail is shown when start-up fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+__all__ = ["ServerProcess", "baseline_command", "free_port", "service_command"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_command(port: int, model_dir: str | os.PathLike | None = None) -> list[str]:
+    """``wavemae serve`` on 127.0.0.1:``port`` (the model folder, if given, via the CLI)."""
+    argv = [sys.executable, "-m", "wavemae.cli", "serve", "--host", "127.0.0.1"]
+    argv += ["--port", str(port)]
+    if model_dir is not None:
+        argv += ["--model-dir", str(model_dir)]
+    return argv
+
+
+def baseline_command(
+    port: int, model_dir: str | os.PathLike, torch_threads: int | None = None
+) -> list[str]:
+    """The hand-written FastAPI + PyTorch eager baseline on 127.0.0.1:``port``."""
+    argv = [sys.executable, "-m", "wavemae.bench.baseline_app", "--model-dir", str(model_dir)]
+    argv += ["--port", str(port)]
+    if torch_threads:
+        argv += ["--torch-threads", str(torch_threads)]
+    return argv
+
+
+class ServerProcess:
+    """A server child process; use as a context manager or call :meth:`start`/:meth:`stop`.
+
+    Args:
+        argv: the command; it must serve HTTP on 127.0.0.1:``port``.
+        port: the port the command listens on.
+        env: extra environment variables for the child.
+        ready_path: polled until it answers 200.
+        startup_timeout_s: how long start-up may take.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        port: int,
+        *,
+        env: Mapping[str, str] | None = None,
+        ready_path: str = "/readyz",
+        startup_timeout_s: float = 90.0,
+    ) -> None:
+        self.argv = list(argv)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, **(env or {})}
+        self.ready_path = ready_path
+        self.startup_timeout_s = startup_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        # Closed (and deleted) in __exit__: the log must outlive start() for log_tail().
+        self._log = tempfile.NamedTemporaryFile(prefix="wavemae-server-", suffix=".log")  # noqa: SIM115
+        self.log_path = Path(self._log.name)
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the server is not started")
+        return self.process.pid
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The last ``chars`` characters of the child's stdout and stderr."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def start(self) -> ServerProcess:
+        """Start the child and wait until ``ready_path`` answers 200.
+
+        Raises:
+            RuntimeError: with the log tail, if the child exits or is not ready in time.
+        """
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + self.startup_timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"server exited with code {self.process.returncode} during start-up: "
+                        f"{' '.join(self.argv)}\n{self.log_tail()}"
+                    )
+                try:
+                    if client.get(self.url + self.ready_path).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"server not ready within {self.startup_timeout_s} s: {' '.join(self.argv)}\n"
+            f"{self.log_tail()}"
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> int | None:
+        """Send ``sig`` and wait; kill after ``timeout_s``. Returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._log.close()
