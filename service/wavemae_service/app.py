@@ -1,0 +1,227 @@
+"""The FastAPI application: factory, lifespan, error handlers and request metrics.
+
+Start-up (lifespan): load and verify the artifact, open the ONNX sessions and check their tensors
+against the manifest, warm up, open the library (re-embedding it when it was written by another
+model version and ``reembed_on_start``), start the batch loops, then report ready. Any failure
+stops start-up with the reason (uvicorn exits non-zero). On shutdown (SIGTERM) uvicorn stops
+accepting connections and waits up to ``drain_timeout_s`` for in-flight requests; then the batch
+loops drain and the library closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import __version__
+from .errors import ServiceError, error_body
+from .inputs import field_name
+from .metrics import ServiceMetrics
+from .routes import ROUTERS
+from .routes.common import json_response
+from .schemas import (
+    EmbedRequest,
+    LibraryBatchRequest,
+    LibraryPutRequest,
+    ReconstructRequest,
+    SimilarRequest,
+)
+from .settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("wavemae_service")
+
+_REQUEST_MODELS = (
+    EmbedRequest,
+    ReconstructRequest,
+    SimilarRequest,
+    LibraryPutRequest,
+    LibraryBatchRequest,
+)
+_HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _load(settings: Settings, metrics: ServiceMetrics) -> Any:
+    """Blocking start-up work; returns the (not yet started) pipeline."""
+    from wavemae.artifact import load_artifact
+
+    from .library import open_store
+    from .pipeline import SpectraPipeline
+    from .runtime import OnnxModel
+
+    model_dir = settings.resolved_model_dir()
+    started = time.perf_counter()
+    artifact = load_artifact(model_dir, verify=settings.verify_checksums)
+    model = OnnxModel(
+        artifact,
+        device=settings.device,
+        encoder_precision=settings.encoder_precision,
+        intra_op_threads=settings.intra_op_threads,
+        inter_op_threads=settings.inter_op_threads,
+        allow_spinning=settings.allow_spinning,
+    )
+    if settings.warmup:
+        model.warm_up(tuple(sorted({1, settings.max_batch_size})))
+    store = None
+    if settings.library_url:
+        store = open_store(
+            settings.library_url, latent_dim=artifact.latent_dim, seq_len=artifact.seq_len
+        )
+    pipeline = SpectraPipeline(artifact, model, settings, store, observer=metrics)
+    if store is not None and store.model_version not in (None, artifact.model_id):
+        if settings.reembed_on_start:
+            pipeline.reembed_sync(settings.reembed_batch_size)
+        else:
+            log.warning(
+                "library is embedded with %s, not %s: /similar answers 409 until "
+                "POST /library/reembed",
+                store.model_version,
+                artifact.model_id,
+            )
+    metrics.model_info.labels(artifact.name, artifact.version, ",".join(model.providers)).set(1)
+    log.info(
+        "serving %s from %s on %s (library: %s) — ready after %.2f s",
+        artifact.model_id,
+        model_dir,
+        ",".join(model.providers),
+        type(store).__name__ if store else "none",
+        time.perf_counter() - started,
+    )
+    return pipeline
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    pipeline = await asyncio.to_thread(_load, settings, app.state.metrics)
+    await pipeline.start()
+    app.state.pipeline = pipeline
+    app.state.ready = True
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        await pipeline.stop(settings.drain_timeout_s)
+        if pipeline.store is not None:
+            pipeline.store.close()
+        log.info("stopped")
+
+
+class _RequestMetrics:
+    """Pure ASGI middleware: count and time every HTTP request by route template and status."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(
+                endpoint, scope["method"], status, time.perf_counter() - started
+            )
+
+
+def _error_response(exc: ServiceError) -> Any:
+    response = json_response(error_body(exc.type, exc.message, exc.field), exc.status)
+    response.headers.update(exc.headers())
+    return response
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> Any:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Any:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = tuple(p for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        where = field_name(loc) if loc else None
+        message = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return json_response(error_body("invalid_input", message, where), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Any:
+        error_type = _HTTP_TYPES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        response = json_response(error_body(error_type, message), exc.status_code)
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Any:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return json_response(
+            error_body("internal_error", "the server failed to process the request"), 500
+        )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the hand-parsed request bodies' models in components."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in _REQUEST_MODELS:
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service. Nothing is loaded until the lifespan starts (uvicorn, TestClient).
+
+    Args:
+        settings: explicit settings; default :func:`get_settings` (the environment).
+    """
+    settings = settings or get_settings()
+    logging.getLogger("wavemae_service").setLevel(settings.log_level.upper())
+    app = FastAPI(
+        title="WaveMAE service",
+        version=__version__,
+        description="Embeddings, reconstructions and library search for 1-D spectra "
+        "(NIR, mid-IR, Raman) with a WaveMAE model on ONNX Runtime. Errors have the shape "
+        '`{"error": {"type", "message", "field"}}`.',
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.ready = False
+    app.state.pipeline = None
+    app.state.metrics = ServiceMetrics()
+    _install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(_RequestMetrics, metrics=app.state.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,57 @@
+"""Optional API keys with two scopes: read (embed, reconstruct, similar, library reads) and admin
+(also library writes and re-embedding). Off when no key is configured. Keys are compared in
+constant time against every configured key. ``/healthz``, ``/readyz`` and ``/metrics`` stay open.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from .errors import Forbidden, Unauthorized
+
+__all__ = ["require_admin", "require_read"]
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def _matches(key: str, keys: tuple[str, ...]) -> bool:
+    found = False
+    encoded = key.encode()
+    for candidate in keys:  # no early exit: timing does not reveal which key matched
+        found |= hmac.compare_digest(encoded, candidate.encode())
+    return found
+
+
+def _scope_of(request: Request) -> str | None:
+    """'admin', 'read', or None (no valid key). Raises Unauthorized when auth is on and no key."""
+    settings = request.app.state.settings
+    if not settings.auth_enabled:
+        return "admin"
+    key = _presented_key(request)
+    if not key:
+        raise Unauthorized(
+            "this server requires an API key: send 'Authorization: Bearer KEY' or 'X-API-Key'"
+        )
+    if _matches(key, settings.admin_key_list):
+        return "admin"
+    if _matches(key, settings.read_keys):
+        return "read"
+    raise Unauthorized("the API key is not valid")
+
+
+async def require_read(request: Request) -> None:
+    """Dependency: any valid key (read or admin)."""
+    _scope_of(request)
+
+
+async def require_admin(request: Request) -> None:
+    """Dependency: an admin key."""
+    if _scope_of(request) != "admin":
+        raise Forbidden("this operation needs an admin API key")

@@ -1,0 +1,276 @@
+"""Micro-batching across requests: one bounded queue in front of one inference worker.
+
+Routes ``await batcher.submit(x)`` with ``x`` of shape ``(n, ...)``. Requests are split into
+chunks of at most ``max_batch_size`` rows. A batch closes when it holds ``max_batch_size`` rows
+or ``max_wait_ms`` after its first row was queued, whichever comes first; while the worker runs
+one batch, the next fills up, so the batch size adapts to the load. Inference runs in a worker
+thread, off the event loop. Rows of requests that were cancelled (client gone, timeout) are
+dropped before inference. An exception fails only the requests in that batch. When the queue
+already holds ``max_queue_spectra`` rows, :meth:`MicroBatcher.submit` raises
+:class:`~wavemae_service.errors.Overloaded` at once (429 + Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InferenceFailed, NotReady, Overloaded
+
+__all__ = ["BatchObserver", "MicroBatcher"]
+
+log = logging.getLogger("wavemae_service.batching")
+
+#: Runs one batch: receives the concatenated inputs, returns ``(rows, ...)`` array(s).
+RunBatch = Callable[..., "np.ndarray | tuple[np.ndarray, ...]"]
+
+
+class BatchObserver:
+    """Hooks for metrics; the default does nothing (see :mod:`wavemae_service.metrics`)."""
+
+    def queue_depth(self, name: str, spectra: int) -> None: ...
+    def batch_done(self, name: str, size: int, wait_s: float, run_s: float, ok: bool) -> None: ...
+    def rejected(self, name: str) -> None: ...
+
+
+@dataclass(eq=False)
+class _Item:
+    inputs: tuple[np.ndarray, ...]
+    rows: int
+    future: asyncio.Future
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher:
+    """See module docstring.
+
+    Args:
+        run_batch: called in the worker thread with one array per input (rows concatenated).
+        name: label for logs and metrics ("embed", "reconstruct").
+        max_batch_size: rows per batch at most.
+        max_wait_ms: how long a batch waits for more rows after its first one.
+        max_queue_spectra: rows allowed to wait; beyond it submit raises Overloaded.
+        retry_after_s: Retry-After sent with Overloaded.
+        timeout_s: a submit waiting longer raises NotReady.
+        stall_s: ``healthy`` turns False while a batch runs longer than this.
+        observer: metrics hooks.
+    """
+
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        *,
+        name: str = "embed",
+        max_batch_size: int = 64,
+        max_wait_ms: float = 2.0,
+        max_queue_spectra: int = 2048,
+        retry_after_s: int = 1,
+        timeout_s: float = 30.0,
+        stall_s: float = 10.0,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size={max_batch_size} must be >= 1")
+        self._run_batch = run_batch
+        self.name = name
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_queue_spectra = max_queue_spectra
+        self.retry_after_s = retry_after_s
+        self.timeout_s = timeout_s
+        self.stall_s = stall_s
+        self._observer = observer or BatchObserver()
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._queued_rows = 0
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._running_since: float | None = None
+        self._batches = 0
+        self._last_error: str | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the batch loop on the running event loop."""
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{self.name}")
+        self._task = asyncio.create_task(self._loop(), name=f"batcher-{self.name}")
+
+    async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Let queued rows finish (up to ``drain_timeout_s``), then stop the loop."""
+        deadline = time.perf_counter() + drain_timeout_s
+        while (self._queue or self._running_since is not None) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for item in self._queue:
+            if not item.future.done():
+                item.future.set_exception(NotReady("the server is shutting down"))
+        self._queue.clear()
+        self._queued_rows = 0
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """The loop is alive and no batch has been running longer than ``stall_s``."""
+        if self._task is None or self._task.done():
+            return False
+        since = self._running_since
+        return since is None or time.perf_counter() - since < self.stall_s
+
+    def health(self) -> dict[str, Any]:
+        since = self._running_since
+        return {
+            "healthy": self.healthy,
+            "queued_spectra": self._queued_rows,
+            "batches": self._batches,
+            "running_for_s": None if since is None else round(time.perf_counter() - since, 3),
+            "last_error": self._last_error,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "max_batch_size": self.max_batch_size,
+            "max_wait_ms": self.max_wait_s * 1000.0,
+            "max_queue_spectra": self.max_queue_spectra,
+        }
+
+    # -- submit ------------------------------------------------------------------------------
+
+    async def submit(self, *inputs: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Queue ``inputs`` (arrays with the same number of rows) and await their outputs.
+
+        Raises:
+            Overloaded: the queue is full.
+            NotReady: the loop is not running or the answer took longer than ``timeout_s``.
+            InferenceFailed: the engine raised on this request's batch.
+        """
+        if self._task is None or self._task.done() or self._wakeup is None:
+            raise NotReady("the inference loop is not running")
+        rows = int(inputs[0].shape[0])
+        if self._queued_rows > 0 and self._queued_rows + rows > self.max_queue_spectra:
+            self._observer.rejected(self.name)
+            raise Overloaded(
+                f"the server is busy ({self._queued_rows} spectra queued); retry shortly",
+                retry_after_s=self.retry_after_s,
+            )
+        loop = asyncio.get_running_loop()
+        items = []
+        for start in range(0, rows, self.max_batch_size):
+            stop = min(rows, start + self.max_batch_size)
+            chunk = tuple(x[start:stop] for x in inputs)
+            items.append(_Item(chunk, stop - start, loop.create_future()))
+        self._queue.extend(items)
+        self._queued_rows += rows
+        self._observer.queue_depth(self.name, self._queued_rows)
+        self._wakeup.set()
+        futures = [item.future for item in items]
+        try:
+            if len(futures) == 1:
+                parts = [await asyncio.wait_for(futures[0], self.timeout_s)]
+            else:
+                parts = await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
+        except TimeoutError:
+            raise NotReady(
+                f"inference did not finish within {self.timeout_s:g} s; retry shortly"
+            ) from None
+        finally:
+            for f in futures:  # on cancellation or error: drop what has not run yet
+                if not f.done():
+                    f.cancel()
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(group) for group in zip(*parts, strict=True))
+        return np.concatenate(parts)
+
+    # -- loop --------------------------------------------------------------------------------
+
+    def _take_batch(self) -> list[_Item]:
+        batch: list[_Item] = []
+        rows = 0
+        while self._queue:
+            item = self._queue[0]
+            if item.future.done():  # cancelled while waiting: never reaches the engine
+                self._queue.popleft()
+                self._queued_rows -= item.rows
+                continue
+            if batch and rows + item.rows > self.max_batch_size:
+                break
+            self._queue.popleft()
+            self._queued_rows -= item.rows
+            batch.append(item)
+            rows += item.rows
+        return batch
+
+    async def _loop(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            deadline = self._queue[0].queued_at + self.max_wait_s
+            while self._queued_rows < self.max_batch_size:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+            batch = self._take_batch()
+            self._observer.queue_depth(self.name, self._queued_rows)
+            if not batch:
+                continue
+            await self._run(loop, batch)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        started = time.perf_counter()
+        wait_s = started - batch[0].queued_at
+        n_inputs = len(batch[0].inputs)
+        if len(batch) == 1:
+            inputs: Sequence[np.ndarray] = batch[0].inputs
+        else:
+            inputs = [np.concatenate([item.inputs[i] for item in batch]) for i in range(n_inputs)]
+        rows = sum(item.rows for item in batch)
+        self._running_since = started
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run_batch, *inputs)
+        except Exception as exc:
+            self._last_error = type(exc).__name__
+            log.exception("batch of %d spectra failed in %s", rows, self.name)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(
+                        InferenceFailed("inference failed for this batch; retry the request")
+                    )
+            self._observer.batch_done(self.name, rows, wait_s, time.perf_counter() - started, False)
+            return
+        finally:
+            self._running_since = None
+            self._batches += 1
+        self._observer.batch_done(self.name, rows, wait_s, time.perf_counter() - started, True)
+        offset = 0
+        for item in batch:
+            end = offset + item.rows
+            if not item.future.done():
+                if isinstance(outputs, tuple):
+                    item.future.set_result(tuple(o[offset:end] for o in outputs))
+                else:
+                    item.future.set_result(outputs[offset:end])
+            offset = end

@@ -1,0 +1,182 @@
+"""Request bodies -> validated numpy arrays, with errors that name the field and the reason.
+
+Three body kinds: JSON (parsed and type-checked by the pydantic models of :mod:`.schemas`),
+``application/x-npy`` (a float ``(N, L)`` or ``(L,)`` array, loaded without pickle) and
+``text/csv`` (the training CSV format, :func:`wavemae.data.readers.read_csv_wide`).
+No FastAPI here: the routes pass in bytes and the content type.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from typing import Any, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidInput, PayloadTooLarge
+
+__all__ = [
+    "NPY_MEDIA_TYPE",
+    "field_name",
+    "load_npy",
+    "parse_csv",
+    "parse_json",
+    "spectra_array",
+    "vector_array",
+]
+
+NPY_MEDIA_TYPE = "application/x-npy"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def field_name(loc: tuple[Any, ...]) -> str:
+    """``("spectra", 3, 17)`` -> ``"spectra[3][17]"``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def parse_json(model: type[ModelT], body: bytes) -> ModelT:
+    """Parse and type-check a JSON body.
+
+    Raises:
+        InvalidInput: not JSON, or the first field that does not fit (named, with the reason).
+    """
+    if not body.strip():
+        raise InvalidInput("the request body is empty; send a JSON object", field="body")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        if first["type"] in ("json_invalid", "model_type", "model_attributes_type"):
+            reason = (
+                "is not a JSON object"
+                if first["type"] != "json_invalid"
+                else ("is not valid JSON (" + first["msg"].removeprefix("Invalid JSON: ") + ")")
+            )
+            raise InvalidInput(f"the request body {reason}", field="body") from None
+        where = field_name(tuple(first["loc"]))
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "is not a known field"
+        raise InvalidInput(f"{where}: {message}", field=where) from None
+
+
+def spectra_array(rows: list[list[float]], *, field: str, max_spectra: int) -> np.ndarray:
+    """Check a list of spectra and stack it into ``(N, L)`` float64.
+
+    Raises:
+        InvalidInput: no spectra, an empty spectrum, or spectra of different lengths.
+        PayloadTooLarge: more than ``max_spectra`` spectra.
+    """
+    if not rows:
+        raise InvalidInput(f"{field} is empty; send at least one spectrum", field=field)
+    if len(rows) > max_spectra:
+        raise PayloadTooLarge(
+            f"{field} holds {len(rows)} spectra; at most {max_spectra} per request",
+            field=field,
+        )
+    length = len(rows[0])
+    for i, row in enumerate(rows):
+        if not row:
+            raise InvalidInput(f"{field}[{i}] is empty", field=f"{field}[{i}]")
+        if len(row) != length:
+            raise InvalidInput(
+                f"{field}[{i}] has {len(row)} values but {field}[0] has {length}; "
+                "all spectra in one request must have the same length",
+                field=f"{field}[{i}]",
+            )
+    return np.array(rows, dtype=np.float64)
+
+
+def vector_array(values: list[float] | None, *, field: str) -> np.ndarray | None:
+    """A 1-D float64 array, or None; empty lists are refused."""
+    if values is None:
+        return None
+    if not values:
+        raise InvalidInput(f"{field} is empty", field=field)
+    return np.array(values, dtype=np.float64)
+
+
+def load_npy(body: bytes, *, max_spectra: int) -> np.ndarray:
+    """A ``.npy`` body -> ``(N, L)`` float64 (a 1-D array is one spectrum).
+
+    Raises:
+        InvalidInput: not a .npy file, object/non-numeric dtype, wrong rank, empty, NaN/inf.
+        PayloadTooLarge: more than ``max_spectra`` rows.
+    """
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise InvalidInput(
+            "the body is not a .npy array (numpy.save format, no pickled objects)", field="body"
+        ) from None
+    if not isinstance(array, np.ndarray):
+        raise InvalidInput("send one .npy array, not an .npz archive", field="body")
+    if array.dtype.kind not in "fiu" or array.dtype.kind == "b":
+        raise InvalidInput(f"the array has dtype {array.dtype}; send float32", field="body")
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise InvalidInput(f"the array has shape {array.shape}; send (N, L) spectra", field="body")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InvalidInput(f"the array has shape {array.shape}; it is empty", field="body")
+    if array.shape[0] > max_spectra:
+        raise PayloadTooLarge(
+            f"the array holds {array.shape[0]} spectra; at most {max_spectra} per request",
+            field="body",
+        )
+    array = array.astype(np.float64)
+    _check_finite(array, "body")
+    return array
+
+
+def _check_finite(array: np.ndarray, field: str) -> None:
+    finite = np.isfinite(array)
+    if not finite.all():
+        row, col = (int(v) for v in np.argwhere(~finite)[0])
+        raise InvalidInput(
+            f"{field}[{row}][{col}] is {array[row, col]}; values must be finite numbers",
+            field=f"{field}[{row}][{col}]",
+        )
+
+
+def parse_csv(body: bytes, *, max_spectra: int) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """A CSV body in the training format (header row = wavelengths, optional id/metadata columns).
+
+    Returns:
+        ``(values (N, L) float64, wavelengths (L,) float64, ids or None)``.
+
+    Raises:
+        InvalidInput: the file does not parse (the message names line and column).
+        PayloadTooLarge: more than ``max_spectra`` rows.
+    """
+    from wavemae.data.readers import read_csv_wide
+    from wavemae.data.spectra import SpectraFormatError
+
+    fd, path = tempfile.mkstemp(suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+        try:
+            spectra = read_csv_wide(path)
+        except (SpectraFormatError, ValueError, UnicodeDecodeError) as exc:
+            problem = exc.problem if isinstance(exc, SpectraFormatError) else str(exc)
+            line = getattr(exc, "line", None)
+            where = f"line {line}: " if line else ""
+            raise InvalidInput(f"the CSV upload: {where}{problem}", field="body") from None
+    finally:
+        os.unlink(path)
+    if spectra.values.shape[0] > max_spectra:
+        raise PayloadTooLarge(
+            f"the CSV holds {spectra.values.shape[0]} spectra; at most {max_spectra} per request",
+            field="body",
+        )
+    return spectra.values.astype(np.float64), spectra.wavelengths, spectra.ids

@@ -1,0 +1,62 @@
+"""POST /embed: spectra -> embeddings (JSON, .npy or CSV in; JSON or .npy out)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from ..auth import require_read
+from ..inputs import NPY_MEDIA_TYPE, load_npy, parse_csv, parse_json, spectra_array, vector_array
+from ..schemas import EmbedRequest, EmbedResponse
+from .common import (
+    ERROR_RESPONSES,
+    body_doc,
+    check_json,
+    get_pipeline,
+    json_response,
+    media_type,
+    npy_response,
+    read_body,
+    wants_npy,
+)
+
+router = APIRouter(tags=["inference"], dependencies=[Depends(require_read)])
+
+_NPY_DOC = "numpy.save of float32 (N, seq_len) spectra on the model's grid"
+_CSV_DOC = "training CSV format: header row = wavelengths, optional leading id/metadata columns"
+
+
+@router.post(
+    "/embed",
+    response_model=EmbedResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=body_doc(EmbedRequest, npy=_NPY_DOC, csv=_CSV_DOC),
+    summary="Embed spectra",
+)
+async def embed(request: Request) -> Response:
+    """L2-normalised embeddings of the spectra, in request order.
+
+    Send `Accept: application/x-npy` to receive a float32 `(N, latent_dim)` .npy instead of JSON.
+    """
+    pipeline = get_pipeline(request)
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    kind = media_type(request)
+    ids = None
+    if kind == NPY_MEDIA_TYPE:
+        values, wavelengths = load_npy(body, max_spectra=settings.max_spectra_per_request), None
+    elif kind in ("text/csv", "application/csv"):
+        values, wavelengths, ids = parse_csv(body, max_spectra=settings.max_spectra_per_request)
+    else:
+        check_json(kind)
+        req = parse_json(EmbedRequest, body)
+        values = spectra_array(
+            req.spectra, field="spectra", max_spectra=settings.max_spectra_per_request
+        )
+        wavelengths = vector_array(req.wavelengths, field="wavelengths")
+    embeddings, _ = await pipeline.embed(values, wavelengths)
+    if wants_npy(request):
+        return npy_response(embeddings, pipeline.model_id)
+    answer = {"embeddings": embeddings, "model": pipeline.model_id}
+    if ids is not None:
+        answer["ids"] = ids
+    return json_response(answer)

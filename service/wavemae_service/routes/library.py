@@ -1,0 +1,223 @@
+"""The reference library: write (admin), read, page, delete, re-embed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from ..auth import require_admin, require_read
+from ..errors import InvalidInput, PayloadTooLarge
+from ..inputs import parse_json, vector_array
+from ..library.base import LibraryEntry
+from ..schemas import (
+    LibraryBatchRequest,
+    LibraryEntryOut,
+    LibraryListResponse,
+    LibraryPutRequest,
+    LibraryWriteResponse,
+    ReembedResponse,
+)
+from .common import (
+    ERROR_RESPONSES,
+    body_doc,
+    check_json,
+    get_pipeline,
+    json_response,
+    media_type,
+    read_body,
+)
+
+router = APIRouter(prefix="/library", tags=["library"])
+
+EntryIdPath = Annotated[str, Path(min_length=1, max_length=256, description="Entry id.")]
+_RESPONSES = {
+    **ERROR_RESPONSES,
+    404: {"description": "No such entry"},
+    409: {"description": "Library embedded by another model version (re-embed first)"},
+}
+
+
+def _entry_json(entry: LibraryEntry, include_embedding: bool) -> dict[str, Any]:
+    out = {
+        "id": entry.id,
+        "spectrum": entry.spectrum,
+        "wavelengths": entry.wavelengths,
+        "metadata": entry.metadata,
+        "model_version": entry.model_version,
+        "created_at": entry.created_at,
+        "updated_at": entry.updated_at,
+    }
+    if include_embedding:
+        out["embedding"] = entry.embedding
+    return out
+
+
+async def _write(request: Request, items: list[tuple[str, Any, Any, dict[str, Any]]]) -> Response:
+    pipeline = get_pipeline(request)
+    entries = await pipeline.make_entries(items)
+    await pipeline.call_store("put", entries, model_version=pipeline.model_id)
+    return json_response({"ids": [e.id for e in entries], "model": pipeline.model_id})
+
+
+def _spectrum(values: list[float], field: str) -> Any:
+    array = vector_array(values, field=field)
+    return array
+
+
+@router.put(
+    "/{entry_id}",
+    response_model=LibraryWriteResponse,
+    responses=_RESPONSES,
+    openapi_extra=body_doc(LibraryPutRequest),
+    dependencies=[Depends(require_admin)],
+    summary="Store one reference spectrum",
+)
+async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
+    """Embed and store (or replace) one entry; durable when the answer arrives."""
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    check_json(media_type(request))
+    req = parse_json(LibraryPutRequest, body)
+    item = (
+        entry_id,
+        _spectrum(req.spectrum, "spectrum"),
+        vector_array(req.wavelengths, field="wavelengths"),
+        req.metadata,
+    )
+    return await _write(request, [item])
+
+
+@router.post(
+    "",
+    response_model=LibraryWriteResponse,
+    responses=_RESPONSES,
+    openapi_extra=body_doc(LibraryBatchRequest),
+    dependencies=[Depends(require_admin)],
+    summary="Store many reference spectra in one transaction",
+)
+async def post_entries(request: Request) -> Response:
+    """Embed and store all entries atomically: all are stored or none."""
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    check_json(media_type(request))
+    req = parse_json(LibraryBatchRequest, body)
+    if not req.entries:
+        raise InvalidInput("entries is empty", field="entries")
+    if len(req.entries) > settings.max_spectra_per_request:
+        raise PayloadTooLarge(
+            f"entries holds {len(req.entries)} spectra; at most "
+            f"{settings.max_spectra_per_request} per request",
+            field="entries",
+        )
+    seen: dict[str, int] = {}
+    items = []
+    for i, entry in enumerate(req.entries):
+        if entry.id in seen:
+            raise InvalidInput(
+                f"entries[{i}].id={entry.id!r} repeats entries[{seen[entry.id]}].id",
+                field=f"entries[{i}].id",
+            )
+        seen[entry.id] = i
+        items.append(
+            (
+                entry.id,
+                _spectrum(entry.spectrum, f"entries[{i}].spectrum"),
+                vector_array(entry.wavelengths, field=f"entries[{i}].wavelengths"),
+                entry.metadata,
+            )
+        )
+    return await _write(request, items)
+
+
+@router.get(
+    "/{entry_id}",
+    response_model=LibraryEntryOut,
+    responses=_RESPONSES,
+    dependencies=[Depends(require_read)],
+    summary="Read one entry",
+)
+async def get_entry(
+    request: Request,
+    entry_id: EntryIdPath,
+    include_embedding: Annotated[bool, Query(description="Also return the embedding.")] = False,
+) -> Response:
+    """The stored entry: the original spectrum and wavelengths exactly as sent, and metadata."""
+    pipeline = get_pipeline(request)
+    entry = await pipeline.call_store("get", entry_id)
+    return json_response(_entry_json(entry, include_embedding))
+
+
+@router.delete(
+    "/{entry_id}",
+    responses=_RESPONSES,
+    dependencies=[Depends(require_admin)],
+    summary="Delete one entry",
+)
+async def delete_entry(request: Request, entry_id: EntryIdPath) -> Response:
+    pipeline = get_pipeline(request)
+    await pipeline.call_store("delete", entry_id)
+    return json_response({"id": entry_id, "deleted": True})
+
+
+@router.get(
+    "",
+    response_model=LibraryListResponse,
+    responses=_RESPONSES,
+    dependencies=[Depends(require_read)],
+    summary="Count and page through the library",
+)
+async def list_entries(
+    request: Request,
+    offset: Annotated[int, Query(ge=0, description="Entries to skip (ordered by id).")] = 0,
+    limit: Annotated[int, Query(ge=0, le=1000, description="Entries to return.")] = 100,
+    filter: Annotated[
+        str | None, Query(description='Metadata filter as JSON, e.g. {"kind": "quartz"}.')
+    ] = None,
+    include_embedding: Annotated[bool, Query()] = False,
+) -> Response:
+    pipeline = get_pipeline(request)
+    metadata_filter = None
+    if filter:
+        try:
+            metadata_filter = orjson.loads(filter)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("filter is not valid JSON", field="filter") from None
+        if not isinstance(metadata_filter, dict):
+            raise InvalidInput("filter must be a JSON object", field="filter")
+    count = await pipeline.call_store("count", metadata_filter)
+    entries = await pipeline.call_store(
+        "list_entries", offset=offset, limit=limit, metadata_filter=metadata_filter
+    )
+    return json_response(
+        {
+            "count": count,
+            "model_version": pipeline.store.model_version if pipeline.store else None,
+            "offset": offset,
+            "limit": limit,
+            "entries": [_entry_json(e, include_embedding) for e in entries],
+        }
+    )
+
+
+@router.post(
+    "/reembed",
+    response_model=ReembedResponse,
+    responses=_RESPONSES,
+    dependencies=[Depends(require_admin)],
+    summary="Re-embed the library with the served model",
+)
+async def reembed(request: Request) -> Response:
+    """Re-embed every entry written by another model version from its stored original spectrum
+    (one transaction per batch); afterwards the library serves this model version."""
+    pipeline = get_pipeline(request)
+    settings = request.app.state.settings
+    count = await asyncio.to_thread(pipeline.reembed_sync, settings.reembed_batch_size)
+    return json_response(
+        {
+            "reembedded": count,
+            "model_version": pipeline.store.model_version if pipeline.store else None,
+        }
+    )

@@ -1,0 +1,193 @@
+"""Request and response models: the OpenAPI contract of the service.
+
+Numbers are strict: ``true`` or ``"1.5"`` is not a number, and NaN/Infinity are refused (422).
+Lengths and counts are checked after parsing so that the messages can name the expected size
+(:mod:`wavemae_service.inputs`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, JsonValue, Strict
+
+__all__ = [
+    "EmbedRequest",
+    "EmbedResponse",
+    "ErrorBody",
+    "ErrorResponse",
+    "LibraryBatchRequest",
+    "LibraryEntryOut",
+    "LibraryItem",
+    "LibraryListResponse",
+    "LibraryPutRequest",
+    "LibraryWriteResponse",
+    "ModelInfo",
+    "Neighbour",
+    "ReconstructRequest",
+    "ReconstructResponse",
+    "ReembedResponse",
+    "SimilarRequest",
+    "SimilarResponse",
+]
+
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+Spectrum = list[Number]
+EntryId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^/\s][^/]*$")]
+FilterValue = str | int | float | bool | None | list[str | int | float | bool | None]
+
+_SPECTRA_DOC = (
+    "Spectra, one list of numbers per spectrum, all of one length. Without `wavelengths` each "
+    "must have exactly the model's seq_len values (on the model's grid); with them, any length "
+    "matching `wavelengths`, resampled onto the model's grid by the model's preprocessing."
+)
+_WAVELENGTHS_DOC = (
+    "The spectra's shared grid (strictly monotonic), in the model's unit (see GET /model); "
+    "must cover the model's range."
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedRequest(_Strict):
+    spectra: list[Spectrum] = Field(..., description=_SPECTRA_DOC)
+    wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
+
+
+class EmbedResponse(BaseModel):
+    embeddings: list[list[float]] = Field(
+        ..., description="(N, latent_dim) L2-normalised embeddings, in request order."
+    )
+    model: str = Field(..., description="'name:version' of the model that produced them.")
+    ids: list[str] | None = Field(None, description="Row ids (CSV uploads with an id column).")
+
+
+MissingItem = Annotated[int, Strict()] | Annotated[list[Number], Field(min_length=2, max_length=2)]
+
+
+class ReconstructRequest(EmbedRequest):
+    missing: list[list[MissingItem]] | None = Field(
+        None,
+        description="Per spectrum, what to treat as missing (hidden from the masked encoder): "
+        "integer positions into that spectrum, and/or [low, high] wavelength ranges (inclusive, "
+        "model's unit). One list per spectrum; an empty list hides nothing.",
+    )
+
+
+class ReconstructResponse(BaseModel):
+    reconstructions: list[list[float | None]] = Field(
+        ...,
+        description="(N, L) reconstructions on the caller's grid and in the caller's scale "
+        "(null where the caller's grid lies outside the model's range).",
+    )
+    rmse: list[float] = Field(
+        ...,
+        description="Per spectrum, root-mean-square difference between the input and its "
+        "reconstruction over the caller's grid points inside the model's range: a quality "
+        "score (large = unusual or suspicious measurement).",
+    )
+    model: str
+
+
+class SimilarRequest(_Strict):
+    spectra: list[Spectrum] | None = Field(None, description=_SPECTRA_DOC)
+    wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
+    embeddings: list[Spectrum] | None = Field(
+        None,
+        description="Query embeddings (latent_dim each) from this model version, instead of "
+        "spectra (space='embedding' only).",
+    )
+    k: Annotated[int, Strict(), Field(ge=1, le=100)] = Field(
+        10, description="Neighbours per query."
+    )
+    space: Literal["embedding", "spectrum"] = Field(
+        "embedding",
+        description="'embedding': cosine between model embeddings. 'spectrum': cosine between "
+        "the spectra after the model's preprocessing (classic library correlation search).",
+    )
+    filter: dict[str, FilterValue] | None = Field(
+        None,
+        description="Metadata filter: every key must match; a list value means any of.",
+    )
+
+
+class Neighbour(BaseModel):
+    id: str
+    score: float = Field(..., description="Cosine similarity in [-1, 1].")
+    metadata: dict[str, Any]
+
+
+class SimilarResponse(BaseModel):
+    results: list[list[Neighbour]] = Field(..., description="Per query, best first.")
+    model: str
+    space: str
+
+
+class LibraryPutRequest(_Strict):
+    spectrum: Spectrum = Field(..., description="The reference spectrum, stored unchanged.")
+    wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class LibraryItem(LibraryPutRequest):
+    id: EntryId
+
+
+class LibraryBatchRequest(_Strict):
+    entries: list[LibraryItem] = Field(..., description="Written in one transaction.")
+
+
+class LibraryWriteResponse(BaseModel):
+    ids: list[str]
+    model: str
+
+
+class LibraryEntryOut(BaseModel):
+    id: str
+    spectrum: list[float]
+    wavelengths: list[float] | None
+    metadata: dict[str, Any]
+    model_version: str
+    created_at: float
+    updated_at: float
+    embedding: list[float] | None = None
+
+
+class LibraryListResponse(BaseModel):
+    count: int = Field(..., description="Entries matching (the whole library without filter).")
+    model_version: str | None = Field(..., description="Model the library is embedded with.")
+    offset: int
+    limit: int
+    entries: list[LibraryEntryOut]
+
+
+class ReembedResponse(BaseModel):
+    reembedded: int
+    model_version: str | None
+
+
+class ModelInfo(BaseModel):
+    model: str
+    name: str
+    version: str
+    seq_len: int
+    latent_dim: int
+    wavelength_unit: str
+    wavelength_range: list[float]
+    engine: dict[str, Any]
+    batching: dict[str, Any]
+    limits: dict[str, Any]
+    library: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(..., description="Stable code, e.g. invalid_input, overloaded, not_found.")
+    message: str = Field(..., description="What went wrong, for people.")
+    field: str | None = Field(None, description="The request field concerned, if any.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,164 @@
+"""Service settings, read from ``WAVEMAE_*`` environment variables (or a ``.env`` file).
+
+Read them once through :func:`get_settings` (cached); tests build ``Settings(...)`` directly and
+pass it to :func:`wavemae_service.app.create_app`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_LIBRARY_PATH", "Settings", "get_settings"]
+
+#: Default embedded library file, relative to the working directory so it is easy to find,
+#: back up and mount (containers point WAVEMAE_LIBRARY_URL at a volume instead).
+DEFAULT_LIBRARY_PATH = "./wavemae-library.sqlite3"
+
+
+def _split_keys(value: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in value.split(",") if k.strip())
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Environment variable = ``WAVEMAE_`` + upper-case field name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WAVEMAE_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    # -- model and runtime ------------------------------------------------------------------
+    model_dir: Path | None = Field(
+        None,
+        description="Artifact folder to serve (manifest.json + ONNX files). Default: the model "
+        "shipped inside the wavemae package.",
+    )
+    verify_checksums: bool = Field(
+        True, description="Check every artifact file's sha256 against the manifest at start-up."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="ONNX Runtime execution provider: 'cuda' requires CUDAExecutionProvider, "
+        "'auto' uses it when onnxruntime-gpu offers it, else CPU. The choice is logged and "
+        "shown at GET /model.",
+    )
+    encoder_precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="Encoder graph for /embed, /similar and the library: 'int8' serves the "
+        "artifact's dynamically quantised encoder (start-up fails if it has none).",
+    )
+    intra_op_threads: int = Field(
+        1,
+        ge=0,
+        description="ONNX Runtime threads inside one operator (0 = ONNX Runtime's default, one "
+        "per core). Small by default: HTTP parsing needs the other cores.",
+    )
+    inter_op_threads: int = Field(
+        1, ge=0, description="ONNX Runtime threads across operators (0 = default)."
+    )
+    allow_spinning: bool = Field(
+        False,
+        description="Let ONNX Runtime worker threads busy-wait between operators (lower latency "
+        "per batch, but burns CPU that the HTTP side could use).",
+    )
+    warmup: bool = Field(True, description="Run each graph once per batch shape before ready.")
+
+    # -- micro-batching -------------------------------------------------------------------
+    max_batch_size: int = Field(
+        64, ge=1, description="A batch closes when it holds this many spectra (requests are split)."
+    )
+    max_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        description="A batch also closes this long after its first spectrum arrived "
+        "(0 = run whatever is queued as soon as the engine is free).",
+    )
+    max_queue_spectra: int = Field(
+        2048,
+        ge=1,
+        description="Spectra waiting for inference beyond which requests get 429 + Retry-After.",
+    )
+    retry_after_s: int = Field(1, ge=0, description="Retry-After seconds sent with a 429.")
+    inference_timeout_s: float = Field(
+        30.0, gt=0, description="A request waiting longer than this for inference gets 503."
+    )
+    batch_stall_s: float = Field(
+        10.0,
+        gt=0,
+        description="/readyz turns 503 when a batch has been running longer than this.",
+    )
+
+    # -- request limits ---------------------------------------------------------------------
+    max_spectra_per_request: int = Field(
+        1024, ge=1, description="More spectra in one request answer 413."
+    )
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Larger request bodies answer 413."
+    )
+
+    # -- library ----------------------------------------------------------------------------
+    library_url: str = Field(
+        DEFAULT_LIBRARY_PATH,
+        description="Reference library: a SQLite file path (default ./wavemae-library.sqlite3, "
+        "':memory:' for a throw-away one) or postgresql://user:pass@host/db for the shared "
+        "PostgreSQL + pgvector store.",
+    )
+    reembed_on_start: bool = Field(
+        True,
+        description="At start-up, re-embed a library written by another model version before "
+        "reporting ready (otherwise /similar answers 409 until POST /library/reembed).",
+    )
+    reembed_batch_size: int = Field(256, ge=1, description="Entries per re-embedding transaction.")
+
+    # -- auth -------------------------------------------------------------------------------
+    api_keys: str = Field(
+        "",
+        description="Comma-separated read keys (embed, reconstruct, similar, library reads). "
+        "Auth is off when this and admin_keys are both empty. Send as 'Authorization: Bearer "
+        "KEY' or 'X-API-Key: KEY'.",
+    )
+    admin_keys: str = Field(
+        "",
+        description="Comma-separated admin keys: everything a read key may do, plus library "
+        "writes and re-embedding.",
+    )
+
+    # -- server -----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `wavemae serve` binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `wavemae serve` listens on.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level of the service and uvicorn."
+    )
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, wait this long for in-flight requests to finish."
+    )
+
+    @property
+    def read_keys(self) -> tuple[str, ...]:
+        return _split_keys(self.api_keys)
+
+    @property
+    def admin_key_list(self) -> tuple[str, ...]:
+        return _split_keys(self.admin_keys)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.read_keys or self.admin_key_list)
+
+    def resolved_model_dir(self) -> Path:
+        """The artifact folder to load: ``model_dir`` or the shipped default model."""
+        if self.model_dir is not None:
+            return Path(self.model_dir).expanduser()
+        from wavemae.artifact import default_model_dir
+
+        return default_model_dir()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()
