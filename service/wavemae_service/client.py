@@ -1,0 +1,300 @@
+"""Python clients for the service (httpx), numpy in and out.
+
+Sync::
+
+    from wavemae_service.client import WaveMAEClient
+    with WaveMAEClient("http://127.0.0.1:8000") as client:
+        z = client.embed(spectra)                     # (N, latent_dim) float32
+        hits = client.similar(spectra, k=5)
+
+Async: :class:`AsyncWaveMAEClient` has the same methods as coroutines. Errors raise
+:class:`WaveMAEError` carrying the HTTP status and the service's error ``type``/``field``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+
+__all__ = ["AsyncWaveMAEClient", "WaveMAEClient", "WaveMAEError"]
+
+NPY = "application/x-npy"
+
+
+class WaveMAEError(Exception):
+    """An error answer: ``status`` (HTTP), ``type``, ``message``, ``field``, ``retry_after``."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+        try:
+            error = response.json()["error"]
+        except Exception:
+            error = {"type": "http_error", "message": response.text[:200], "field": None}
+        self.type = error.get("type")
+        self.message = error.get("message")
+        self.field = error.get("field")
+        retry = response.headers.get("retry-after")
+        self.retry_after = float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
+        super().__init__(f"{self.status} {self.type}: {self.message}")
+
+
+def _spectra(values: Any) -> list[list[float]]:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[None]
+    return array.tolist()
+
+
+def _npy_bytes(values: Any) -> bytes:
+    array = np.asarray(values, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None]
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _json(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise WaveMAEError(response)
+    return orjson.loads(response.content)
+
+
+def _npy(response: httpx.Response) -> np.ndarray:
+    if response.status_code >= 400:
+        raise WaveMAEError(response)
+    return np.load(io.BytesIO(response.content), allow_pickle=False)
+
+
+def _embed_request(values: Any, wavelengths: Any, binary: bool) -> dict[str, Any]:
+    if binary:
+        if wavelengths is not None:
+            raise ValueError("binary=True sends spectra on the model's grid; drop wavelengths")
+        return {"content": _npy_bytes(values), "headers": {"Content-Type": NPY, "Accept": NPY}}
+    body: dict[str, Any] = {"spectra": _spectra(values)}
+    if wavelengths is not None:
+        body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
+    return {"content": orjson.dumps(body), "headers": {"Content-Type": "application/json"}}
+
+
+def _reconstruct_body(values: Any, wavelengths: Any, missing: Any) -> bytes:
+    body: dict[str, Any] = {"spectra": _spectra(values)}
+    if wavelengths is not None:
+        body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
+    if missing is not None:
+        body["missing"] = missing
+    return orjson.dumps(body)
+
+
+def _similar_body(
+    spectra: Any, embeddings: Any, wavelengths: Any, k: int, space: str, where: Any
+) -> bytes:
+    body: dict[str, Any] = {"k": k, "space": space}
+    if embeddings is not None:
+        body["embeddings"] = _spectra(embeddings)
+    else:
+        body["spectra"] = _spectra(spectra)
+    if wavelengths is not None:
+        body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
+    if where:
+        body["filter"] = where
+    return orjson.dumps(body)
+
+
+def _entry_body(spectrum: Any, wavelengths: Any, metadata: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "spectrum": np.asarray(spectrum, dtype=np.float64).reshape(-1).tolist(),
+        "metadata": metadata or {},
+    }
+    if wavelengths is not None:
+        body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
+    return body
+
+
+def _reconstruct_result(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    recon = np.array(
+        [[np.nan if v is None else v for v in row] for row in data["reconstructions"]],
+        dtype=np.float32,
+    )
+    return recon, np.asarray(data["rmse"], dtype=np.float64)
+
+
+class WaveMAEClient:
+    """Synchronous client.
+
+    Args:
+        base_url: e.g. ``"http://127.0.0.1:8000"``.
+        api_key: sent as ``Authorization: Bearer``, when the server requires keys.
+        timeout: seconds per request.
+    """
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0):
+        self._http = httpx.Client(base_url=base_url, headers=_headers(api_key), timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> WaveMAEClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def embed(self, spectra: Any, wavelengths: Any = None, *, binary: bool = False) -> np.ndarray:
+        """``(N, L)`` spectra -> ``(N, latent_dim)`` float32. ``binary`` uses .npy both ways."""
+        response = self._http.post("/embed", **_embed_request(spectra, wavelengths, binary))
+        if binary:
+            return _npy(response)
+        return np.asarray(_json(response)["embeddings"], dtype=np.float32)
+
+    def reconstruct(
+        self, spectra: Any, wavelengths: Any = None, *, missing: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """-> ``(reconstructions (N, L) float32, NaN outside the model range; rmse (N,))``."""
+        body = _reconstruct_body(spectra, wavelengths, missing)
+        response = self._http.post(
+            "/reconstruct", content=body, headers={"Content-Type": "application/json"}
+        )
+        return _reconstruct_result(_json(response))
+
+    def similar(
+        self,
+        spectra: Any = None,
+        *,
+        embeddings: Any = None,
+        wavelengths: Any = None,
+        k: int = 10,
+        space: str = "embedding",
+        where: dict[str, Any] | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """Per query, ``[{"id", "score", "metadata"}, ...]`` best first."""
+        body = _similar_body(spectra, embeddings, wavelengths, k, space, where)
+        response = self._http.post(
+            "/similar", content=body, headers={"Content-Type": "application/json"}
+        )
+        return _json(response)["results"]
+
+    def put(
+        self, entry_id: str, spectrum: Any, *, wavelengths: Any = None, metadata: Any = None
+    ) -> dict[str, Any]:
+        """Store one library entry (admin key)."""
+        body = _entry_body(spectrum, wavelengths, metadata)
+        return _json(self._http.put(f"/library/{entry_id}", json=body))
+
+    def put_many(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Store ``[{"id", "spectrum", "wavelengths"?, "metadata"?}, ...]`` in one transaction."""
+        body = [
+            {"id": e["id"], **_entry_body(e["spectrum"], e.get("wavelengths"), e.get("metadata"))}
+            for e in entries
+        ]
+        return _json(self._http.post("/library", json={"entries": body}))
+
+    def get(self, entry_id: str, *, include_embedding: bool = False) -> dict[str, Any]:
+        params = {"include_embedding": "true"} if include_embedding else None
+        return _json(self._http.get(f"/library/{entry_id}", params=params))
+
+    def delete(self, entry_id: str) -> dict[str, Any]:
+        return _json(self._http.delete(f"/library/{entry_id}"))
+
+    def list(self, *, offset: int = 0, limit: int = 100, where: Any = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if where:
+            params["filter"] = orjson.dumps(where).decode()
+        return _json(self._http.get("/library", params=params))
+
+    def reembed(self) -> dict[str, Any]:
+        return _json(self._http.post("/library/reembed"))
+
+    def model(self) -> dict[str, Any]:
+        return _json(self._http.get("/model"))
+
+    def ready(self) -> bool:
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+class AsyncWaveMAEClient:
+    """Asynchronous client with the same methods as :class:`WaveMAEClient` (awaitable)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        limits: httpx.Limits | None = None,
+    ):
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers=_headers(api_key),
+            timeout=timeout,
+            limits=limits or httpx.Limits(max_connections=256, max_keepalive_connections=256),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncWaveMAEClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def embed(
+        self, spectra: Any, wavelengths: Any = None, *, binary: bool = False
+    ) -> np.ndarray:
+        response = await self._http.post("/embed", **_embed_request(spectra, wavelengths, binary))
+        if binary:
+            return _npy(response)
+        return np.asarray(_json(response)["embeddings"], dtype=np.float32)
+
+    async def reconstruct(
+        self, spectra: Any, wavelengths: Any = None, *, missing: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        body = _reconstruct_body(spectra, wavelengths, missing)
+        response = await self._http.post(
+            "/reconstruct", content=body, headers={"Content-Type": "application/json"}
+        )
+        return _reconstruct_result(_json(response))
+
+    async def similar(
+        self,
+        spectra: Any = None,
+        *,
+        embeddings: Any = None,
+        wavelengths: Any = None,
+        k: int = 10,
+        space: str = "embedding",
+        where: dict[str, Any] | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        body = _similar_body(spectra, embeddings, wavelengths, k, space, where)
+        response = await self._http.post(
+            "/similar", content=body, headers={"Content-Type": "application/json"}
+        )
+        return _json(response)["results"]
+
+    async def put(
+        self, entry_id: str, spectrum: Any, *, wavelengths: Any = None, metadata: Any = None
+    ) -> dict[str, Any]:
+        body = _entry_body(spectrum, wavelengths, metadata)
+        return _json(await self._http.put(f"/library/{entry_id}", json=body))
+
+    async def get(self, entry_id: str, *, include_embedding: bool = False) -> dict[str, Any]:
+        params = {"include_embedding": "true"} if include_embedding else None
+        return _json(await self._http.get(f"/library/{entry_id}", params=params))
+
+    async def delete(self, entry_id: str) -> dict[str, Any]:
+        return _json(await self._http.delete(f"/library/{entry_id}"))
+
+    async def model(self) -> dict[str, Any]:
+        return _json(await self._http.get("/model"))
