@@ -90,6 +90,7 @@ def _check_session_io(session: Any, role: str, expected: dict, failures: list[st
             failures.append(f"{role} {kind}: graph has {got}, manifest expects {want}")
 
 
+@torch.no_grad()
 def verify_exported(model: Any, folder: Path, spectra: np.ndarray) -> dict[str, Any]:
     """Verify the graphs in ``folder`` against ``model`` (eval mode) on ``spectra``.
 
