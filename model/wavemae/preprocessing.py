@@ -48,12 +48,12 @@ class GridRangeError(ValueError):
 # --------------------------------------------------------------------------- grids
 
 
-def _as_grid(wavelengths: Any, name: str) -> np.ndarray:
+def _as_grid(wavelengths: Any, name: str, min_points: int = 2) -> np.ndarray:
     grid = np.asarray(wavelengths, dtype=np.float64)
     if grid.ndim != 1:
         raise ValueError(f"{name} must be 1-D; got shape {grid.shape}")
-    if grid.size < 2:
-        raise ValueError(f"{name} needs at least 2 points; got {grid.size}")
+    if grid.size < min_points:
+        raise ValueError(f"{name} needs at least {min_points} points; got {grid.size}")
     if not np.all(np.isfinite(grid)):
         raise ValueError(f"{name} contains NaN or inf")
     return grid
@@ -106,7 +106,7 @@ def resample_to_grid(
         ValueError: shapes disagree or a grid is not strictly monotonic.
     """
     src = _as_grid(src_wavelengths, "src_wavelengths")
-    dst = _as_grid(dst_wavelengths, "dst_wavelengths")
+    dst = _as_grid(dst_wavelengths, "dst_wavelengths", min_points=1)
     array = np.asarray(values)
     one_d = array.ndim == 1
     batch = array.reshape(1, -1) if one_d else array

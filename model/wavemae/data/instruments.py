@@ -134,7 +134,16 @@ def read_jcamp(path: str | Path) -> Spectra:
             line=data_lines[0],
         ) from None
     for message in messages.getvalue().splitlines():
-        if message.startswith(("Y-Check failed", "Mismatch of array lengths")):
+        lengths = re.match(
+            r"Mismatch of array lengths found: len\(x\) is (\d+) and len\(y\) (\d+)", message
+        )
+        if lengths:
+            raise SpectraFormatError(
+                path,
+                f"##NPOINTS={lengths.group(1)} but the data decode to {lengths.group(2)} points",
+                line=data_lines[0],
+            )
+        if message.startswith("Y-Check failed"):
             raise SpectraFormatError(
                 path, f"corrupt data block: {message.strip()}", line=data_lines[0]
             )

@@ -51,13 +51,16 @@ def ordered_grid(
             equal = np.flatnonzero(steps == 0)
             if equal.size:
                 k = int(equal[0])
-                problem = f"duplicate wavelength {wavelengths[k]:g} (columns {k + 1} and {k + 2})"
+                problem = (
+                    f"duplicate wavelength {wavelengths[k]:g} "
+                    f"(wavelength columns {k + 1} and {k + 2})"
+                )
             else:
                 k = int(np.flatnonzero(np.sign(steps) != np.sign(steps[0]))[0])
                 problem = (
                     "wavelengths are neither increasing nor decreasing "
-                    f"({wavelengths[k]:g}, {wavelengths[k + 1]:g}, {wavelengths[k + 2]:g} "
-                    f"at columns {k + 1}-{k + 3})"
+                    f"({wavelengths[k - 1]:g}, {wavelengths[k]:g}, {wavelengths[k + 1]:g} "
+                    f"at wavelength columns {k}-{k + 2})"
                 )
             raise SpectraFormatError(path, problem, line=line)
     return wavelengths, values
