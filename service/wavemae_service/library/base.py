@@ -36,6 +36,7 @@ __all__ = [
     "LibraryEntry",
     "LibraryError",
     "LibraryStore",
+    "LibraryUnavailableError",
     "MetadataFilter",
     "ModelVersionMismatchError",
     "SearchHit",
@@ -86,6 +87,10 @@ class ModelVersionMismatchError(LibraryError):
 
 class DimensionMismatchError(LibraryError, ValueError):
     """An array does not have the length this library stores (latent_dim or seq_len)."""
+
+
+class LibraryUnavailableError(LibraryError):
+    """The library's database cannot be reached (down, wrong URL or credentials); retry later."""
 
 
 # --------------------------------------------------------------------------- data types

@@ -44,8 +44,8 @@ from .base import (
     DimensionMismatchError,
     EntryNotFoundError,
     LibraryEntry,
-    LibraryError,
     LibraryStore,
+    LibraryUnavailableError,
     MetadataFilter,
     ModelVersionMismatchError,
     SearchHit,
@@ -68,10 +68,6 @@ _COLUMNS = (
 )
 
 T = TypeVar("T")
-
-
-class LibraryUnavailableError(LibraryError):
-    """The database cannot be reached (down, wrong URL, credentials). Retry later."""
 
 
 def _normalise_url(url: str) -> str:
