@@ -20,11 +20,11 @@ import numpy as np
 from wavemae.artifact import Artifact
 from wavemae.bench.backends import EncoderBackend, available_backends, cpu_has_bf16
 from wavemae.bench.flops import encoder_flops_per_spectrum, measure_matmul_gflops
+from wavemae.bench.spectra import heldout_spectra
 
 __all__ = [
     "DEFAULT_BATCH_SIZES",
     "PARITY_THRESHOLD",
-    "heldout_spectra",
     "measure_throughput",
     "neighbour_agreement",
     "run_engine",
@@ -32,32 +32,6 @@ __all__ = [
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 PARITY_THRESHOLD = 0.99  # top-1 neighbour agreement a faster precision must keep
-
-
-def heldout_spectra(artifact: Artifact, *, limit: int = 512) -> tuple[np.ndarray, str]:
-    """Held-out spectra as model input ``(N, seq_len)`` float32, and where they came from.
-
-    Tries the ``tablet`` corpus's test split through the artifact's own preprocessing; when
-    that is not available (no data package, another grid), falls back to smooth synthetic
-    spectra (sums of Gaussian bands) on the model's grid, and says so.
-    """
-    try:
-        from wavemae.data import load_corpus
-
-        data = load_corpus("tablet", split="test")
-        x = artifact.preprocess(np.asarray(data.values)[:limit], np.asarray(data.wavelengths))
-        return x, f"tablet:test ({x.shape[0]} spectra)"
-    except Exception as exc:  # any failure means: use the fallback, and say why
-        reason = f"{type(exc).__name__}: {exc}"[:120]
-    rng = np.random.default_rng(0)
-    n, length = min(limit, 256), artifact.seq_len
-    grid = np.linspace(0.0, 1.0, length)
-    centres = rng.uniform(0.05, 0.95, (n, 6, 1))
-    widths = rng.uniform(0.01, 0.1, (n, 6, 1))
-    heights = rng.uniform(0.1, 1.0, (n, 6, 1))
-    raw = (heights * np.exp(-0.5 * ((grid - centres) / widths) ** 2)).sum(axis=1)
-    x = artifact.preprocess(raw)
-    return x, f"synthetic bands ({n} spectra; tablet:test unavailable: {reason})"
 
 
 def measure_throughput(
@@ -130,6 +104,7 @@ def run_engine(
     thread_counts: Sequence[int] | None = None,
     checkpoint: str | os.PathLike | None = None,
     backends: Sequence[str] | None = None,
+    measure_peaks: bool = True,
 ) -> dict[str, Any]:
     """Measure every available backend at every batch size; see the module docstring.
 
@@ -141,7 +116,10 @@ def run_engine(
             CPUs). Each backend's best is over threads and batch sizes: on a shared machine,
             two OpenMP threads can be 100x slower than one when another process holds a core.
         checkpoint: optional training checkpoint for the eager backend's weights.
-        backends: only these backend names (default: all available).
+        backends: only these backend names (default: all available); the reference
+            ``onnxruntime-fp32`` is always measured.
+        measure_peaks: also measure matmul throughput (about 2 s); without it the
+            fraction-of-peak columns are empty.
 
     Returns:
         A JSON-ready dict: model, FLOPs per spectrum, matmul GFLOP/s, and per backend the
@@ -150,9 +128,9 @@ def run_engine(
     cpus = os.cpu_count() or 1
     thread_counts = sorted(set(thread_counts or (1, cpus)))
     flops = encoder_flops_per_spectrum(artifact.manifest.model_config)
-    peaks = {"fp32": measure_matmul_gflops("float32", threads=cpus)}
+    peaks = {"fp32": measure_matmul_gflops("float32", threads=cpus)} if measure_peaks else {}
     skipped: list[str] = []
-    if cpu_has_bf16():
+    if measure_peaks and cpu_has_bf16():
         try:
             peaks["bf16"] = measure_matmul_gflops("bfloat16", threads=cpus)
         except ValueError as exc:
@@ -169,7 +147,7 @@ def run_engine(
                     f"backends {sorted(unknown)} are not available here; "
                     f"available: {[b.name for b in found]}"
                 )
-            found = [b for b in found if b.name in backends]
+            found = [b for b in found if b.name in backends or b.name == "onnxruntime-fp32"]
         for backend in found:
             row = rows.setdefault(
                 backend.name,

@@ -28,13 +28,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def service_command(port: int, model_dir: str | os.PathLike | None = None) -> list[str]:
-    """``wavemae serve`` on 127.0.0.1:``port`` (the model folder, if given, via the CLI)."""
-    argv = [sys.executable, "-m", "wavemae.cli", "serve", "--host", "127.0.0.1"]
-    argv += ["--port", str(port)]
-    if model_dir is not None:
-        argv += ["--model-dir", str(model_dir)]
-    return argv
+def service_command(*args: str) -> list[str]:
+    """The service (what ``wavemae serve`` runs) with this interpreter; settings come from
+    ``WAVEMAE_*`` environment variables."""
+    return [sys.executable, "-m", "wavemae_service", *args]
 
 
 def baseline_command(
@@ -57,6 +54,7 @@ class ServerProcess:
         env: extra environment variables for the child.
         ready_path: polled until it answers 200.
         startup_timeout_s: how long start-up may take.
+        cwd: the child's working directory (default: this process's).
     """
 
     def __init__(
@@ -67,6 +65,7 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         ready_path: str = "/readyz",
         startup_timeout_s: float = 90.0,
+        cwd: str | os.PathLike | None = None,
     ) -> None:
         self.argv = list(argv)
         self.port = port
@@ -74,6 +73,7 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.ready_path = ready_path
         self.startup_timeout_s = startup_timeout_s
+        self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
         # Closed (and deleted) in __exit__: the log must outlive start() for log_tail().
         self._log = tempfile.NamedTemporaryFile(prefix="wavemae-server-", suffix=".log")  # noqa: SIM115
@@ -99,7 +99,7 @@ class ServerProcess:
             RuntimeError: with the log tail, if the child exits or is not ready in time.
         """
         self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            self.argv, env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + self.startup_timeout_s
         with httpx.Client(timeout=2.0) as client:

@@ -1,0 +1,407 @@
+"""The three benchmark modes and ``all``, each returning a JSON-ready dict.
+
+``serve`` and ``baseline`` drive an HTTP server with :func:`wavemae.bench.loadgen.run_load`
+and relate its spectra/s to the in-process engine measured in the same run (ONNX Runtime at
+its best batch size and thread count, in the precision the server runs). Servers the bench
+starts itself bind to 127.0.0.1 on a free port and are stopped before the mode returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from wavemae.artifact import Artifact, default_model_dir, load_artifact
+from wavemae.bench.engine import DEFAULT_BATCH_SIZES, run_engine
+from wavemae.bench.loadgen import BODY_KINDS, check_loopback, run_load
+from wavemae.bench.servers import ServerProcess, baseline_command, free_port, service_command
+from wavemae.bench.spectra import raw_request_spectra
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "LoadPlan",
+    "all_mode",
+    "baseline_mode",
+    "engine_mode",
+    "evaluate_targets",
+    "serve_mode",
+    "service_env",
+]
+
+DEFAULT_CONCURRENCY = (1, 8, 32, 64)
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What load to send: every body kind at every concurrency, each bounded by count and time."""
+
+    concurrencies: Sequence[int] = DEFAULT_CONCURRENCY
+    bodies: Sequence[str] = BODY_KINDS
+    max_requests: int = 4000
+    max_seconds: float = 8.0
+    warmup_requests: int = 100
+
+    def __post_init__(self) -> None:
+        bad = [b for b in self.bodies if b not in BODY_KINDS]
+        if bad:
+            raise ValueError(f"bodies {bad} must be among {BODY_KINDS}")
+        if not self.concurrencies or min(self.concurrencies) < 1:
+            raise ValueError(f"concurrencies={list(self.concurrencies)} must be >= 1")
+
+
+def _artifact(model_dir: str | os.PathLike | None) -> Artifact:
+    return load_artifact(model_dir if model_dir is not None else default_model_dir())
+
+
+def service_env(
+    artifact: Artifact, port: int, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Environment for ``wavemae serve`` on 127.0.0.1:``port`` with a throw-away library."""
+    env = {
+        "WAVEMAE_MODEL_DIR": str(artifact.path),
+        "WAVEMAE_HOST": "127.0.0.1",
+        "WAVEMAE_PORT": str(port),
+        "WAVEMAE_LIBRARY_URL": ":memory:",
+        "WAVEMAE_LOG_LEVEL": "warning",
+    }
+    env.update(overrides or {})
+    return env
+
+
+def engine_mode(
+    model_dir: str | os.PathLike | None = None,
+    *,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    seconds: float = 0.5,
+    thread_counts: Sequence[int] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Every available backend in process (see :func:`wavemae.bench.engine.run_engine`)."""
+    return run_engine(
+        _artifact(model_dir),
+        batch_sizes=batch_sizes,
+        seconds=seconds,
+        thread_counts=thread_counts,
+        checkpoint=checkpoint,
+    )
+
+
+def _reference(engine: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    for row in engine["backends"]:
+        if row["name"] == backend:
+            return {
+                "backend": backend,
+                "spectra_per_s": row["best_spectra_per_s"],
+                "threads": row["best_threads"],
+                "batch": row["best_batch"],
+            }
+    raise ValueError(f"the engine results have no {backend!r} backend to compare with")
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        import psutil
+
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+    except Exception:  # psutil missing or the process is gone: no CPU column
+        return None
+
+
+async def _run_series(
+    url: str, spectra: Any, plan: LoadPlan, pid: int | None, reference: float
+) -> list[dict[str, Any]]:
+    rows = []
+    for body in plan.bodies:
+        for concurrency in plan.concurrencies:
+            cpu0 = _cpu_seconds(pid)
+            result = await run_load(
+                url,
+                spectra,
+                concurrency=concurrency,
+                body=body,
+                max_requests=plan.max_requests,
+                max_seconds=plan.max_seconds,
+                warmup_requests=plan.warmup_requests,
+            )
+            cpu1 = _cpu_seconds(pid)
+            row = result.to_dict()
+            row["fraction_of_engine"] = result.spectra_per_s / reference if reference else None
+            # Server CPU includes the warm-up, so it is a slight over-estimate.
+            row["server_cpu_cores"] = (
+                (cpu1 - cpu0) / result.seconds if cpu0 is not None and cpu1 is not None else None
+            )
+            rows.append(row)
+    return rows
+
+
+def _profile(url: str, spectra: Any, pid: int, seconds: float, out_dir: Path) -> dict[str, Any]:
+    """py-spy the server during a 32-client JSON load; summary plus the raw stacks' path."""
+    from wavemae.bench.profile import start_py_spy, summarise_collapsed
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / f"py-spy-{pid}.txt"
+    spy = start_py_spy(pid, seconds, raw)
+    result = asyncio.run(
+        run_load(
+            url,
+            spectra,
+            concurrency=32,
+            body="json",
+            max_requests=10**7,
+            max_seconds=seconds,
+            warmup_requests=0,
+        )
+    )
+    _, err = spy.communicate(timeout=seconds + 30)
+    if spy.returncode != 0 or not raw.exists():
+        return {"error": err.decode(errors="replace")[-500:]}
+    summary = summarise_collapsed(raw)
+    summary.update(raw_stacks=str(raw), spectra_per_s_while_profiled=result.spectra_per_s)
+    return summary
+
+
+def _drive(
+    kind: str,
+    server: ServerProcess | None,
+    url: str,
+    artifact: Artifact,
+    plan: LoadPlan,
+    reference: dict[str, Any],
+    profile_dir: Path | None,
+    profile_seconds: float,
+) -> dict[str, Any]:
+    spectra, source = raw_request_spectra(artifact)
+    pid = server.pid if server is not None else None
+    rows = asyncio.run(_run_series(url, spectra, plan, pid, reference["spectra_per_s"]))
+    out: dict[str, Any] = {
+        "mode": kind,
+        "url": url,
+        "request_spectra": source,
+        "reference": reference,
+        "rows": rows,
+    }
+    if profile_dir is not None and pid is not None:
+        out["profile"] = _profile(url, spectra, pid, profile_seconds, profile_dir / kind)
+    return out
+
+
+def serve_mode(
+    model_dir: str | os.PathLike | None = None,
+    *,
+    url: str | None = None,
+    plan: LoadPlan | None = None,
+    engine: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    profile_dir: str | os.PathLike | None = None,
+    profile_seconds: float = 8.0,
+    engine_seconds: float = 0.5,
+) -> dict[str, Any]:
+    """Load the service (started here unless ``url`` is given) and relate it to the engine.
+
+    Args:
+        model_dir: artifact folder (default: the shipped model); for a given ``url`` it must be
+            the model that server runs (the engine reference is measured on it).
+        url: a running service on loopback; None starts ``wavemae serve`` on a free port.
+        plan: the load (default :class:`LoadPlan`).
+        engine: engine results of this run to use as reference; measured here if None.
+        env: extra ``WAVEMAE_*`` settings for the service the bench starts.
+        profile_dir: if given (and the bench started the server), py-spy the server during an
+            extra 32-client JSON load and write the stacks here.
+        profile_seconds: length of that profile.
+        engine_seconds: time per point for the engine reference if measured here.
+    """
+    artifact = _artifact(model_dir)
+    plan = plan or LoadPlan()
+    served_int8 = (env or {}).get("WAVEMAE_ENCODER_PRECISION", "fp32") == "int8"
+    backend = "onnxruntime-int8" if served_int8 else "onnxruntime-fp32"
+    if engine is None:
+        engine = run_engine(
+            artifact, backends=[backend], seconds=engine_seconds, measure_peaks=False
+        )
+    profile_path = Path(profile_dir) if profile_dir is not None else None
+    if url is not None:
+        check_loopback(url)
+        with httpx.Client(timeout=10) as client:
+            model = client.get(url.rstrip("/") + "/model").json()
+        result = _drive(
+            "serve", None, url, artifact, plan, _reference(engine, backend), None, profile_seconds
+        )
+        result.update(server="wavemae service (external)", model_info=model)
+        return result
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="wavemae-bench-") as cwd:
+        # A separate working directory: the service must not touch files where the bench ran.
+        server = ServerProcess(
+            service_command(), port, env=service_env(artifact, port, env), cwd=cwd
+        )
+        with server:
+            with httpx.Client(timeout=10) as client:
+                model = client.get(server.url + "/model").json()
+            result = _drive(
+                "serve",
+                server,
+                server.url,
+                artifact,
+                plan,
+                _reference(engine, backend),
+                profile_path,
+                profile_seconds,
+            )
+    result.update(server="wavemae serve", model_info=model, env=dict(env or {}))
+    return result
+
+
+def baseline_mode(
+    model_dir: str | os.PathLike | None = None,
+    *,
+    plan: LoadPlan | None = None,
+    engine: Mapping[str, Any] | None = None,
+    torch_threads: int | None = None,
+    profile_dir: str | os.PathLike | None = None,
+    profile_seconds: float = 8.0,
+    engine_seconds: float = 0.5,
+) -> dict[str, Any]:
+    """Load a hand-written FastAPI + PyTorch eager server (started here) the same way.
+
+    ``torch_threads`` defaults to the eager backend's best thread count in ``engine`` (1 if
+    unknown): the baseline gets its best setting, so the comparison flatters it if anything.
+    """
+    artifact = _artifact(model_dir)
+    plan = plan or LoadPlan()
+    if engine is None:
+        engine = run_engine(
+            artifact, backends=["pytorch-eager"], seconds=engine_seconds, measure_peaks=False
+        )
+    if torch_threads is None:
+        eager = [r for r in engine["backends"] if r["name"] == "pytorch-eager"]
+        torch_threads = eager[0]["best_threads"] if eager else 1
+    port = free_port()
+    profile_path = Path(profile_dir) if profile_dir is not None else None
+    with ServerProcess(baseline_command(port, artifact.path, torch_threads), port) as server:
+        result = _drive(
+            "baseline",
+            server,
+            server.url,
+            artifact,
+            plan,
+            _reference(engine, "onnxruntime-fp32"),
+            profile_path,
+            profile_seconds,
+        )
+    result.update(server="FastAPI + PyTorch eager per request", torch_threads=torch_threads)
+    return result
+
+
+def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Issue 7's targets, from whatever parts ``results`` holds."""
+    targets = []
+    serve = results.get("serve")
+    if serve:
+        by = {(r["body"], r["concurrency"]): r for r in serve["rows"]}
+        for body, goal in (("json", 0.85), ("npy", 0.90)):
+            row = by.get((body, 32))
+            if row and row["fraction_of_engine"] is not None:
+                targets.append(
+                    {
+                        "name": f"served {body} at 32 clients / engine best",
+                        "value": row["fraction_of_engine"],
+                        "goal": f">= {goal}",
+                        "met": row["fraction_of_engine"] >= goal,
+                    }
+                )
+        for body in ("json", "npy"):
+            row = by.get((body, 64))
+            if row and row["p50_ms"] and row["p50_ms"] == row["p50_ms"]:
+                ratio = row["p99_ms"] / row["p50_ms"]
+                targets.append(
+                    {
+                        "name": f"p99/p50 at 64 clients ({body})",
+                        "value": ratio,
+                        "goal": "<= 2",
+                        "met": ratio <= 2.0,
+                    }
+                )
+    engine = results.get("engine")
+    if engine:
+        faster = [r for r in engine["backends"] if r["precision"] != "fp32" and r["parity_holds"]]
+        best = max(faster, key=lambda r: r["speedup_vs_onnxruntime_fp32"], default=None)
+        if best is not None:
+            targets.append(
+                {
+                    "name": f"parity-holding faster precision ({best['name']}) vs ORT fp32",
+                    "value": best["speedup_vs_onnxruntime_fp32"],
+                    "goal": ">= 2",
+                    "met": best["speedup_vs_onnxruntime_fp32"] >= 2.0,
+                }
+            )
+    return targets
+
+
+def compare(service: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Service vs baseline spectra/s for each (body, concurrency) both measured."""
+    base = {(r["body"], r["concurrency"]): r["spectra_per_s"] for r in baseline["rows"]}
+    out = []
+    for r in service["rows"]:
+        b = base.get((r["body"], r["concurrency"]))
+        if b:
+            out.append(
+                {
+                    "body": r["body"],
+                    "concurrency": r["concurrency"],
+                    "service": r["spectra_per_s"],
+                    "baseline": b,
+                    "ratio": r["spectra_per_s"] / b,
+                }
+            )
+    return out
+
+
+def all_mode(
+    model_dir: str | os.PathLike | None = None,
+    *,
+    plan: LoadPlan | None = None,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    engine_seconds: float = 0.5,
+    thread_counts: Sequence[int] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    env: Mapping[str, str] | None = None,
+    profile_dir: str | os.PathLike | None = None,
+    profile_seconds: float = 8.0,
+) -> dict[str, Any]:
+    """Engine, service and baseline in one run, with the ratios and issue 7's targets."""
+    engine = engine_mode(
+        model_dir,
+        batch_sizes=batch_sizes,
+        seconds=engine_seconds,
+        thread_counts=thread_counts,
+        checkpoint=checkpoint,
+    )
+    results: dict[str, Any] = {"engine": engine}
+    results["serve"] = serve_mode(
+        model_dir,
+        plan=plan,
+        engine=engine,
+        env=env,
+        profile_dir=profile_dir,
+        profile_seconds=profile_seconds,
+    )
+    results["baseline"] = baseline_mode(
+        model_dir,
+        plan=plan,
+        engine=engine,
+        profile_dir=profile_dir,
+        profile_seconds=profile_seconds,
+    )
+    results["comparison"] = compare(results["serve"], results["baseline"])
+    results["targets"] = evaluate_targets(results)
+    return results

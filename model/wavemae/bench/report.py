@@ -1,0 +1,169 @@
+"""Rich tables for the benchmark results, and the JSON file they are written to."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["print_results", "write_json"]
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _engine_tables(result: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    peaks = result["matmul_gflops"]
+    title = (
+        f"engine: {result['model']}, {result['flops_per_spectrum'] / 1e6:.2f} MFLOP/spectrum; "
+        f"matmul {', '.join(f'{k} {v:.0f}' for k, v in peaks.items())} GFLOP/s"
+    )
+    table = Table(title=title, title_justify="left")
+    batches = [str(b) for b in result["batch_sizes"]]
+    table.add_column("backend")
+    table.add_column("threads", justify="right")
+    for b in batches:
+        table.add_column(f"b={b}", justify="right")
+    for row in result["backends"]:
+        for threads, by_batch in row["by_threads"].items():
+            cells = [_fmt(by_batch[b]["spectra_per_s"]) for b in batches]
+            table.add_row(row["name"], threads, *cells)
+    console.print(table)
+    best = Table(title="engine: best spectra/s per backend", title_justify="left")
+    for col in (
+        "backend",
+        "best spectra/s",
+        "threads x batch",
+        "GFLOP/s",
+        "of peak",
+        "vs ORT fp32",
+        "top-1 agree",
+        "recall@5",
+        "parity",
+    ):
+        best.add_column(col, justify="left" if col == "backend" else "right")
+    for row in result["backends"]:
+        parity = row["parity"]
+        best.add_row(
+            row["name"],
+            _fmt(row["best_spectra_per_s"]),
+            f"{row['best_threads']} x {row['best_batch']}",
+            _fmt(row["gflops"], 1),
+            f"{row['fraction_of_matmul_peak']:.1%}" if row["fraction_of_matmul_peak"] else "-",
+            f"{row['speedup_vs_onnxruntime_fp32']:.2f}x",
+            _fmt(parity["top1_agreement"], 3),
+            _fmt(parity["recall_at_5"], 3),
+            "holds" if row["parity_holds"] else "FAILS",
+        )
+    console.print(best)
+    console.print(f"held-out spectra: {result['heldout']}")
+    for note in result["skipped"]:
+        console.print(f"[dim]skipped {note}[/dim]")
+
+
+def _load_table(title: str, rows: list[dict[str, Any]], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "body",
+        "clients",
+        "spectra/s",
+        "of engine",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "p99/p50",
+        "ok",
+        "errors",
+        "statuses",
+        "client CPU",
+        "server CPU",
+    ):
+        table.add_column(col, justify="left" if col in ("body", "statuses") else "right")
+    for r in rows:
+        p99_p50 = r["p99_ms"] / r["p50_ms"] if r["p50_ms"] and r["p50_ms"] > 0 else float("nan")
+        server_cpu = r.get("server_cpu_cores")
+        table.add_row(
+            r["body"],
+            str(r["concurrency"]),
+            _fmt(r["spectra_per_s"]),
+            f"{r['fraction_of_engine']:.2f}" if r.get("fraction_of_engine") else "-",
+            _fmt(r["p50_ms"], 1),
+            _fmt(r["p95_ms"], 1),
+            _fmt(r["p99_ms"], 1),
+            _fmt(p99_p50, 1),
+            str(r["ok"]),
+            str(r["errors"]),
+            ",".join(f"{k}:{v}" for k, v in r["statuses"].items()),
+            f"{r['client_cpu_s'] / r['seconds']:.2f}" if r["seconds"] else "-",
+            _fmt(server_cpu, 2),
+        )
+    console.print(table)
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """Print every part present in ``results`` (engine, serve, baseline, comparison)."""
+    from rich.console import Console
+
+    console = Console(width=160)
+    if "engine" in results:
+        _engine_tables(results["engine"], console)
+    for key in ("serve", "baseline"):
+        part = results.get(key)
+        if part:
+            ref = part["reference"]
+            title = (
+                f"{key}: {part['server']} ({part['url']}); reference {ref['backend']} "
+                f"{ref['spectra_per_s']:,.0f} spectra/s in process ({ref['threads']} threads x "
+                f"batch {ref['batch']})"
+            )
+            _load_table(title, part["rows"], console)
+    comparison = results.get("comparison")
+    if comparison:
+        from rich.table import Table
+
+        table = Table(title="service vs hand-written baseline", title_justify="left")
+        for col in ("body", "clients", "service spectra/s", "baseline spectra/s", "ratio"):
+            table.add_column(col, justify="left" if col == "body" else "right")
+        for r in comparison:
+            table.add_row(
+                r["body"],
+                str(r["concurrency"]),
+                _fmt(r["service"]),
+                _fmt(r["baseline"]),
+                f"{r['ratio']:.1f}x",
+            )
+        console.print(table)
+    for target in results.get("targets", []):
+        mark = "[green]met[/green]" if target["met"] else "[red]missed[/red]"
+        console.print(
+            f"target {target['name']}: {target['value']:.2f} (goal {target['goal']}) {mark}"
+        )
+
+
+def write_json(results: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``results`` to ``path`` as indented JSON (NaN written as null)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(clean(results), indent=2) + "\n", encoding="utf-8")
+    return out
