@@ -94,5 +94,80 @@ def serve_cmd(
     serve(Settings(**{k: v for k, v in overrides.items() if v is not None}))
 
 
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{what}={text!r} must be comma-separated integers") from None
+
+
+@app.command("bench")
+def bench_cmd(
+    mode: str = typer.Argument("all", help="engine | serve | baseline | all"),
+    model_dir: str = typer.Option(None, "--model-dir", help="Artifact folder (default: shipped)."),
+    out: str = typer.Option(None, "--out", help="Write the results as JSON to this file."),
+    url: str = typer.Option(
+        None, "--url", help="serve: a running service on 127.0.0.1 (default: start one)."
+    ),
+    concurrency: str = typer.Option("1,8,32,64", help="Concurrent clients to measure."),
+    bodies: str = typer.Option("json,npy", help="Request bodies: json, npy (application/x-npy)."),
+    max_requests: int = typer.Option(4000, help="Per load point: stop after this many answers."),
+    max_seconds: float = typer.Option(8.0, help="Per load point: stop after this many seconds."),
+    batch_sizes: str = typer.Option("1,2,4,8,16,32,64,128", help="engine: batch sizes."),
+    engine_seconds: float = typer.Option(0.5, help="engine: seconds per measured point."),
+    threads: str = typer.Option(None, help="engine: thread counts to try (default: 1,all)."),
+    checkpoint: str = typer.Option(None, help="engine: checkpoint for the eager weights."),
+    env: list[str] = typer.Option(
+        None, "--env", help="serve: WAVEMAE_KEY=VALUE setting for the started service (repeat)."
+    ),
+    profile: str = typer.Option(
+        None, "--profile", help="py-spy the started servers under 32-client load; stacks here."
+    ),
+) -> None:
+    """Benchmark the encoder in process, the service over HTTP and a hand-written baseline."""
+    from wavemae.bench import modes
+    from wavemae.bench.report import print_results, write_json
+
+    if mode not in ("engine", "serve", "baseline", "all"):
+        raise typer.BadParameter(f"mode={mode!r} must be engine, serve, baseline or all")
+    settings = {}
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("WAVEMAE_"):
+            raise typer.BadParameter(f"--env {item!r} must look like WAVEMAE_KEY=VALUE")
+        settings[key] = value
+    plan = modes.LoadPlan(
+        concurrencies=_ints(concurrency, "concurrency"),
+        bodies=[b.strip() for b in bodies.split(",") if b.strip()],
+        max_requests=max_requests,
+        max_seconds=max_seconds,
+    )
+    engine_args = {
+        "batch_sizes": _ints(batch_sizes, "batch-sizes"),
+        "thread_counts": _ints(threads, "threads") if threads else None,
+        "checkpoint": checkpoint,
+    }
+    if mode == "engine":
+        results = {"engine": modes.engine_mode(model_dir, seconds=engine_seconds, **engine_args)}
+    elif mode == "serve":
+        results = {"serve": modes.serve_mode(
+            model_dir, url=url, plan=plan, env=settings, profile_dir=profile,
+            engine_seconds=engine_seconds,
+        )}
+    elif mode == "baseline":
+        results = {"baseline": modes.baseline_mode(
+            model_dir, plan=plan, profile_dir=profile, engine_seconds=engine_seconds
+        )}
+    else:
+        results = modes.all_mode(
+            model_dir, plan=plan, engine_seconds=engine_seconds, env=settings,
+            profile_dir=profile, **engine_args,
+        )
+    results.setdefault("targets", modes.evaluate_targets(results))
+    print_results(results)
+    if out:
+        typer.echo(f"wrote {write_json(results, out)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
