@@ -305,13 +305,16 @@ class Preprocessor:
 
     def _to_model_grid(self, values: Any, wavelengths: Any, unit: str | None) -> np.ndarray:
         """Validated ``(N, L)`` float64 on the model grid (steps 1 of the pipeline)."""
-        array = np.asarray(values)
+        try:
+            array = np.asarray(values)
+        except (TypeError, ValueError) as exc:  # ragged nested lists
+            raise ValueError(f"values must be a rectangular array of numbers: {exc}") from None
+        if array.dtype.kind not in "fiu":
+            raise ValueError(f"values must be numbers; got dtype {array.dtype}")
         if array.ndim == 1:
             array = array.reshape(1, -1)
         if array.ndim != 2:
-            raise ValueError(f"values must be (N, L) or (L,); got shape {np.shape(values)}")
-        if not np.issubdtype(array.dtype, np.number):
-            raise ValueError(f"values must be numeric; got dtype {array.dtype}")
+            raise ValueError(f"values must be (N, L) or (L,); got shape {array.shape}")
         finite = np.isfinite(array)
         if not finite.all():
             bad_rows = np.flatnonzero(~finite.all(axis=1))

@@ -149,6 +149,10 @@ def test_transform_validates_input() -> None:
         pre.transform(values)
     with pytest.raises(ValueError, match="values have 10 bands but the model grid has 64"):
         pre.transform(np.ones((2, 10)))
+    with pytest.raises(ValueError, match="rectangular"):
+        pre.transform([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match="must be numbers"):
+        pre.transform([["1.0"] * 64])
 
 
 # --------------------------------------------------------------------------- inversion

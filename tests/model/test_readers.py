@@ -14,6 +14,7 @@ import pytest
 from wavemae.data import (
     Spectra,
     SpectraFormatError,
+    parse_csv_wide,
     read_csv_wide,
     read_innospectra_csv,
     read_jcamp,
@@ -357,3 +358,10 @@ def test_read_spectra_unknown_types(tmp_path: Path) -> None:
         read_spectra(tmp_path / "missing.csv")
     with pytest.raises(ValueError, match="format='xls'"):
         read_spectra(tmp_path / "a.xyz", format="xls")
+
+
+def test_parse_csv_wide_reads_text_in_memory() -> None:
+    s = parse_csv_wide("id,1000,1001\na,1,2\n", source="upload.csv")
+    assert s.ids == ["a"] and np.array_equal(s.values, [[1, 2]])
+    with pytest.raises(SpectraFormatError, match=r"upload\.csv, line 2: column 3"):
+        parse_csv_wide("id,1000,1001\na,1,z\n", source="upload.csv")

@@ -8,6 +8,7 @@ from wavemae.data.corpora import CORPORA, CorpusInfo, load_corpus
 from wavemae.data.instruments import read_innospectra_csv, read_jcamp
 from wavemae.data.readers import (
     FORMATS,
+    parse_csv_wide,
     read_csv_wide,
     read_npy,
     read_spectra,
@@ -25,6 +26,7 @@ __all__ = [
     "SpectraFormatError",
     "load_corpus",
     "normalize_unit",
+    "parse_csv_wide",
     "read_csv_wide",
     "read_innospectra_csv",
     "read_jcamp",

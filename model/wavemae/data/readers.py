@@ -36,6 +36,7 @@ from wavemae.data.spectra import Spectra, SpectraFormatError, normalize_unit
 
 __all__ = [
     "FORMATS",
+    "parse_csv_wide",
     "read_csv_wide",
     "read_npy",
     "read_spectra",
@@ -75,7 +76,24 @@ def read_csv_wide(
             non-monotonic wavelengths (messages name the file, line and column).
     """
     path = Path(path)
-    lines = read_text(path).splitlines()
+    return parse_csv_wide(read_text(path), source=path, unit=unit, delimiter=delimiter)
+
+
+def parse_csv_wide(
+    text: str,
+    *,
+    source: str | Path = "<text>",
+    unit: str | None = None,
+    delimiter: str | None = None,
+) -> Spectra:
+    """:func:`read_csv_wide` for text already in memory (e.g. an HTTP upload).
+
+    ``source`` names the text in error messages (``SpectraFormatError.path``).
+    """
+    path = source
+    if not text.strip():
+        raise SpectraFormatError(path, "the file is empty")
+    lines = text.splitlines()
     comment_unit: str | None = None
     start = 0
     while start < len(lines) and (
