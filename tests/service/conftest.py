@@ -1,0 +1,163 @@
+"""Service fixtures: a tiny exported artifact, real uvicorn servers on free ports, references.
+
+Servers run as subprocesses (``python -m wavemae_service``) configured through WAVEMAE_*
+environment variables, exactly as an operator would run them, so a test can also ``kill -9`` one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from service_helpers import LATENT_DIM, SEQ_LEN
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """A ``python -m wavemae_service`` subprocess; ``url`` once ready."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("WAVEMAE_")}
+        full_env.update({"WAVEMAE_HOST": "127.0.0.1", "WAVEMAE_PORT": str(self.port)})
+        full_env.update(env)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wavemae_service"],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> ServerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny exported WaveMAE (seq_len 64, latent 16, 1100-1700 nm grid, fitted preprocessing)."""
+    from wavemae.export import export_tiny_model
+
+    return export_tiny_model(
+        tmp_path_factory.mktemp("artifact") / "tiny", seq_len=SEQ_LEN, latent_dim=LATENT_DIM
+    )
+
+
+@pytest.fixture(scope="session")
+def start_server(tiny_artifact, tmp_path_factory):
+    """Factory: ``start_server(**WAVEMAE_settings)`` -> ready ServerProcess (stopped at the end)."""
+    servers: list[ServerProcess] = []
+
+    def start(wait: bool = True, **settings: object) -> ServerProcess:
+        folder = tmp_path_factory.mktemp("server")
+        env = {
+            "WAVEMAE_MODEL_DIR": str(tiny_artifact),
+            "WAVEMAE_LIBRARY_URL": str(folder / "library.sqlite3"),
+            "WAVEMAE_LOG_LEVEL": "warning",
+        }
+        env.update({f"WAVEMAE_{k.upper()}": str(v) for k, v in settings.items()})
+        server = ServerProcess(env, folder / "server.log")
+        servers.append(server)
+        return server.wait_ready() if wait else server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(start_server) -> ServerProcess:
+    """The shared server: default settings, a 20 ms batch window so concurrent requests batch."""
+    return start_server(max_wait_ms=20)
+
+
+@pytest.fixture
+def http(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        yield client
+
+
+class Reference:
+    """In-process ONNX Runtime on the same artifact: what every answer must equal."""
+
+    def __init__(self, folder: Path) -> None:
+        import onnxruntime as ort
+
+        from wavemae.artifact import load_artifact
+
+        self.artifact = load_artifact(folder)
+        self.pre = self.artifact.preprocessor
+        self.sessions = {
+            role: ort.InferenceSession(
+                str(self.artifact.file(role)), providers=["CPUExecutionProvider"]
+            )
+            for role in ("encoder", "encoder_masked", "decoder")
+        }
+
+    def preprocess(self, values, wavelengths=None):
+        return self.pre.transform_with_state(np.asarray(values, np.float64), wavelengths)
+
+    def embed_processed(self, x: np.ndarray) -> np.ndarray:
+        return self.sessions["encoder"].run(None, {"spectra": x.astype(np.float32)})[0]
+
+    def embed(self, values, wavelengths=None) -> np.ndarray:
+        return self.embed_processed(self.preprocess(values, wavelengths)[0])
+
+    def reconstruct(self, values, visible=None):
+        """Spectra on the model grid -> reconstructions in the caller's scale on that grid."""
+        x, state = self.preprocess(values)
+        if visible is None:
+            z = self.embed_processed(x)
+        else:
+            z = self.sessions["encoder_masked"].run(None, {"spectra": x, "visible": visible})[0]
+        recon = self.sessions["decoder"].run(None, {"embedding": z})[0]
+        return self.pre.inverse_transform(recon, state)
+
+
+@pytest.fixture(scope="session")
+def reference(tiny_artifact) -> Reference:
+    return Reference(tiny_artifact)
