@@ -497,22 +497,20 @@ class PostgresLibraryStore(LibraryStore):
             and self.latent_dim <= HNSW_MAX_DIMS
         )
         entries = sql.Identifier(ENTRIES)
-        if use_index:
-            # ORDER BY the bare distance so the planner may use the HNSW index.
-            nearest = sql.SQL(
-                "SELECT id, metadata, {col} <=> %s AS distance FROM {entries} "
-                "WHERE {col} IS NOT NULL ORDER BY {col} <=> %s LIMIT %s"
-            ).format(col=column, entries=entries)
-        else:
-            # Exact scan; a zero vector has an undefined (NaN) cosine distance: score it 0.
-            nearest = sql.SQL(
-                "SELECT id, metadata, distance FROM (SELECT id, metadata, "
-                "COALESCE(NULLIF({col} <=> %s, 'NaN'::float8), 1.0) AS distance "
-                "FROM {entries} WHERE {col} IS NOT NULL AND {where}) AS scored "
-                "ORDER BY distance, id LIMIT %s"
-            ).format(col=column, entries=entries, where=where)
+        # ORDER BY the bare distance so the planner may use the HNSW index.
+        approximate = sql.SQL(
+            "SELECT id, metadata, {col} <=> %s AS distance FROM {entries} "
+            "WHERE {col} IS NOT NULL ORDER BY {col} <=> %s LIMIT %s"
+        ).format(col=column, entries=entries)
+        # Exact scan; a zero vector has an undefined (NaN) cosine distance: score it 0.
+        exact = sql.SQL(
+            "SELECT id, metadata, distance FROM (SELECT id, metadata, "
+            "COALESCE(NULLIF({col} <=> %s, 'NaN'::float8), 1.0) AS distance "
+            "FROM {entries} WHERE {col} IS NOT NULL AND {where}) AS scored "
+            "ORDER BY distance, id LIMIT %s"
+        ).format(col=column, entries=entries, where=where)
         first_by_id = sql.SQL(
-            "SELECT id, metadata, 1.0 FROM {entries} WHERE {col} IS NOT NULL AND {where} "
+            "SELECT id, metadata, 1.0::float8 FROM {entries} WHERE {col} IS NOT NULL AND {where} "
             "ORDER BY id LIMIT %s"
         ).format(col=column, entries=entries, where=where)
 
@@ -532,10 +530,14 @@ class PostgresLibraryStore(LibraryStore):
                 if not np.any(query):
                     # Cosine with a zero query is 0 for every entry: ties, broken by id.
                     rows = conn.execute(first_by_id, [*params, k]).fetchall()
-                elif use_index:
-                    rows = conn.execute(nearest, (query, query, k)).fetchall()
                 else:
-                    rows = conn.execute(nearest, [query, *params, k]).fetchall()
+                    rows = []
+                    if use_index:
+                        rows = conn.execute(approximate, (query, query, k)).fetchall()
+                    if len(rows) < k:
+                        # Fewer than k from the index: a small library, or entries the index
+                        # cannot rank (zero vectors). The exact scan decides.
+                        rows = conn.execute(exact, [query, *params, k]).fetchall()
                 hits = [
                     SearchHit(id=i, score=float(np.clip(1.0 - d, -1.0, 1.0)), metadata=m)
                     for i, m, d in rows
