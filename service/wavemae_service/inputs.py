@@ -54,7 +54,9 @@ def parse_json(model: type[ModelT], body: bytes) -> ModelT:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        # A missing required field explains more than a misspelt extra one: report it first.
+        first = min(errors, key=lambda e: e["type"] != "missing")
         if first["type"] in ("json_invalid", "model_type", "model_attributes_type"):
             reason = (
                 "is not a JSON object"
