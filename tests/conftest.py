@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
@@ -28,7 +30,7 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """URL of a session-wide PostgreSQL 16 + pgvector (extension created in ``postgres``)."""
     try:
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
@@ -37,10 +39,14 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         import psycopg
     except ImportError as exc:  # the dev extra installs both
         _unavailable(f"{exc.name} is not installed (pip install -e '.[dev]')")
-    pgdata = tmp_path_factory.mktemp("postgres") / "pgdata"
+    # Not under pytest's basetemp: a pytest session starting meanwhile resets that folder to
+    # mode 0700, which would lock the server's own user out of its data directory.
+    workdir = Path(tempfile.mkdtemp(prefix="wavemae-pg-"))
+    pgdata = workdir / "pgdata"
     try:
         server = pgserver.get_server(pgdata, cleanup_mode="delete")
     except Exception as exc:  # any failure to start means: no database here
+        shutil.rmtree(workdir, ignore_errors=True)
         _unavailable(f"{type(exc).__name__}: {exc}")
     try:
         url = server.get_uri()
@@ -52,7 +58,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         server.cleanup()
-        shutil.rmtree(pgdata, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _with_database(url: str, database: str) -> str:
