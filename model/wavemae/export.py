@@ -186,6 +186,7 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
     min_verify_spectra: int = MIN_VERIFY_SPECTRA,
+    retrieval_spectra: np.ndarray | None = None,
 ) -> Path:
     """Export ``model`` (eval mode, its current weights) to the artifact folder ``out_dir``.
 
@@ -205,6 +206,8 @@ def export_model(
         opset: ONNX opset.
         overwrite: replace an existing non-empty ``out_dir``.
         min_verify_spectra: minimum ``N`` (64 for real exports).
+        retrieval_spectra: ``(M, seq_len)`` held-out model-input spectra for the int8
+            retrieval check (default: ``verify_spectra``); more is better there.
 
     Returns:
         ``out_dir`` as a Path, holding the verified files and ``manifest.json``.
@@ -254,7 +257,8 @@ def export_model(
         if quantize == "int8":
             from wavemae.quantize import quantize_encoder_int8
 
-            quantization = quantize_encoder_int8(staging, spectra)
+            held_out = spectra if retrieval_spectra is None else retrieval_spectra
+            quantization = quantize_encoder_int8(staging, held_out)
         roles = [r for r in FILE_NAMES if (staging / FILE_NAMES[r]).is_file()]
         files = {
             role: FileEntry(
@@ -307,6 +311,7 @@ def export_checkpoint(
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
     command: str | None = None,
+    n_verify: int = 128,
 ) -> Path:
     """Export a training checkpoint (its EMA weights) with :func:`export_model`.
 
@@ -319,6 +324,7 @@ def export_checkpoint(
         version: default ``"<step>-<first 8 hex of the checkpoint's sha256>"``.
         quantize, opset, overwrite: as for :func:`export_model`.
         command: the export command line, recorded in the manifest's provenance.
+        n_verify: held-out spectra (evenly spread) for the parity checks; at least 64.
 
     Returns:
         ``out_dir`` as a Path.
@@ -339,6 +345,9 @@ def export_checkpoint(
 
         data = load_corpus("tablet", split="test")
     spectra = _model_input(ckpt.preprocessing, data, np.asarray(ckpt.wavelengths), ckpt.unit)
+    # Parity on an evenly spread subset keeps a CPU export within minutes; int8 retrieval
+    # is judged on all of them.
+    pick = np.unique(np.linspace(0, len(spectra) - 1, min(n_verify, len(spectra))).astype(int))
     provenance = dict(ckpt.provenance)
     provenance.update(
         checkpoint={"file": path.name, "sha256": sha, "step": ckpt.step, "weights": "ema"},
@@ -355,7 +364,8 @@ def export_checkpoint(
         name=name or str(ckpt.provenance.get("name") or "wavemae"),
         version=version or f"{ckpt.step}-{sha[:8]}",
         provenance=provenance,
-        verify_spectra=spectra,
+        verify_spectra=spectra[pick],
+        retrieval_spectra=spectra,
         quantize=quantize,
         opset=opset,
         overwrite=overwrite,
