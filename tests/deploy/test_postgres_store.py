@@ -72,6 +72,32 @@ def test_two_replicas_see_each_others_writes_at_once(url):
         b.close()
 
 
+def test_replicas_starting_together_create_the_schema_once(url):
+    """Start-up DDL runs under an advisory lock: simultaneous first starts do not collide."""
+    stores, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def start():
+        barrier.wait()
+        try:
+            stores.append(open_store(url, latent_dim=DIM, seq_len=SEQ))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        stores[0].put(_entries(3), model_version="m:1")
+        assert [s.count() for s in stores] == [3, 3, 3, 3]
+    finally:
+        for s in stores:
+            s.close()
+
+
 def test_replicas_of_two_model_versions_cannot_both_adopt_an_empty_library(url):
     stores = [open_store(url, latent_dim=DIM, seq_len=SEQ) for _ in range(2)]
     outcomes: dict[str, str] = {}
