@@ -1,0 +1,151 @@
+"""Acknowledged library writes survive kill -9; API-key scopes hold; start-up refuses bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from service_helpers import spectra_like
+
+from wavemae_service.client import WaveMAEClient, WaveMAEError
+
+
+def test_acknowledged_entries_survive_kill_9(start_server, tmp_path):
+    library = tmp_path / "durable.sqlite3"
+    server = start_server(library_url=library)
+    x = spectra_like(40, seed=21)
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for i, row in enumerate(x):
+                if stop.is_set():
+                    return
+                try:
+                    r = client.put(
+                        f"/library/e{i:03d}", json={"spectrum": row.tolist(), "metadata": {"i": i}}
+                    )
+                except httpx.TransportError:
+                    return
+                if r.status_code == 200:
+                    acknowledged.append(f"e{i:03d}")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while len(acknowledged) < 10 and thread.is_alive():
+        time.sleep(0.001)
+    server.kill9()  # mid-stream: no shutdown hook runs
+    stop.set()
+    thread.join(10)
+    assert len(acknowledged) >= 10
+
+    restarted = start_server(library_url=library)
+    with WaveMAEClient(restarted.url) as client:
+        for entry_id in acknowledged:
+            entry = client.get(entry_id)
+            i = int(entry_id[1:])
+            assert entry["spectrum"] == x[i].tolist() and entry["metadata"] == {"i": i}
+        assert client.list(limit=1000)["count"] >= len(acknowledged)
+        hits = client.similar(x[[int(acknowledged[-1][1:])]], k=1)
+        assert hits[0][0]["id"] == acknowledged[-1]
+
+
+@pytest.fixture(scope="module")
+def keyed_server(start_server):
+    return start_server(api_keys="reader-key,other-reader", admin_keys="admin-key")
+
+
+@pytest.mark.parametrize(
+    ("key", "method", "path", "status"),
+    [
+        (None, "POST", "/embed", 401),
+        ("wrong", "POST", "/embed", 401),
+        ("reader-key", "POST", "/embed", 200),
+        ("other-reader", "POST", "/similar", 200),
+        ("admin-key", "POST", "/embed", 200),
+        ("reader-key", "PUT", "/library/k1", 403),
+        ("reader-key", "DELETE", "/library/k1", 403),
+        ("reader-key", "POST", "/library/reembed", 403),
+        ("admin-key", "PUT", "/library/k1", 200),
+        ("reader-key", "GET", "/library", 200),
+        (None, "GET", "/library", 401),
+        (None, "GET", "/model", 401),
+        (None, "GET", "/healthz", 200),
+        (None, "GET", "/readyz", 200),
+        (None, "GET", "/metrics", 200),
+    ],
+)
+def test_api_key_scopes(keyed_server, key, method, path, status):
+    row = spectra_like(1)[0].tolist()
+    body = {"spectrum": row} if method == "PUT" else {"spectra": [row]}
+    headers = {"X-API-Key": key} if key else {}
+    response = httpx.request(
+        method,
+        keyed_server.url + path,
+        json=body if method in ("POST", "PUT") and "reembed" not in path else None,
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == status, response.text
+    if status in (401, 403):
+        assert response.json()["error"]["type"] in ("unauthorized", "forbidden")
+
+
+def test_bearer_header_works_in_the_client(keyed_server):
+    with WaveMAEClient(keyed_server.url, api_key="reader-key") as client:
+        assert client.embed(spectra_like(1)).shape == (1, 16)
+        with pytest.raises(WaveMAEError) as err:
+            client.put("nope", spectra_like(1)[0])
+        assert err.value.status == 403
+
+
+def test_tampered_artifact_stops_start_up_with_a_clear_message(tiny_artifact, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_artifact, broken)
+    with open(broken / "decoder.onnx", "ab") as fh:
+        fh.write(b"\0")
+    env = {"WAVEMAE_MODEL_DIR": str(broken), "WAVEMAE_LIBRARY_URL": ":memory:", "WAVEMAE_PORT": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "wavemae_service"],
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "sha256" in result.stderr and "decoder.onnx" in result.stderr
+
+
+def test_library_of_another_model_version_is_reembedded_at_start(start_server, tmp_path):
+    from wavemae_service.library import LibraryEntry, open_store
+
+    library = tmp_path / "old.sqlite3"
+    x = spectra_like(3, seed=31)
+    with open_store(library, latent_dim=16, seq_len=64) as store:
+        store.put(
+            [
+                LibraryEntry(
+                    id=f"old{i}",
+                    spectrum=x[i],
+                    wavelengths=None,
+                    metadata={},
+                    embedding=np.eye(16, dtype=np.float32)[i],
+                    processed=np.zeros(64, np.float32),
+                    model_version="wavemae-tiny:older",
+                )
+                for i in range(3)
+            ],
+            model_version="wavemae-tiny:older",
+        )
+    server = start_server(library_url=library)
+    with WaveMAEClient(server.url) as client:
+        assert client.list()["model_version"] == "wavemae-tiny:test-0"
+        assert [h[0]["id"] for h in client.similar(x, k=1)] == ["old0", "old1", "old2"]
