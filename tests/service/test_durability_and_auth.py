@@ -149,3 +149,24 @@ def test_library_of_another_model_version_is_reembedded_at_start(start_server, t
     with WaveMAEClient(server.url) as client:
         assert client.list()["model_version"] == "wavemae-tiny:test-0"
         assert [h[0]["id"] for h in client.similar(x, k=1)] == ["old0", "old1", "old2"]
+
+
+def test_sigterm_drains_in_flight_requests(start_server):
+    import signal
+
+    server = start_server(max_wait_ms=700)  # a request sits in the batch window for 0.7 s
+    result: dict[str, object] = {}
+
+    def request() -> None:
+        result["response"] = httpx.post(
+            server.url + "/embed", json={"spectra": spectra_like(1).tolist()}, timeout=10
+        )
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    time.sleep(0.3)
+    server.process.send_signal(signal.SIGTERM)
+    thread.join(10)
+    assert result["response"].status_code == 200
+    # uvicorn re-raises the signal after draining, so the process ends "by SIGTERM", cleanly.
+    assert server.process.wait(10) in (0, -signal.SIGTERM)
