@@ -45,6 +45,7 @@ __all__ = [
     "restore_rng_state",
     "save_checkpoint",
     "to_plain",
+    "update_provenance",
 ]
 
 CHECKPOINT_FORMAT = "wavemae-checkpoint/1"
@@ -54,15 +55,22 @@ def to_plain(value: Any, *, where: str = "value") -> Any:
     """Convert ``value`` into something ``torch.load(weights_only=True)`` accepts.
 
     numpy scalars become Python numbers, numpy arrays become (nested) lists, tuples become
-    lists, dict keys must be strings; tensors pass through (detached, on CPU).
+    lists, dict keys must be str or int (optimizer states use int keys); tensors pass
+    through (detached, on CPU).
 
     Raises:
         TypeError: for anything else (a class instance, a function ...), naming where it was.
     """
-    if value is None or isinstance(value, (bool, int, str)):
+    # Subclasses (torch.__version__ is a str subclass, IntEnum ...) would be pickled as
+    # their class, which weights_only loading refuses: store the plain base type.
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, float):
-        return value
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, np.generic):
@@ -74,8 +82,10 @@ def to_plain(value: Any, *, where: str = "value") -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{where}: dict key {key!r} is {type(key).__name__}, not str")
+            if not isinstance(key, (str, int)):
+                raise TypeError(
+                    f"{where}: dict key {key!r} is {type(key).__name__}, not str or int"
+                )
             out[key] = to_plain(item, where=f"{where}.{key}")
         return out
     if isinstance(value, (list, tuple)):
@@ -322,3 +332,15 @@ def load_checkpoint(
         weights=weights,
         raw=raw,
     )
+
+
+def update_provenance(path: str | os.PathLike, **fields: Any) -> None:
+    """Merge ``fields`` (plain values) into a saved checkpoint's ``provenance``, atomically."""
+    path = Path(path)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    raw["provenance"] = {**(raw.get("provenance") or {}), **to_plain(fields, where="provenance")}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(raw, tmp)
+    os.replace(tmp, path)

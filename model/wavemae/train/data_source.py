@@ -1,0 +1,136 @@
+"""Where a run's spectra come from, how they are split, and which labels judge the embeddings.
+
+A :class:`DataSource` names a corpus (``tablet``, ``fermentation``, ``coffee``) or a file read
+with :func:`wavemae.data.read_spectra`. :func:`split_source` returns the training spectra and
+the held-out spectra:
+
+- ``tablet``: the corpus's own split — ``calibration`` trains, ``test`` is held out (both
+  instruments; ``transfer`` is unused).
+- every other source: a seeded 80/20 split of the spectra.
+
+:func:`composition_task` says how embeddings are judged on a source: tablet reference assay
+(``api``, k-NN regression from calibration to test), coffee origin (leave-one-out 1-NN),
+fermentation HPLC concentrations (leave-one-out k-NN regression on the time-matched spectra).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wavemae.data import Spectra, load_corpus, read_spectra
+
+__all__ = ["CompositionTask", "DataSource", "composition_task", "load_source", "split_source"]
+
+_FERMENTATION_TARGETS = ["glucose", "xylose", "acetic_acid", "ethanol", "furfural"]
+_HELDOUT_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A corpus name or a file path (exactly one), plus the split seed for files."""
+
+    corpus: str | None = None
+    path: str | None = None
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.corpus is None) == (self.path is None):
+            raise ValueError(f"give exactly one of corpus={self.corpus!r} and path={self.path!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSource:
+        return cls(**d)
+
+    def describe(self) -> str:
+        return f"corpus {self.corpus}" if self.corpus else f"file {self.path}"
+
+
+def load_source(source: DataSource) -> Spectra:
+    """All spectra of ``source``."""
+    if source.corpus is not None:
+        return load_corpus(source.corpus)
+    return read_spectra(Path(source.path))
+
+
+def split_source(source: DataSource) -> tuple[Spectra, Spectra]:
+    """``(train, heldout)`` spectra of ``source`` (see the module docstring).
+
+    Raises:
+        ValueError: if the source has fewer than 5 spectra (nothing sensible to hold out).
+    """
+    spectra = load_source(source)
+    if source.corpus == "tablet":
+        return spectra.where("split", "calibration"), spectra.where("split", "test")
+    n = len(spectra)
+    if n < 5:
+        raise ValueError(f"{source.describe()} has {n} spectra; need at least 5 to hold some out")
+    order = np.random.default_rng(source.split_seed).permutation(n)
+    n_held = max(1, round(_HELDOUT_FRACTION * n))
+    return spectra.subset(np.sort(order[n_held:])), spectra.subset(np.sort(order[:n_held]))
+
+
+@dataclass
+class CompositionTask:
+    """Spectra and labels for judging embeddings.
+
+    ``query`` None means leave-one-out within ``reference``. ``kind`` is ``"regression"``
+    (labels ``(N,)`` or ``(N, T)`` floats) or ``"classification"``.
+    """
+
+    name: str
+    kind: str
+    reference: Spectra
+    reference_labels: np.ndarray
+    query: Spectra | None
+    query_labels: np.ndarray | None
+    target_names: list[str]
+
+
+def composition_task(source: DataSource) -> CompositionTask | None:
+    """The labelled comparison for ``source``, or None when it has no labels we know."""
+    if source.corpus == "tablet":
+        train, held = split_source(source)
+        return CompositionTask(
+            name="tablet api (mg): cosine k-NN from calibration to test spectra",
+            kind="regression",
+            reference=train,
+            reference_labels=np.array(train.metadata_column("api"), dtype=np.float64),
+            query=held,
+            query_labels=np.array(held.metadata_column("api"), dtype=np.float64),
+            target_names=["api"],
+        )
+    if source.corpus == "coffee":
+        spectra = load_source(source)
+        return CompositionTask(
+            name="coffee origin: leave-one-out cosine 1-NN over all 60 spectra",
+            kind="classification",
+            reference=spectra,
+            reference_labels=np.array(spectra.metadata_column("origin")),
+            query=None,
+            query_labels=None,
+            target_names=["origin"],
+        )
+    if source.corpus == "fermentation":
+        spectra = load_source(source)
+        has_hplc = np.array([m.get("ethanol") is not None for m in spectra.metadata])
+        labelled = spectra.subset(has_hplc)
+        y = np.array(
+            [[m[t] for t in _FERMENTATION_TARGETS] for m in labelled.metadata], dtype=np.float64
+        )
+        return CompositionTask(
+            name="fermentation HPLC (g/L): leave-one-out cosine k-NN on time-matched spectra",
+            kind="regression",
+            reference=labelled,
+            reference_labels=y,
+            query=None,
+            query_labels=None,
+            target_names=list(_FERMENTATION_TARGETS),
+        )
+    return None
