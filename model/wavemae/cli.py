@@ -90,7 +90,6 @@ def train_cmd(
     """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines."""
     import json
     import shlex
-    import sys
     from pathlib import Path
 
     from wavemae.train import preset
@@ -117,7 +116,12 @@ def train_cmd(
         raise typer.BadParameter(str(exc)) from None
     source = DataSource(corpus=corpus, path=data)
     run_dir = Path(out or f"runs/{corpus or Path(data).stem}-{preset_name}")
-    command = shlex.join(["wavemae", *sys.argv[1:]])
+    # The command as parsed, defaults spelled out, so the run folder says how to repeat it.
+    argv = ["wavemae", "train", *(["--corpus", corpus] if corpus else ["--data", data])]
+    argv += ["--preset", preset_name, "--steps", str(config.steps), "--seed", str(seed)]
+    argv += ["--out", str(run_dir), "--device", device, *(["--resume", resume] if resume else [])]
+    argv += [f"--set={item}" for item in overrides or []]
+    command = shlex.join(argv)
     report = run_training(
         config, source, run_dir, seed=seed, device=device, resume=resume, command=command,
         progress=progress,
