@@ -349,37 +349,53 @@ _WRITER = textwrap.dedent(
 
 
 def test_replica_killed_mid_write_leaves_whole_batches_only(url):
-    """kill -9 a writing process several times: every batch is there in full or not at all."""
+    """kill -9 a writing process in the middle of a write transaction, three times: every batch
+    is there in full or not at all, and every acknowledged batch is there."""
+    writer_url = url + "&application_name=wavemae-killed-writer"
+    mid_write_kills = 0
     acknowledged: list[int] = []
-    for delay in (0.3, 0.55, 0.8):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _WRITER, url],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            assert proc.stdout.readline().strip() == "ready"
-            time.sleep(delay)
-            os.kill(proc.pid, signal.SIGKILL)
-            acknowledged += [int(line) for line in proc.stdout.read().split()]
-        finally:
-            proc.kill()
-            proc.wait()
-    with psycopg.connect(url) as conn:
-        sizes = conn.execute(
-            f"SELECT metadata->>'batch', count(*) FROM {ENTRIES} GROUP BY 1"
-        ).fetchall()
+    with psycopg.connect(url, autocommit=True) as watcher:
+        for delay in (0.2, 0.5, 0.8):
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _WRITER, writer_url],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            try:
+                assert proc.stdout.readline().strip() == "ready"
+                time.sleep(delay)
+                # Kill while its transaction has written rows (an xid is assigned) but not
+                # committed them.
+                for _ in range(500):
+                    writing = watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                        "AND backend_xid IS NOT NULL",
+                        ("wavemae-killed-writer",),
+                    ).fetchone()[0]
+                    if writing:
+                        break
+                    time.sleep(0.002)
+                os.kill(proc.pid, signal.SIGKILL)
+                mid_write_kills += bool(writing)
+                acknowledged += [int(line) for line in proc.stdout.read().split()]
+            finally:
+                proc.kill()
+                proc.wait()
         for _ in range(50):  # the server notices the dead connections within moments
-            idle = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%' "
-                "AND datname = current_database()"
+            open_transactions = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                ("wavemae-killed-writer",),
             ).fetchone()[0]
-            if idle == 0:
+            if open_transactions == 0:
                 break
             time.sleep(0.1)
+        sizes = watcher.execute(
+            f"SELECT metadata->>'batch', count(*) FROM {ENTRIES} GROUP BY 1"
+        ).fetchall()
+    assert mid_write_kills == 3
+    assert open_transactions == 0
     assert sizes, "no batch was committed before the kills: raise the delays"
     assert {count for _, count in sizes} == {200}, sizes
     # Every acknowledged batch survived (each run rewrites the same ids, so by batch number).
     assert {int(b) for b, _ in sizes} >= set(acknowledged)
-    assert idle == 0
