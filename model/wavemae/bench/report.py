@@ -128,6 +128,17 @@ def print_results(results: dict[str, Any]) -> None:
                 f"batch {ref['batch']})"
             )
             _load_table(title, part["rows"], console)
+            profile = part.get("profile")
+            if profile and profile.get("samples"):
+                layers = ", ".join(f"{k} {v:.0%}" for k, v in profile["layers"].items())
+                console.print(
+                    f"py-spy of the {key} server under 32 JSON clients "
+                    f"({profile['samples']} samples): {layers}"
+                )
+                for frame, share in profile["top_self"][:8]:
+                    console.print(f"  {share:6.1%}  {frame}")
+            elif profile:
+                console.print(f"py-spy failed: {profile.get('error')}")
     comparison = results.get("comparison")
     if comparison:
         from rich.table import Table
