@@ -59,7 +59,7 @@ def export_cmd(
     spectra = load_corpus(corpus, split=split or None)
     folder = export_checkpoint(
         checkpoint, out, data=spectra, name=name, version=model_version, quantize=quantize,
-        overwrite=overwrite, command=shlex.join(["wavemae", *sys.argv[1:]]),
+        overwrite=overwrite, command=shlex.join(["wavemae", *sys.argv[1:]]), data_label=data,
     )
     manifest = json.loads((folder / "manifest.json").read_text())
     enc = manifest["verification"]["encoder"]

@@ -312,6 +312,7 @@ def export_checkpoint(
     overwrite: bool = False,
     command: str | None = None,
     n_verify: int = 128,
+    data_label: str | None = None,
 ) -> Path:
     """Export a training checkpoint (its EMA weights) with :func:`export_model`.
 
@@ -325,6 +326,7 @@ def export_checkpoint(
         quantize, opset, overwrite: as for :func:`export_model`.
         command: the export command line, recorded in the manifest's provenance.
         n_verify: held-out spectra (evenly spread) for the parity checks; at least 64.
+        data_label: how ``data`` was named (e.g. ``"tablet:test"``), for the provenance.
 
     Returns:
         ``out_dir`` as a Path.
@@ -340,7 +342,8 @@ def export_checkpoint(
     if ckpt.wavelengths is None or ckpt.unit is None:
         raise ValueError(f"{path} records no wavelength grid/unit; it cannot be served")
     sha = sha256_file(path)
-    if data is None:
+    default_data = data is None
+    if default_data:
         from wavemae.data import load_corpus
 
         data = load_corpus("tablet", split="test")
@@ -353,7 +356,12 @@ def export_checkpoint(
         checkpoint={"file": path.name, "sha256": sha, "step": ckpt.step, "weights": "ema"},
         train_config=ckpt.train_config,
         export_command=command or " ".join(sys.argv),
-        verification_data=getattr(data, "name", None) or "tablet:test",
+        verification_data={
+            "source": data_label or ("tablet:test" if default_data else "caller's Spectra"),
+            "n_spectra": len(spectra),
+            "n_parity": len(pick),
+            "sha256": data.checksum() if hasattr(data, "checksum") else None,
+        },
     )
     return export_model(
         ckpt.model,
