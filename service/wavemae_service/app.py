@@ -217,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.ready = False
+    app.state.draining = False  # set on SIGTERM (serve.py): /readyz 503, requests still served
     app.state.pipeline = None
     app.state.metrics = ServiceMetrics()
     _install_error_handlers(app)

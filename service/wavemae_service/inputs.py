@@ -9,8 +9,6 @@ No FastAPI here: the routes pass in bytes and the content type.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,6 +22,7 @@ __all__ = [
     "load_npy",
     "parse_csv",
     "parse_json",
+    "parse_json_as",
     "spectra_array",
     "vector_array",
 ]
@@ -69,6 +68,11 @@ def parse_json(model: type[ModelT], body: bytes) -> ModelT:
         if first["type"] == "extra_forbidden":
             message = "is not a known field"
         raise InvalidInput(f"{where}: {message}", field=where) from None
+
+
+def parse_json_as(body: bytes, model: type[ModelT]) -> ModelT:
+    """:func:`parse_json` with the body first (for :func:`routes.common.decode`)."""
+    return parse_json(model, body)
 
 
 def spectra_array(rows: list[list[float]], *, field: str, max_spectra: int) -> np.ndarray:
@@ -160,22 +164,20 @@ def parse_csv(body: bytes, *, max_spectra: int) -> tuple[np.ndarray, np.ndarray,
         InvalidInput: the file does not parse (the message names line and column).
         PayloadTooLarge: more than ``max_spectra`` rows.
     """
-    from wavemae.data.readers import read_csv_wide
+    from wavemae.data.readers import parse_csv_wide
     from wavemae.data.spectra import SpectraFormatError
 
-    fd, path = tempfile.mkstemp(suffix=".csv")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
-        try:
-            spectra = read_csv_wide(path)
-        except (SpectraFormatError, ValueError, UnicodeDecodeError) as exc:
-            problem = exc.problem if isinstance(exc, SpectraFormatError) else str(exc)
-            line = getattr(exc, "line", None)
-            where = f"line {line}: " if line else ""
-            raise InvalidInput(f"the CSV upload: {where}{problem}", field="body") from None
-    finally:
-        os.unlink(path)
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("the CSV upload is not UTF-8 text", field="body") from None
+    try:
+        spectra = parse_csv_wide(text, source="upload")
+    except (SpectraFormatError, ValueError) as exc:
+        problem = exc.problem if isinstance(exc, SpectraFormatError) else str(exc)
+        line = getattr(exc, "line", None)
+        where = f"line {line}: " if line else ""
+        raise InvalidInput(f"the CSV upload: {where}{problem}", field="body") from None
     if spectra.values.shape[0] > max_spectra:
         raise PayloadTooLarge(
             f"the CSV holds {spectra.values.shape[0]} spectra; at most {max_spectra} per request",

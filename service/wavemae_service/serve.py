@@ -6,10 +6,40 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
 
 from .settings import Settings, get_settings
 
 __all__ = ["serve"]
+
+log = logging.getLogger("wavemae_service")
+
+
+class _DrainingServer:
+    """uvicorn.Server whose SIGTERM first turns /readyz to 503 and keeps serving for
+    ``delay_s`` (so load balancers stop sending and requests already on the wire are read),
+    then shuts down gracefully. A second signal, or SIGINT, stops at once."""
+
+    @staticmethod
+    def build(config: Any, app: Any, delay_s: float) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                state = app.state
+                if sig == signal.SIGTERM and delay_s > 0 and not state.draining:
+                    state.draining = True
+                    log.info("SIGTERM: draining for %.1f s before shutdown", delay_s)
+                    timer = threading.Timer(delay_s, super().handle_exit, args=(sig, frame))
+                    timer.daemon = True
+                    timer.start()
+                    return
+                super().handle_exit(sig, frame)
+
+        return Server(config)
 
 
 def serve(settings: Settings | None = None) -> None:
@@ -33,7 +63,7 @@ def serve(settings: Settings | None = None) -> None:
         access_log=False,  # per-request logging costs throughput; /metrics counts requests
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+    server = _DrainingServer.build(config, app, settings.shutdown_delay_s)
     server.run()
     if not server.started:  # lifespan start-up failed: the reason was logged above
         raise SystemExit(3)

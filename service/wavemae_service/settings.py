@@ -133,8 +133,16 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="Log level of the service and uvicorn."
     )
+    shutdown_delay_s: float = Field(
+        1.0,
+        ge=0,
+        description="On SIGTERM, keep serving this long with /readyz answering 503 (load "
+        "balancers stop routing here; requests already sent are still read), then shut down.",
+    )
     drain_timeout_s: float = Field(
-        30.0, ge=0, description="On SIGTERM, wait this long for in-flight requests to finish."
+        30.0,
+        ge=0,
+        description="During shutdown, wait at most this long for in-flight requests to finish.",
     )
 
     @property

@@ -51,16 +51,9 @@ from .base import (
     SearchHit,
     SearchSpace,
 )
+from .postgres_schema import ENTRIES, HNSW_MAX_DIMS, META, filter_clause, migrate
 
 __all__ = ["LibraryUnavailableError", "PostgresLibraryStore"]
-
-SCHEMA_VERSION = "1"
-ENTRIES = "wavemae_library_entries"
-META = "wavemae_library_meta"
-#: pgvector cannot build an HNSW index over ``vector`` columns wider than this.
-HNSW_MAX_DIMS = 2000
-# Key of the advisory lock that serialises schema creation and migration across replicas.
-_SCHEMA_LOCK_KEY = 0x5741_5645_4D41_45  # "WAVEMAE"
 
 _COLUMNS = (
     "id, spectrum, wavelengths, metadata, embedding, processed, model_version, "
@@ -95,30 +88,6 @@ def _entry_from_row(row: tuple[Any, ...]) -> LibraryEntry:
         created_at=created,
         updated_at=updated,
     )
-
-
-def filter_clause(metadata_filter: MetadataFilter | None) -> tuple[sql.Composable, list[Any]]:
-    """SQL condition (and its parameters) equivalent to :func:`.base.matches_filter`.
-
-    A scalar value becomes jsonb containment ``metadata @> {key: value}`` (GIN-indexable; jsonb
-    compares numbers by value and keeps ``true`` apart from ``1``, as JSON does); a list value
-    "any of" becomes ``metadata -> key = ANY(values)``; an object value, exact jsonb equality.
-    """
-    if not metadata_filter:
-        return sql.SQL("TRUE"), []
-    parts: list[sql.Composable] = []
-    params: list[Any] = []
-    for key, wanted in metadata_filter.items():
-        if isinstance(wanted, list):
-            parts.append(sql.SQL("(metadata -> %s) = ANY(%s::jsonb[])"))
-            params += [str(key), [Jsonb(w) for w in wanted]]
-        elif isinstance(wanted, dict):
-            parts.append(sql.SQL("(metadata -> %s) = %s::jsonb"))
-            params += [str(key), Jsonb(wanted)]
-        else:
-            parts.append(sql.SQL("metadata @> %s::jsonb"))
-            params.append(Jsonb({str(key): wanted}))
-    return sql.SQL(" AND ").join(parts), params
 
 
 class PostgresLibraryStore(LibraryStore):
@@ -160,7 +129,7 @@ class PostgresLibraryStore(LibraryStore):
         self.exact_search = bool(exact_search)
         self._url = _normalise_url(url)
         self._wait_for_database(connect_timeout_s)
-        self._migrate()
+        migrate(self._url, latent_dim=self.latent_dim, seq_len=self.seq_len)
         self._pool = ConnectionPool(
             self._url,
             min_size=pool_min_size,
@@ -193,106 +162,6 @@ class PostgresLibraryStore(LibraryStore):
                         f"{timeout_s:g} s: {exc}"
                     ) from exc
                 time.sleep(0.5)
-
-    def _migrate(self) -> None:
-        """Create the schema, or retype the vector columns for the served model's dims."""
-        with psycopg.connect(self._url, autocommit=True) as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            register_vector(conn)
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text)"
-                ).format(meta=sql.Identifier(META))
-            )
-            conn.execute(
-                sql.SQL(
-                    """CREATE TABLE IF NOT EXISTS {entries} (
-                    id            text COLLATE "C" PRIMARY KEY,
-                    spectrum      bytea NOT NULL,
-                    wavelengths   bytea,
-                    metadata      jsonb NOT NULL,
-                    embedding     bytea NOT NULL,
-                    processed     bytea NOT NULL,
-                    embedding_v   vector({dim}),
-                    processed_v   vector({seq}),
-                    model_version text NOT NULL,
-                    created_at    double precision NOT NULL,
-                    updated_at    double precision NOT NULL)"""
-                ).format(
-                    entries=sql.Identifier(ENTRIES),
-                    dim=sql.Literal(self.latent_dim),
-                    seq=sql.Literal(self.seq_len),
-                )
-            )
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {meta} VALUES ('schema_version', %s), ('model_version', NULL) "
-                    "ON CONFLICT (key) DO NOTHING"
-                ).format(meta=sql.Identifier(META)),
-                (SCHEMA_VERSION,),
-            )
-            self._retype_vector_column(conn, "embedding_v", "embedding", self.latent_dim)
-            self._retype_vector_column(conn, "processed_v", "processed", self.seq_len)
-            if self.latent_dim <= HNSW_MAX_DIMS:
-                conn.execute(
-                    sql.SQL(
-                        "CREATE INDEX IF NOT EXISTS {name} ON {entries} "
-                        "USING hnsw (embedding_v vector_cosine_ops)"
-                    ).format(
-                        name=sql.Identifier(f"{ENTRIES}_embedding_hnsw"),
-                        entries=sql.Identifier(ENTRIES),
-                    )
-                )
-            conn.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {name} ON {entries} USING gin (metadata)"
-                ).format(
-                    name=sql.Identifier(f"{ENTRIES}_metadata_gin"),
-                    entries=sql.Identifier(ENTRIES),
-                )
-            )
-            conn.execute(
-                sql.SQL("CREATE INDEX IF NOT EXISTS {name} ON {entries} (model_version)").format(
-                    name=sql.Identifier(f"{ENTRIES}_model_version"),
-                    entries=sql.Identifier(ENTRIES),
-                )
-            )
-
-    @staticmethod
-    def _retype_vector_column(conn: psycopg.Connection, column: str, raw: str, dims: int) -> None:
-        """Make ``column`` a ``vector(dims)``, refilled from the raw float32 bytes that fit."""
-        row = conn.execute(
-            "SELECT atttypmod FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s",
-            (ENTRIES, column),
-        ).fetchone()
-        if row is not None and row[0] == dims:
-            return
-        entries = sql.Identifier(ENTRIES)
-        if column == "embedding_v":
-            conn.execute(
-                sql.SQL("DROP INDEX IF EXISTS {}").format(
-                    sql.Identifier(f"{ENTRIES}_embedding_hnsw")
-                )
-            )
-        conn.execute(
-            sql.SQL(
-                "ALTER TABLE {entries} ALTER COLUMN {col} TYPE vector({dims}) USING NULL"
-            ).format(entries=entries, col=sql.Identifier(column), dims=sql.Literal(dims))
-        )
-        fitting = conn.execute(
-            sql.SQL("SELECT id, {raw} FROM {entries} WHERE octet_length({raw}) = %s").format(
-                raw=sql.Identifier(raw), entries=entries
-            ),
-            (4 * dims,),
-        ).fetchall()
-        with conn.cursor() as cur:
-            cur.executemany(
-                sql.SQL("UPDATE {entries} SET {col} = %s WHERE id = %s").format(
-                    entries=entries, col=sql.Identifier(column)
-                ),
-                [(np.frombuffer(blob, dtype="<f4"), entry_id) for entry_id, blob in fitting],
-            )
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -17,6 +19,7 @@ from ..schemas import ErrorResponse
 __all__ = [
     "ERROR_RESPONSES",
     "body_doc",
+    "decode",
     "get_pipeline",
     "json_response",
     "media_type",
@@ -24,6 +27,8 @@ __all__ = [
     "read_body",
     "wants_npy",
 ]
+
+T = TypeVar("T")
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -74,6 +79,18 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes", field="body")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# Bodies larger than this are decoded (JSON parse, validation, stacking) in a worker thread so
+# the event loop keeps accepting and parsing other requests meanwhile.
+_INLINE_DECODE_MAX_BYTES = 64 * 1024
+
+
+async def decode(body: bytes, decoder: Callable[..., T], *args: Any) -> T:
+    """``decoder(body, *args)`` inline for small bodies, in a worker thread for large ones."""
+    if len(body) <= _INLINE_DECODE_MAX_BYTES:
+        return decoder(body, *args)
+    return await asyncio.to_thread(decoder, body, *args)
 
 
 def check_json(kind: str, allowed: tuple[str, ...] = ()) -> None:

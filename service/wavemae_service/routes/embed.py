@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
@@ -11,6 +12,7 @@ from .common import (
     ERROR_RESPONSES,
     body_doc,
     check_json,
+    decode,
     get_pipeline,
     json_response,
     media_type,
@@ -23,6 +25,20 @@ router = APIRouter(tags=["inference"], dependencies=[Depends(require_read)])
 
 _NPY_DOC = "numpy.save of float32 (N, seq_len) spectra on the model's grid"
 _CSV_DOC = "training CSV format: header row = wavelengths, optional leading id/metadata columns"
+
+
+def _decode(
+    body: bytes, kind: str, max_spectra: int
+) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Body -> (spectra (N, L) f64, wavelengths or None, CSV row ids or None)."""
+    if kind == NPY_MEDIA_TYPE:
+        return load_npy(body, max_spectra=max_spectra), None, None
+    if kind in ("text/csv", "application/csv"):
+        return parse_csv(body, max_spectra=max_spectra)
+    check_json(kind)
+    req = parse_json(EmbedRequest, body)
+    values = spectra_array(req.spectra, field="spectra", max_spectra=max_spectra)
+    return values, vector_array(req.wavelengths, field="wavelengths"), None
 
 
 @router.post(
@@ -40,19 +56,9 @@ async def embed(request: Request) -> Response:
     pipeline = get_pipeline(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
-    kind = media_type(request)
-    ids = None
-    if kind == NPY_MEDIA_TYPE:
-        values, wavelengths = load_npy(body, max_spectra=settings.max_spectra_per_request), None
-    elif kind in ("text/csv", "application/csv"):
-        values, wavelengths, ids = parse_csv(body, max_spectra=settings.max_spectra_per_request)
-    else:
-        check_json(kind)
-        req = parse_json(EmbedRequest, body)
-        values = spectra_array(
-            req.spectra, field="spectra", max_spectra=settings.max_spectra_per_request
-        )
-        wavelengths = vector_array(req.wavelengths, field="wavelengths")
+    values, wavelengths, ids = await decode(
+        body, _decode, media_type(request), settings.max_spectra_per_request
+    )
     embeddings, _ = await pipeline.embed(values, wavelengths)
     if wants_npy(request):
         return npy_response(embeddings, pipeline.model_id)

@@ -25,6 +25,8 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     """200 once the model is loaded and warmed up and while the batch loops are healthy."""
     pipeline = get_pipeline(request)
+    if request.app.state.draining:
+        raise NotReady("the server is shutting down")
     if not pipeline.healthy:
         raise NotReady("the inference loop is stalled or stopped")
     return json_response(

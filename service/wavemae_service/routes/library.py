@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..auth import require_admin, require_read
 from ..errors import InvalidInput, PayloadTooLarge
-from ..inputs import parse_json, vector_array
+from ..inputs import parse_json, parse_json_as, vector_array
 from ..library.base import LibraryEntry
 from ..schemas import (
     LibraryBatchRequest,
@@ -24,6 +24,7 @@ from .common import (
     ERROR_RESPONSES,
     body_doc,
     check_json,
+    decode,
     get_pipeline,
     json_response,
     media_type,
@@ -103,7 +104,7 @@ async def post_entries(request: Request) -> Response:
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
-    req = parse_json(LibraryBatchRequest, body)
+    req = await decode(body, parse_json_as, LibraryBatchRequest)
     if not req.entries:
         raise InvalidInput("entries is empty", field="entries")
     if len(req.entries) > settings.max_spectra_per_request:

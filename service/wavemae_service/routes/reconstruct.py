@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
@@ -11,6 +14,7 @@ from .common import (
     ERROR_RESPONSES,
     body_doc,
     check_json,
+    decode,
     get_pipeline,
     json_response,
     media_type,
@@ -20,6 +24,18 @@ from .common import (
 )
 
 router = APIRouter(tags=["inference"], dependencies=[Depends(require_read)])
+
+
+def _decode(
+    body: bytes, kind: str, max_spectra: int
+) -> tuple[np.ndarray, np.ndarray | None, list[list[Any]] | None]:
+    """Body -> (spectra (N, L) f64, wavelengths or None, missing or None)."""
+    if kind == NPY_MEDIA_TYPE:
+        return load_npy(body, max_spectra=max_spectra), None, None
+    check_json(kind)
+    req = parse_json(ReconstructRequest, body)
+    values = spectra_array(req.spectra, field="spectra", max_spectra=max_spectra)
+    return values, vector_array(req.wavelengths, field="wavelengths"), req.missing
 
 
 @router.post(
@@ -41,18 +57,9 @@ async def reconstruct(request: Request) -> Response:
     pipeline = get_pipeline(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
-    kind = media_type(request)
-    missing = None
-    if kind == NPY_MEDIA_TYPE:
-        values, wavelengths = load_npy(body, max_spectra=settings.max_spectra_per_request), None
-    else:
-        check_json(kind)
-        req = parse_json(ReconstructRequest, body)
-        values = spectra_array(
-            req.spectra, field="spectra", max_spectra=settings.max_spectra_per_request
-        )
-        wavelengths = vector_array(req.wavelengths, field="wavelengths")
-        missing = req.missing
+    values, wavelengths, missing = await decode(
+        body, _decode, media_type(request), settings.max_spectra_per_request
+    )
     recon, rmse = await pipeline.reconstruct(values, wavelengths, missing)
     if wants_npy(request):
         response = npy_response(recon, pipeline.model_id)

@@ -7,12 +7,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
 from ..errors import InvalidInput
-from ..inputs import parse_json, spectra_array, vector_array
+from ..inputs import parse_json_as, spectra_array, vector_array
 from ..schemas import SimilarRequest, SimilarResponse
 from .common import (
     ERROR_RESPONSES,
     body_doc,
     check_json,
+    decode,
     get_pipeline,
     json_response,
     media_type,
@@ -39,7 +40,7 @@ async def similar(request: Request) -> Response:
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
-    req = parse_json(SimilarRequest, body)
+    req = await decode(body, parse_json_as, SimilarRequest)
     limit = settings.max_spectra_per_request
     if (req.spectra is None) == (req.embeddings is None):
         raise InvalidInput("send exactly one of 'spectra' or 'embeddings'", field="spectra")
