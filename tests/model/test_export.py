@@ -210,3 +210,29 @@ def test_int8_is_dropped_when_retrieval_changes(tmp_path: Path) -> None:
     assert q["min_cosine"] > 0.99 and q["top1_agreement"] < 0.95
     assert "top-1 agreement" in q["reason"]
     assert set(q["spectra_per_s"]["fp32"]) == {"1", "8", "32"}
+
+
+def test_cli_exports_a_checkpoint_verified_on_held_out_tablet_spectra(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from wavemae.checkpoint import save_checkpoint
+    from wavemae.cli import app
+    from wavemae.data import load_corpus
+
+    train = load_corpus("tablet", split="calibration")
+    grid = np.linspace(620.0, 1780.0, SEQ_LEN)
+    pre = Preprocessor(wavelengths=grid, unit="nm", standardize=True).fit(
+        train.values, train.wavelengths)
+    ckpt = save_checkpoint(tmp_path / "ckpt.pt", model=_tiny_model(), step=5,
+                           ema_state=_tiny_model().state_dict(), preprocessing=pre.to_dict(),
+                           wavelengths=grid, unit="nm", provenance={"name": "tablet-tiny"})
+    result = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(tmp_path / "art"),
+                                      "--version", "v9"])
+    assert result.exit_code == 0, result.output
+    assert "exported tablet-tiny:v9" in result.output
+    art = load_artifact(tmp_path / "art")
+    assert art.model_id == "tablet-tiny:v9"
+    data = art.manifest.provenance["verification_data"]
+    assert data["source"] == "tablet:test" and data["n_spectra"] == 424
+    assert data["n_parity"] == art.manifest.verification["n_spectra"] == 128
+    assert data["sha256"] == load_corpus("tablet", split="test").checksum()
