@@ -24,7 +24,8 @@ from wavemae_service.library import (
     open_store,
 )
 from wavemae_service.library.base import LibraryUnavailableError, matches_filter
-from wavemae_service.library.postgres import ENTRIES, PostgresLibraryStore
+from wavemae_service.library.postgres import PostgresLibraryStore
+from wavemae_service.library.postgres_schema import ENTRIES
 from wavemae_service.library.sqlite import SQLiteLibraryStore
 
 pytestmark = pytest.mark.postgres

@@ -3,17 +3,9 @@
 Same interface and semantics as the embedded :mod:`.sqlite` store (ids, metadata filters, the
 model-version rules, errors); both pass ``tests/service/test_library_store.py``.
 
-Layout (one table of entries plus a key/value table, created or migrated at start-up under an
-advisory lock, so replicas starting together do not race):
-
-- ``spectrum``/``wavelengths`` float64 and ``embedding``/``processed`` float32 as little-endian
-  ``bytea``: the exact bits, whatever the dims of the model that wrote them (source of truth for
-  reads and re-embedding);
-- ``embedding_v vector(latent_dim)`` with an HNSW index (cosine distance) and
-  ``processed_v vector(seq_len)`` (searched exactly): the served model's search copies. When the
-  served model's dims change, start-up retypes these columns (old vectors are useless to a new
-  model anyway) and the entries stay stale until re-embedded;
-- ``metadata jsonb`` with a GIN index: filters are jsonb containment / equality.
+Layout and start-up migration: :mod:`.postgres_schema` (exact bytes of every array, plus
+``vector(latent_dim)`` / ``vector(seq_len)`` search copies, an HNSW cosine index on the
+embeddings, ``jsonb`` metadata with a GIN index; created or migrated under an advisory lock).
 
 Search: ``space="embedding"`` without a metadata filter uses the HNSW index (approximate: with
 ``hnsw.ef_search`` >= k a small library is answered exactly; a large one may, rarely, miss a true
