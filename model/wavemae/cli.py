@@ -231,6 +231,7 @@ def bench_cmd(
         "thread_counts": _ints(threads, "threads") if threads else None,
         "checkpoint": checkpoint,
     }
+    machine_before = modes.machine_info()
     if mode == "engine":
         results = {"engine": modes.engine_mode(model_dir, seconds=engine_seconds, **engine_args)}
     elif mode == "serve":
@@ -248,6 +249,7 @@ def bench_cmd(
             profile_dir=profile, **engine_args,
         )
     results.setdefault("targets", modes.evaluate_targets(results))
+    results["machine"] = {**machine_before, "loadavg_after": modes.machine_info()["loadavg_1_5_15"]}
     print_results(results)
     if out:
         typer.echo(f"wrote {write_json(results, out)}")

@@ -31,6 +31,7 @@ __all__ = [
     "baseline_mode",
     "engine_mode",
     "evaluate_targets",
+    "machine_info",
     "serve_mode",
     "service_env",
 ]
@@ -54,6 +55,31 @@ class LoadPlan:
             raise ValueError(f"bodies {bad} must be among {BODY_KINDS}")
         if not self.concurrencies or min(self.concurrencies) < 1:
             raise ValueError(f"concurrencies={list(self.concurrencies)} must be >= 1")
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, CPU count, load averages and library versions: the context of the numbers."""
+    import platform
+
+    import numpy as np
+    import onnxruntime
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "loadavg_1_5_15": [round(v, 2) for v in os.getloadavg()],
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
 
 
 def _artifact(model_dir: str | os.PathLike | None) -> Artifact:

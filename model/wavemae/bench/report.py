@@ -116,6 +116,13 @@ def print_results(results: dict[str, Any]) -> None:
     from rich.console import Console
 
     console = Console(width=160)
+    machine = results.get("machine")
+    if machine:
+        console.print(
+            f"machine: {machine['cpu']}, {machine['cpus']} CPUs, load average "
+            f"{machine['loadavg_1_5_15']} before, {machine.get('loadavg_after')} after; "
+            f"onnxruntime {machine['onnxruntime']}"
+        )
     if "engine" in results:
         _engine_tables(results["engine"], console)
     for key in ("serve", "baseline"):
