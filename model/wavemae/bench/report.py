@@ -27,7 +27,8 @@ def _engine_tables(result: dict[str, Any], console: Any) -> None:
         f"engine: {result['model']}, {result['flops_per_spectrum'] / 1e6:.2f} MFLOP/spectrum; "
         f"matmul {', '.join(f'{k} {v:.0f}' for k, v in peaks.items())} GFLOP/s"
     )
-    table = Table(title=title, title_justify="left")
+    console.print(title)
+    table = Table(title="engine: spectra/s by threads and batch size", title_justify="left")
     batches = [str(b) for b in result["batch_sizes"]]
     table.add_column("backend")
     table.add_column("threads", justify="right")
@@ -134,7 +135,8 @@ def print_results(results: dict[str, Any]) -> None:
                 f"{ref['spectra_per_s']:,.0f} spectra/s in process ({ref['threads']} threads x "
                 f"batch {ref['batch']})"
             )
-            _load_table(title, part["rows"], console)
+            console.print(title)
+            _load_table(f"{key}: spectra/s and latency by body and clients", part["rows"], console)
             profile = part.get("profile")
             if profile and profile.get("samples"):
                 layers = ", ".join(f"{k} {v:.0%}" for k, v in profile["layers"].items())
