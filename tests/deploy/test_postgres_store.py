@@ -7,12 +7,16 @@ database (``fresh_postgres_url``: a new empty database per test on the pgserver 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import psycopg
@@ -305,6 +309,47 @@ def test_new_model_dims_migrate_the_vector_columns_and_reembed(url):
             assert typmod == new_dim
     finally:
         new.close()
+
+
+def test_replica_started_before_its_database_waits_for_it():
+    """Compose/Kubernetes start the service and the database together: the store retries."""
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    workdir = Path(tempfile.mkdtemp(prefix="wavemae-pg-late-"))
+    pgdata = workdir / "pgdata"
+    pgdata.mkdir()
+    opened: list[object] = []
+    errors: list[Exception] = []
+
+    def open_early():
+        try:  # pgserver's socket lives in the data folder: the URL is known before it starts
+            opened.append(
+                PostgresLibraryStore(
+                    f"postgresql://postgres@/postgres?host={pgdata}",
+                    latent_dim=DIM,
+                    seq_len=SEQ,
+                    connect_timeout_s=30,
+                )
+            )
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=open_early)
+    thread.start()
+    time.sleep(1.5)
+    assert thread.is_alive() and not opened  # still waiting, not failed
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    try:
+        thread.join(30)
+        assert errors == [] and len(opened) == 1
+        opened[0].put(_entries(2), model_version="m:1")
+        assert opened[0].count() == 2
+        opened[0].close()
+    finally:
+        server.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_unreachable_database_raises_library_unavailable(tmp_path):
