@@ -46,6 +46,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: Documents the binary alternative of a 200 answer (sent with ``Accept: application/x-npy``).
+NPY_RESPONSE: dict[str, Any] = {
+    "content": {NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}
+}
+
+
 def get_pipeline(request: Request) -> SpectraPipeline:
     """The ready pipeline, or NotReady (503) while starting or after shutdown began."""
     state = request.app.state

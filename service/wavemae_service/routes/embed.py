@@ -10,6 +10,7 @@ from ..inputs import NPY_MEDIA_TYPE, load_npy, parse_csv, parse_json, spectra_ar
 from ..schemas import EmbedRequest, EmbedResponse
 from .common import (
     ERROR_RESPONSES,
+    NPY_RESPONSE,
     body_doc,
     check_json,
     decode,
@@ -44,7 +45,7 @@ def _decode(
 @router.post(
     "/embed",
     response_model=EmbedResponse,
-    responses=ERROR_RESPONSES,
+    responses={**ERROR_RESPONSES, 200: NPY_RESPONSE},
     openapi_extra=body_doc(EmbedRequest, npy=_NPY_DOC, csv=_CSV_DOC),
     summary="Embed spectra",
 )

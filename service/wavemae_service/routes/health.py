@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from ..auth import require_read
 from ..errors import NotReady
@@ -79,7 +80,14 @@ async def model(request: Request) -> Response:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}
+    },
+)
 async def metrics(request: Request) -> Response:
     registry = request.app.state.metrics
     store = getattr(getattr(request.app.state, "pipeline", None), "store", None)

@@ -172,7 +172,9 @@ async def delete_entry(request: Request, entry_id: EntryIdPath) -> Response:
 )
 async def list_entries(
     request: Request,
-    offset: Annotated[int, Query(ge=0, description="Entries to skip (ordered by id).")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=2**53, description="Entries to skip (ordered by id).")
+    ] = 0,
     limit: Annotated[int, Query(ge=0, le=1000, description="Entries to return.")] = 100,
     filter: Annotated[
         str | None, Query(description='Metadata filter as JSON, e.g. {"kind": "quartz"}.')

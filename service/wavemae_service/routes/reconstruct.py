@@ -12,6 +12,7 @@ from ..inputs import NPY_MEDIA_TYPE, load_npy, parse_json, spectra_array, vector
 from ..schemas import ReconstructRequest, ReconstructResponse
 from .common import (
     ERROR_RESPONSES,
+    NPY_RESPONSE,
     body_doc,
     check_json,
     decode,
@@ -41,7 +42,7 @@ def _decode(
 @router.post(
     "/reconstruct",
     response_model=ReconstructResponse,
-    responses=ERROR_RESPONSES,
+    responses={**ERROR_RESPONSES, 200: NPY_RESPONSE},
     openapi_extra=body_doc(
         ReconstructRequest, npy="numpy.save of float32 (N, seq_len) spectra, nothing missing"
     ),
