@@ -18,6 +18,7 @@ from .library.base import (
     DimensionMismatchError,
     EntryNotFoundError,
     LibraryError,
+    LibraryUnavailableError,
     ModelVersionMismatchError,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "InferenceFailed",
+    "InternalError",
     "InvalidInput",
     "NotAcceptable",
     "NotFound",
@@ -161,6 +163,8 @@ def from_library_error(exc: LibraryError) -> ServiceError:
         return Conflict(str(exc))
     if isinstance(exc, DimensionMismatchError):
         return InvalidInput(str(exc))
+    if isinstance(exc, LibraryUnavailableError):
+        return NotReady("the reference library is unreachable; retry shortly")
     return InternalError("the library could not complete the request")
 
 
