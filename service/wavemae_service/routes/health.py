@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -94,5 +95,5 @@ async def metrics(request: Request) -> Response:
     if store is not None:
         # A metrics scrape must not fail because the database is away.
         with contextlib.suppress(Exception):
-            registry.library_entries.set(store.count())
+            registry.library_entries.set(await asyncio.to_thread(store.count))
     return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
