@@ -197,6 +197,9 @@ def bench_cmd(
     bodies: str = typer.Option("json,npy", help="Request bodies: json, npy (application/x-npy)."),
     max_requests: int = typer.Option(4000, help="Per load point: stop after this many answers."),
     max_seconds: float = typer.Option(8.0, help="Per load point: stop after this many seconds."),
+    client: str = typer.Option(
+        "auto", help="Load generator: wrk (apt-get install wrk), httpx, or auto (wrk if found)."
+    ),
     batch_sizes: str = typer.Option("1,2,4,8,16,32,64,128", help="engine: batch sizes."),
     engine_seconds: float = typer.Option(0.5, help="engine: seconds per measured point."),
     threads: str = typer.Option(None, help="engine: thread counts to try (default: 1,all)."),
@@ -225,6 +228,7 @@ def bench_cmd(
         bodies=[b.strip() for b in bodies.split(",") if b.strip()],
         max_requests=max_requests,
         max_seconds=max_seconds,
+        client=client,
     )
     engine_args = {
         "batch_sizes": _ints(batch_sizes, "batch-sizes"),

@@ -141,46 +141,49 @@ async def run_load(
         )
     bodies, headers = encode_bodies(spectra, body)
     target = url.rstrip("/") + path
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     issued = 0
     deadline = 0.0
+    # One client (one keep-alive connection) per simulated user: httpx's shared pool costs
+    # O(connections) CPU per request, which at 32+ connections would make the load generator,
+    # not the server, the bottleneck on a small machine.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(limits=limits, timeout=timeout_s) for _ in range(concurrency)]
 
-    async with httpx.AsyncClient(limits=limits, timeout=timeout_s) as client:
+    async def one(client: httpx.AsyncClient, i: int) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        try:
+            response = await client.post(target, content=bodies[i % len(bodies)], headers=headers)
+            await response.aread()
+            status = str(response.status_code)
+        except httpx.HTTPError:
+            status = "transport"
+        return status, time.perf_counter() - t0
 
-        async def one(i: int) -> tuple[str, float]:
-            t0 = time.perf_counter()
-            try:
-                response = await client.post(
-                    target, content=bodies[i % len(bodies)], headers=headers
-                )
-                await response.aread()
-                status = str(response.status_code)
-            except httpx.HTTPError:
-                status = "transport"
-            return status, time.perf_counter() - t0
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        nonlocal issued
+        while issued < max_requests and time.perf_counter() < deadline:
+            i = issued
+            issued += 1
+            status, latency = await one(client, i)
+            statuses[status] += 1
+            if status == "200":
+                latencies.append(latency)
 
-        async def client_loop() -> None:
-            nonlocal issued
-            while issued < max_requests and time.perf_counter() < deadline:
-                i = issued
-                issued += 1
-                status, latency = await one(i)
-                statuses[status] += 1
-                if status == "200":
-                    latencies.append(latency)
-
-        # Warm-up: open the connections and let the server reach steady state.
-        warm = [one(i) for i in range(max(warmup_requests, concurrency))]
-        for start in range(0, len(warm), concurrency):
-            await asyncio.gather(*warm[start : start + concurrency])
+    try:
+        # Warm-up: open every connection and let the server reach steady state.
+        rounds = max(1, -(-warmup_requests // concurrency))
+        for r in range(rounds):
+            await asyncio.gather(*(one(c, r * concurrency + k) for k, c in enumerate(clients)))
         cpu0 = time.process_time()
         started = time.perf_counter()
         deadline = started + max_seconds
-        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+        await asyncio.gather(*(client_loop(c) for c in clients))
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu0
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
 
     result = LoadResult(concurrency=concurrency, body=body)
     result.requests = sum(statuses.values())

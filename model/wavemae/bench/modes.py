@@ -48,8 +48,19 @@ class LoadPlan:
     max_requests: int = 4000
     max_seconds: float = 8.0
     warmup_requests: int = 100
+    client: str = "auto"  # "wrk", "httpx", or "auto": wrk when installed
+
+    def resolved_client(self) -> str:
+        """The load generator used: ``"wrk"`` or ``"httpx"``."""
+        from wavemae.bench.wrk import wrk_available
+
+        if self.client == "auto":
+            return "wrk" if wrk_available() else "httpx"
+        return self.client
 
     def __post_init__(self) -> None:
+        if self.client not in ("auto", "wrk", "httpx"):
+            raise ValueError(f"client={self.client!r} must be 'auto', 'wrk' or 'httpx'")
         bad = [b for b in self.bodies if b not in BODY_KINDS]
         if bad:
             raise ValueError(f"bodies {bad} must be among {BODY_KINDS}")
@@ -146,21 +157,36 @@ def _cpu_seconds(pid: int | None) -> float | None:
 async def _run_series(
     url: str, spectra: Any, plan: LoadPlan, pid: int | None, reference: float
 ) -> list[dict[str, Any]]:
+    from wavemae.bench.wrk import run_load_wrk
+
     rows = []
+    client = plan.resolved_client()
     for body in plan.bodies:
         for concurrency in plan.concurrencies:
             cpu0 = _cpu_seconds(pid)
-            result = await run_load(
-                url,
-                spectra,
-                concurrency=concurrency,
-                body=body,
-                max_requests=plan.max_requests,
-                max_seconds=plan.max_seconds,
-                warmup_requests=plan.warmup_requests,
-            )
+            if client == "wrk":
+                result = await asyncio.to_thread(
+                    run_load_wrk,
+                    url,
+                    spectra,
+                    concurrency=concurrency,
+                    body=body,
+                    max_requests=plan.max_requests,
+                    max_seconds=plan.max_seconds,
+                )
+            else:
+                result = await run_load(
+                    url,
+                    spectra,
+                    concurrency=concurrency,
+                    body=body,
+                    max_requests=plan.max_requests,
+                    max_seconds=plan.max_seconds,
+                    warmup_requests=plan.warmup_requests,
+                )
             cpu1 = _cpu_seconds(pid)
             row = result.to_dict()
+            row["client"] = client
             row["fraction_of_engine"] = result.spectra_per_s / reference if reference else None
             # Server CPU includes the warm-up, so it is a slight over-estimate.
             row["server_cpu_cores"] = (
@@ -177,17 +203,30 @@ def _profile(url: str, spectra: Any, pid: int, seconds: float, out_dir: Path) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f"py-spy-{pid}.txt"
     spy = start_py_spy(pid, seconds, raw)
-    result = asyncio.run(
-        run_load(
+    from wavemae.bench.wrk import run_load_wrk, wrk_available
+
+    if wrk_available():
+        result = run_load_wrk(
             url,
             spectra,
             concurrency=32,
             body="json",
             max_requests=10**7,
             max_seconds=seconds,
-            warmup_requests=0,
+            warmup_seconds=0,
         )
-    )
+    else:
+        result = asyncio.run(
+            run_load(
+                url,
+                spectra,
+                concurrency=32,
+                body="json",
+                max_requests=10**7,
+                max_seconds=seconds,
+                warmup_requests=0,
+            )
+        )
     _, err = spy.communicate(timeout=seconds + 30)
     if spy.returncode != 0 or not raw.exists():
         return {"error": err.decode(errors="replace")[-500:]}

@@ -133,7 +133,7 @@ def print_results(results: dict[str, Any]) -> None:
             title = (
                 f"{key}: {part['server']} ({part['url']}); reference {ref['backend']} "
                 f"{ref['spectra_per_s']:,.0f} spectra/s in process ({ref['threads']} threads x "
-                f"batch {ref['batch']})"
+                f"batch {ref['batch']}); load generator: {part['rows'][0].get('client', 'httpx')}"
             )
             console.print(title)
             _load_table(f"{key}: spectra/s and latency by body and clients", part["rows"], console)
