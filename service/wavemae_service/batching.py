@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,21 @@ class _Item:
     rows: int
     future: asyncio.Future
     queued_at: float = field(default_factory=time.perf_counter)
+
+
+if sys.version_info >= (3, 11):
+
+    async def _wait(futures: list[asyncio.Future], timeout_s: float) -> list[Any]:
+        # asyncio.timeout arms one timer; wait_for would wrap each request in an extra task.
+        async with asyncio.timeout(timeout_s):
+            if len(futures) == 1:
+                return [await futures[0]]
+            return list(await asyncio.gather(*futures))
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _wait(futures: list[asyncio.Future], timeout_s: float) -> list[Any]:
+        return list(await asyncio.wait_for(asyncio.gather(*futures), timeout_s))
 
 
 class MicroBatcher:
@@ -181,10 +197,7 @@ class MicroBatcher:
         self._wakeup.set()
         futures = [item.future for item in items]
         try:
-            if len(futures) == 1:
-                parts = [await asyncio.wait_for(futures[0], self.timeout_s)]
-            else:
-                parts = await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
+            parts = await _wait(futures, self.timeout_s)
         except TimeoutError:
             raise NotReady(
                 f"inference did not finish within {self.timeout_s:g} s; retry shortly"

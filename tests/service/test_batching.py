@@ -199,3 +199,23 @@ def test_stalled_engine_turns_unhealthy():
         return stalled, recovered
 
     assert run(scenario()) == (True, True)
+
+
+def test_a_request_waiting_past_the_timeout_gets_not_ready():
+    from wavemae_service.errors import NotReady
+
+    backend = RecordingBackend()
+    backend.release.clear()
+
+    async def scenario():
+        batcher = MicroBatcher(backend, max_wait_ms=0, timeout_s=0.1)
+        await batcher.start()
+        started = time.perf_counter()
+        with pytest.raises(NotReady):
+            await batcher.submit(np.ones((1, 2), np.float32))
+        waited = time.perf_counter() - started
+        backend.release.set()
+        await batcher.stop()
+        return waited
+
+    assert run(scenario()) < 1.0
