@@ -44,6 +44,7 @@ __all__ = [
     "load_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
+    "slim_checkpoint",
     "to_plain",
     "update_provenance",
 ]
@@ -317,7 +318,8 @@ def load_checkpoint(
     model = WaveMAE.from_config(config)
     state = raw["ema_state"] if weights == "ema" else raw["model_state"]
     if state is None:
-        raise ValueError(f"{path} holds no EMA weights; load it with weights='raw'")
+        other = "raw" if weights == "ema" else "ema"
+        raise ValueError(f"{path} holds no {weights} weights; load it with weights='{other}'")
     model.load_state_dict(state)
     model.eval()
     return LoadedCheckpoint(
@@ -344,3 +346,32 @@ def update_provenance(path: str | os.PathLike, **fields: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(raw, tmp)
     os.replace(tmp, path)
+
+
+def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a checkpoint keeping only what export needs: the EMA weights and the metadata.
+
+    Drops the raw weights, optimizer, scheduler and RNG states (about a quarter of the size),
+    so the copy cannot resume training and ``load_checkpoint(dst, weights="raw")`` raises.
+
+    Raises:
+        ValueError: if ``src`` has no EMA weights.
+    """
+    raw = torch.load(Path(src), map_location="cpu", weights_only=True)
+    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{src} is not a {CHECKPOINT_FORMAT} checkpoint")
+    if raw.get("ema_state") is None:
+        raise ValueError(f"{src} holds no EMA weights to keep")
+    slim = {
+        **raw,
+        "model_state": None,
+        "optimizer_state": None,
+        "scheduler_state": None,
+        "rng_state": None,
+    }
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(slim, tmp)
+    os.replace(tmp, dst)
+    return dst

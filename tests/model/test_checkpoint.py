@@ -14,6 +14,7 @@ from wavemae.checkpoint import (
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
+    slim_checkpoint,
 )
 from wavemae.models import WaveMAE
 
@@ -76,7 +77,7 @@ def test_rejects_bad_inputs(tmp_path):
     with pytest.raises(TypeError, match=r"provenance\.obj is a object"):
         save_checkpoint(tmp_path / "a.pt", model=model, provenance={"obj": object()})
     save_checkpoint(tmp_path / "noema.pt", model=model)
-    with pytest.raises(ValueError, match="no EMA weights"):
+    with pytest.raises(ValueError, match="no ema weights"):
         load_checkpoint(tmp_path / "noema.pt")
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="'other' is not"):
@@ -97,3 +98,29 @@ def test_rng_state_round_trip(tmp_path):
     again = (torch.rand(3), np.random.rand(3), random.random(), torch.rand(2, generator=gen))
     assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1])
     assert first[2] == again[2] and torch.equal(first[3], again[3])
+
+
+def test_slim_copy_keeps_ema_weights_and_metadata_only(tmp_path):
+    model = _tiny()
+    ema = {k: v * 0.5 for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 32))[0].sum().backward()
+    opt.step()
+    full = save_checkpoint(
+        tmp_path / "full.pt",
+        model=model,
+        ema_state=ema,
+        optimizer=opt,
+        step=3,
+        unit="nm",
+        rng_state=capture_rng_state(),
+        provenance={"seed": 1},
+    )
+    slim = slim_checkpoint(full, tmp_path / "slim.pt")
+    assert slim.stat().st_size < 0.5 * full.stat().st_size
+    loaded = load_checkpoint(slim)
+    assert loaded.step == 3 and loaded.provenance == {"seed": 1} and loaded.unit == "nm"
+    for k, v in loaded.model.state_dict().items():
+        assert torch.equal(v, ema[k])
+    with pytest.raises(ValueError, match="no raw weights; load it with weights='ema'"):
+        load_checkpoint(slim, weights="raw")

@@ -34,6 +34,10 @@ class TrainConfig:
         loss: ``"mse"`` (mean over masked positions), ``"sse"`` (sum over masked positions per
             spectrum, the spec's example) or ``"huber"`` (mean Huber over masked positions).
         huber_delta: Huber transition point, in preprocessed units.
+        visible_loss_weight: weight of the same loss over the VISIBLE positions, added to the
+            masked objective (0 = the spec's masked-only objective). Everything passes through
+            the latent, so reconstructing seen positions is not trivial here, unlike in an
+            image MAE whose decoder sees the visible tokens.
         ema_decay: EMA decay; warmed up as ``min(ema_decay, (1 + s) / (10 + s))``.
         amp: ``"auto"`` (bf16 on CUDA with bf16 support, fp16 on other CUDA, fp32 on CPU),
             ``"off"``, ``"bf16"`` or ``"fp16"``.
@@ -64,6 +68,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     loss: str = "mse"
     huber_delta: float = 1.0
+    visible_loss_weight: float = 0.0
     ema_decay: float = 0.999
     amp: str = "auto"
     normalization: str = "none"

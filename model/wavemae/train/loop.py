@@ -289,6 +289,9 @@ def train_model(
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             recon, _, _ = ddp_model(xb, visible)
         loss = masked_loss(recon, xb, visible, config.loss, config.huber_delta)
+        if config.visible_loss_weight > 0:
+            seen = masked_loss(recon, xb, ~visible, config.loss, config.huber_delta)
+            loss = loss + config.visible_loss_weight * seen
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
