@@ -11,7 +11,9 @@ Why the dynamo exporter: the legacy TorchScript-based ``torch.onnx.export(dynamo
 silently bakes the traced batch size into this model's graph (embeddings off by ~0.2 at any
 other batch size), while ``dynamo=True`` with a dynamic ``batch`` dimension matches eager to
 ~1e-7 at every batch size. TorchScript files are made with ``torch.jit.script`` (not trace) for
-the same reason.
+the same reason. Opset 18: at opset 23 the exporter maps SDPA to the ONNX ``Attention`` op,
+whose ONNX Runtime 1.32 CPU kernel rejects the masked encoder's broadcast ``(B, 1, 1, S)`` mask
+(and the all-visible encoder was no faster there).
 """
 
 from __future__ import annotations

@@ -75,6 +75,20 @@ def _compare(got: np.ndarray, ref: np.ndarray, *, cosine: bool) -> dict[str, flo
     return out
 
 
+def _guarded(role: str, run: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """``run`` with any runtime failure turned into an ExportVerificationError naming ``role``."""
+
+    def guarded(*arrays: np.ndarray) -> np.ndarray:
+        try:
+            return run(*arrays)
+        except Exception as exc:  # ONNX Runtime / TorchScript raise their own error types
+            raise ExportVerificationError(
+                f"{role} graph failed on a batch of {arrays[0].shape[0]}: {exc}"
+            ) from exc
+
+    return guarded
+
+
 def _check_session_io(session: Any, role: str, expected: dict, failures: list[str]) -> None:
     for kind, nodes in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
         specs = expected[role][kind]
@@ -160,6 +174,7 @@ def verify_exported(model: Any, folder: Path, spectra: np.ndarray) -> dict[str, 
             torch.from_numpy(zb)
         ).numpy(),
     }
+    runners = {role: _guarded(role, run) for role, run in runners.items()}
     cases: dict[str, tuple[tuple[np.ndarray, ...], np.ndarray, bool]] = {
         "encoder": ((x,), z_ref, True),
         "encoder_torchscript": ((x,), z_ref, True),
