@@ -1,9 +1,10 @@
 """The FastAPI application: factory, lifespan, error handlers and request metrics.
 
 Start-up (lifespan): load and verify the artifact, open the ONNX sessions and check their tensors
-against the manifest, warm up, open the library (re-embedding it when it was written by another
-model version and ``reembed_on_start``), start the batch loops, then report ready. Any failure
-stops start-up with the reason (uvicorn exits non-zero). On shutdown (SIGTERM) uvicorn stops
+against the manifest, warm up, open the library, start the batch loops, then report ready. Any
+failure stops start-up with the reason (uvicorn exits non-zero). A library written by another
+model version is re-embedded in the background when ``reembed_on_start`` (it answers 409 until
+done, while /embed and /reconstruct already serve). On shutdown (SIGTERM) uvicorn stops
 accepting connections and waits up to ``drain_timeout_s`` for in-flight requests; then the batch
 loops drain and the library closes.
 """
@@ -79,16 +80,6 @@ def _load(settings: Settings, metrics: ServiceMetrics) -> Any:
             settings.library_url, latent_dim=artifact.latent_dim, seq_len=artifact.seq_len
         )
     pipeline = SpectraPipeline(artifact, model, settings, store, observer=metrics)
-    if store is not None and store.model_version not in (None, artifact.model_id):
-        if settings.reembed_on_start:
-            pipeline.reembed_sync(settings.reembed_batch_size)
-        else:
-            log.warning(
-                "library is embedded with %s, not %s: /similar answers 409 until "
-                "POST /library/reembed",
-                store.model_version,
-                artifact.model_id,
-            )
     metrics.model_info.labels(artifact.name, artifact.version, ",".join(model.providers)).set(1)
     log.info(
         "serving %s from %s on %s (library: %s) — ready after %.2f s",
@@ -101,6 +92,18 @@ def _load(settings: Settings, metrics: ServiceMetrics) -> Any:
     return pipeline
 
 
+async def _reembed(pipeline: Any, batch_size: int) -> None:
+    """Start-up re-embedding in the background: /embed and /reconstruct serve meanwhile, the
+    library answers 409 until it finishes. A failure is logged; the library keeps its version."""
+    log.info("re-embedding the library (%s -> %s)", pipeline.store.model_version, pipeline.model_id)
+    try:
+        await asyncio.to_thread(pipeline.reembed_sync, batch_size)
+    except ServiceError as exc:
+        log.error("re-embedding the library failed: %s", exc.message)
+    except Exception:
+        log.exception("re-embedding the library failed")
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -108,11 +111,25 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await pipeline.start()
     app.state.pipeline = pipeline
     app.state.ready = True
+    reembedding = None
+    store = pipeline.store
+    if store is not None and store.model_version not in (None, pipeline.model_id):
+        if settings.reembed_on_start:
+            reembedding = asyncio.create_task(_reembed(pipeline, settings.reembed_batch_size))
+        else:
+            log.warning(
+                "the library is embedded with %s, not %s: /similar and library writes answer "
+                "409 until POST /library/reembed",
+                store.model_version,
+                pipeline.model_id,
+            )
     try:
         yield
     finally:
         app.state.ready = False
         await pipeline.stop(settings.drain_timeout_s)
+        if reembedding is not None:
+            await reembedding
         if pipeline.store is not None:
             pipeline.store.close()
         log.info("stopped")

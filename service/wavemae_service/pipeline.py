@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,17 +18,23 @@ import numpy as np
 from wavemae.artifact import Artifact
 
 from .batching import BatchObserver, MicroBatcher
-from .errors import InvalidInput, from_library_error
+from .errors import Conflict, InvalidInput, ServiceError, from_library_error
 from .library.base import LibraryEntry, LibraryError, LibraryStore, SearchHit
 from .runtime import OnnxModel
 from .settings import Settings
 
-__all__ = ["SpectraPipeline"]
+__all__ = ["ReembedStopped", "SpectraPipeline"]
 
 log = logging.getLogger("wavemae_service.pipeline")
 
 # Requests with more spectra than this are preprocessed in a worker thread, not on the loop.
 _INLINE_PREPROCESS_MAX = 32
+
+
+class ReembedStopped(ServiceError):
+    """Re-embedding was interrupted by shutdown; finished batches are kept."""
+
+    type = "not_ready"
 
 
 class SpectraPipeline:
@@ -65,6 +72,8 @@ class SpectraPipeline:
             "stall_s": settings.batch_stall_s,
             "observer": observer,
         }
+        self._stopping = threading.Event()
+        self._reembed_lock = threading.Lock()
         self.embedder = MicroBatcher(model.embed, name="embed", **common)
         self.reconstructor = MicroBatcher(model.reconstruct, name="reconstruct", **common)
 
@@ -73,6 +82,7 @@ class SpectraPipeline:
         await self.reconstructor.start()
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        self._stopping.set()  # a background re-embedding stops after its current batch
         await self.embedder.stop(drain_timeout_s)
         await self.reconstructor.stop(drain_timeout_s)
 
@@ -284,18 +294,50 @@ class SpectraPipeline:
         ]
 
     def embed_entries_sync(self, entries: Sequence[LibraryEntry]) -> tuple[np.ndarray, np.ndarray]:
-        """Re-embedding: stored original spectra -> (embeddings, processed), in this thread."""
-        processed = np.stack(
-            [self.preprocess_sync(e.spectrum[None], e.wavelengths)[0][0] for e in entries]
-        )
+        """Re-embedding: stored original spectra -> (embeddings, processed), in this thread.
+
+        Raises:
+            InvalidInput: naming the entry whose stored spectrum this model cannot take (e.g. its
+                grid does not cover the new model's range).
+            ReembedStopped: the service is shutting down (between batches).
+        """
+        if self._stopping.is_set():
+            raise ReembedStopped("the service is shutting down")
+        rows = []
+        for entry in entries:
+            try:
+                rows.append(self.preprocess_sync(entry.spectrum[None], entry.wavelengths)[0][0])
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"library entry {entry.id!r} cannot be re-embedded with {self.model_id}: "
+                    f"{exc.message}",
+                    field="id",
+                ) from None
+        processed = np.stack(rows)
         return self.model.embed(processed), processed
 
+    @property
+    def reembedding(self) -> bool:
+        return self._reembed_lock.locked()
+
     def reembed_sync(self, batch_size: int) -> int:
-        """Re-embed every entry not embedded by the served model (blocking)."""
+        """Re-embed every entry not embedded by the served model (blocking, one at a time).
+
+        Raises:
+            Conflict: a re-embedding is already running.
+            InvalidInput: an entry cannot be re-embedded (the library stays on its old version).
+        """
         store = self._require_store()
-        count = store.reembed(
-            self.embed_entries_sync, model_version=self.model_id, batch_size=batch_size
-        )
+        if not self._reembed_lock.acquire(blocking=False):
+            raise Conflict("the library is being re-embedded already; retry when it is done")
+        try:
+            count = store.reembed(
+                self.embed_entries_sync, model_version=self.model_id, batch_size=batch_size
+            )
+        except LibraryError as exc:
+            raise from_library_error(exc) from None
+        finally:
+            self._reembed_lock.release()
         if count:
             log.info("re-embedded %d library entries with %s", count, self.model_id)
         return count

@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     )
     reembed_on_start: bool = Field(
         True,
-        description="At start-up, re-embed a library written by another model version before "
-        "reporting ready (otherwise /similar answers 409 until POST /library/reembed).",
+        description="At start-up, re-embed a library written by another model version, in the "
+        "background (/similar and library writes answer 409 until it is done; without it, "
+        "until POST /library/reembed).",
     )
     reembed_batch_size: int = Field(256, ge=1, description="Entries per re-embedding transaction.")
 

@@ -124,31 +124,62 @@ def test_tampered_artifact_stops_start_up_with_a_clear_message(tiny_artifact, tm
     assert "sha256" in result.stderr and "decoder.onnx" in result.stderr
 
 
-def test_library_of_another_model_version_is_reembedded_at_start(start_server, tmp_path):
+def _old_library(path, spectra, wavelengths=None):
     from wavemae_service.library import LibraryEntry, open_store
 
-    library = tmp_path / "old.sqlite3"
-    x = spectra_like(3, seed=31)
-    with open_store(library, latent_dim=16, seq_len=64) as store:
+    with open_store(path, latent_dim=16, seq_len=64) as store:
         store.put(
             [
                 LibraryEntry(
                     id=f"old{i}",
-                    spectrum=x[i],
-                    wavelengths=None,
-                    metadata={},
+                    spectrum=row,
+                    wavelengths=wavelengths,
+                    metadata={"i": i},
                     embedding=np.eye(16, dtype=np.float32)[i],
                     processed=np.zeros(64, np.float32),
                     model_version="wavemae-tiny:older",
                 )
-                for i in range(3)
+                for i, row in enumerate(spectra)
             ],
             model_version="wavemae-tiny:older",
         )
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_library_of_another_model_version_is_reembedded_at_start(start_server, tmp_path):
+    library = tmp_path / "old.sqlite3"
+    x = spectra_like(3, seed=31)
+    _old_library(library, x)
     server = start_server(library_url=library)
     with WaveMAEClient(server.url) as client:
-        assert client.list()["model_version"] == "wavemae-tiny:test-0"
+        _wait_for(lambda: client.list()["model_version"] == "wavemae-tiny:test-0")
         assert [h[0]["id"] for h in client.similar(x, k=1)] == ["old0", "old1", "old2"]
+        assert client.get("old1")["spectrum"] == x[1].tolist()
+
+
+def test_a_library_the_new_model_cannot_take_stays_put_and_says_why(start_server, tmp_path):
+    library = tmp_path / "narrow.sqlite3"
+    wavelengths = np.linspace(1200.0, 1500.0, 64)  # the tiny model needs 1100-1700 nm
+    x = spectra_like(2, seed=32)
+    _old_library(library, x, wavelengths)
+    server = start_server(library_url=library)
+    with WaveMAEClient(server.url) as client:
+        assert client.embed(x).shape == (2, 16)  # the model serves regardless
+        with pytest.raises(WaveMAEError) as err:
+            client.similar(x, k=1)
+        assert err.value.status == 409 and "re-embed" in err.value.message
+        with pytest.raises(WaveMAEError) as err:
+            client.reembed()
+        assert err.value.status == 422 and "'old0'" in err.value.message
+        assert "1200-1500" in err.value.message
+        assert client.get("old0")["spectrum"] == x[0].tolist()  # nothing lost
+        assert client.list()["model_version"] == "wavemae-tiny:older"
 
 
 def test_sigterm_drains_in_flight_requests(start_server):

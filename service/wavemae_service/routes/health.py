@@ -35,6 +35,10 @@ async def readyz(request: Request) -> Response:
         {
             "status": "ready",
             "model": pipeline.model_id,
+            "library": {
+                "model_version": None if pipeline.store is None else pipeline.store.model_version,
+                "reembedding": pipeline.reembedding,
+            },
             "batchers": {
                 "embed": pipeline.embedder.health(),
                 "reconstruct": pipeline.reconstructor.health(),
