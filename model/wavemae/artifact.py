@@ -113,7 +113,7 @@ class Artifact:
 
     path: Path
     manifest: Manifest
-    preprocessor: Any = field(default=None, repr=False)
+    preprocessor: Any = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
