@@ -119,12 +119,23 @@ class SpectraPipeline:
         self._check_shapes(values, wavelengths, field)
         pre = self.artifact.preprocessor
         try:
-            if pre is not None:
-                return pre.transform_with_state(values, wavelengths)
-            return self.artifact.preprocess(values, wavelengths), None
+            with np.errstate(all="ignore"):
+                if pre is not None:
+                    processed, state = pre.transform_with_state(values, wavelengths)
+                else:
+                    processed, state = self.artifact.preprocess(values, wavelengths), None
         except ValueError as exc:  # GridRangeError included: its message names the ranges
             where = "wavelengths" if wavelengths is not None else field
             raise InvalidInput(str(exc), field=where) from None
+        finite = np.isfinite(processed).all(axis=1)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            raise InvalidInput(
+                f"{field}[{i}] does not give finite values after the model's preprocessing "
+                "(values too large?)",
+                field=f"{field}[{i}]",
+            )
+        return processed, state
 
     async def preprocess(
         self, values: np.ndarray, wavelengths: np.ndarray | None, *, field: str = "spectra"

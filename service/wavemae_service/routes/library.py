@@ -64,8 +64,15 @@ async def _write(request: Request, items: list[tuple[str, Any, Any, dict[str, An
 
 
 def _spectrum(values: list[float], field: str) -> Any:
-    array = vector_array(values, field=field)
-    return array
+    return vector_array(values, field=field)
+
+
+def _check_text(entry_id: str, metadata: dict[str, Any], where: str) -> None:
+    """NUL characters cannot be stored by every backend (PostgreSQL text/jsonb): refuse them."""
+    if "\x00" in entry_id:
+        raise InvalidInput("the id must not contain NUL characters", field=f"{where}id")
+    if b"\\u0000" in orjson.dumps(metadata):
+        raise InvalidInput("metadata must not contain NUL characters", field=f"{where}metadata")
 
 
 @router.put(
@@ -82,6 +89,7 @@ async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
     req = parse_json(LibraryPutRequest, body)
+    _check_text(entry_id, req.metadata, "")
     item = (
         entry_id,
         _spectrum(req.spectrum, "spectrum"),
@@ -122,6 +130,7 @@ async def post_entries(request: Request) -> Response:
                 field=f"entries[{i}].id",
             )
         seen[entry.id] = i
+        _check_text(entry.id, entry.metadata, f"entries[{i}].")
         items.append(
             (
                 entry.id,
