@@ -323,7 +323,7 @@ class Manifest:
             libraries=_optional_dict(d, "libraries", w),
             provenance=_optional_dict(d, "provenance", w),
             verification=_optional_dict(d, "verification", w),
-            quantization=d.get("quantization"),
+            quantization=_optional_dict(d, "quantization", w) or None,
         )
 
 
