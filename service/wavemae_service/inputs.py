@@ -12,12 +12,14 @@ import io
 from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidInput, PayloadTooLarge
 
 __all__ = [
     "NPY_MEDIA_TYPE",
+    "check_no_nul",
     "field_name",
     "load_npy",
     "parse_csv",
@@ -73,6 +75,12 @@ def parse_json(model: type[ModelT], body: bytes) -> ModelT:
 def parse_json_as(body: bytes, model: type[ModelT]) -> ModelT:
     """:func:`parse_json` with the body first (for :func:`routes.common.decode`)."""
     return parse_json(model, body)
+
+
+def check_no_nul(value: Any, field: str) -> None:
+    """Refuse NUL characters anywhere in a JSON value: not every store can hold or query them."""
+    if value is not None and b"\\u0000" in orjson.dumps(value):
+        raise InvalidInput(f"{field} must not contain NUL characters", field=field)
 
 
 def spectra_array(rows: list[list[float]], *, field: str, max_spectra: int) -> np.ndarray:

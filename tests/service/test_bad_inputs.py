@@ -107,6 +107,8 @@ CASES = [
      "invalid_input", "metadata", ["NUL"]),
     ("library NUL in id", "PUT", "/library/x%00y", {"spectrum": OK}, JSON, 422,
      "invalid_input", "id", ["NUL"]),
+    ("filter with NUL", "POST", "/similar", {"spectra": [OK], "filter": {"a": "\u0000"}}, JSON,
+     422, "invalid_input", "filter", ["NUL"]),
     ("library duplicate ids", "POST", "/library",
      {"entries": [{"id": "d", "spectrum": OK}, {"id": "d", "spectrum": OK}]}, JSON, 422,
      "invalid_input", "entries[1].id", ["repeats"]),

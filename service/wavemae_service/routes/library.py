@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..auth import require_admin, require_read
 from ..errors import InvalidInput, PayloadTooLarge
-from ..inputs import parse_json, parse_json_as, vector_array
+from ..inputs import check_no_nul, parse_json, parse_json_as, vector_array
 from ..library.base import LibraryEntry
 from ..schemas import (
     LibraryBatchRequest,
@@ -71,8 +71,7 @@ def _check_text(entry_id: str, metadata: dict[str, Any], where: str) -> None:
     """NUL characters cannot be stored by every backend (PostgreSQL text/jsonb): refuse them."""
     if "\x00" in entry_id:
         raise InvalidInput("the id must not contain NUL characters", field=f"{where}id")
-    if b"\\u0000" in orjson.dumps(metadata):
-        raise InvalidInput("metadata must not contain NUL characters", field=f"{where}metadata")
+    check_no_nul(metadata, f"{where}metadata")
 
 
 @router.put(
@@ -199,6 +198,7 @@ async def list_entries(
             raise InvalidInput("filter is not valid JSON", field="filter") from None
         if not isinstance(metadata_filter, dict):
             raise InvalidInput("filter must be a JSON object", field="filter")
+        check_no_nul(metadata_filter, "filter")
     count = await pipeline.call_store("count", metadata_filter)
     entries = await pipeline.call_store(
         "list_entries", offset=offset, limit=limit, metadata_filter=metadata_filter

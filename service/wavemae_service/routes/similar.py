@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
 from ..errors import InvalidInput
-from ..inputs import parse_json_as, spectra_array, vector_array
+from ..inputs import check_no_nul, parse_json_as, spectra_array, vector_array
 from ..schemas import SimilarRequest, SimilarResponse
 from .common import (
     ERROR_RESPONSES,
@@ -41,6 +41,7 @@ async def similar(request: Request) -> Response:
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
     req = await decode(body, parse_json_as, SimilarRequest)
+    check_no_nul(req.filter, "filter")
     limit = settings.max_spectra_per_request
     if (req.spectra is None) == (req.embeddings is None):
         raise InvalidInput("send exactly one of 'spectra' or 'embeddings'", field="spectra")
