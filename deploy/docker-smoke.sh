@@ -93,6 +93,10 @@ if [[ -n "$MODEL_DIR" ]]; then
   RUN_ARGS+=(-v "$WORK/model-mount:/model:ro" -e WAVEMAE_MODEL_DIR=/model)
 fi
 
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null; then
+  fail "port $PORT already answers on this host: pick another with --port"
+fi
+
 step "docker run --network host (read-only root, no capabilities), port $PORT"
 docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
 docker run -d --name "$CONTAINER" --network host \
@@ -176,7 +180,11 @@ for _ in $(seq 1 60); do
   [[ "$health" == "healthy" || "$health" == "unhealthy" ]] && break
   sleep 1
 done
-[[ "$health" == "healthy" ]] || fail "HEALTHCHECK status is '$health', not healthy"
+if [[ "$health" != "healthy" ]]; then
+  docker inspect -f '{{json .State}}' "$CONTAINER"
+  docker logs "$CONTAINER" 2>&1 | tail -20
+  fail "HEALTHCHECK status is '$health', not healthy"
+fi
 echo "HEALTHCHECK: $health"
 
 if [[ $KEEP -eq 0 ]]; then
