@@ -54,7 +54,8 @@ COPY service/ service/
 ARG PIP_EXTRA_ARGS=""
 ARG ONNXRUNTIME_PACKAGE=onnxruntime
 # PIP_EXTRA_ARGS is split into options on purpose. onnxruntime and onnxruntime-gpu install the
-# same module, so the GPU build replaces the CPU one rather than sitting beside it.
+# same module, so the GPU build replaces the CPU one rather than sitting beside it. The bundled
+# test suites of numpy, scipy & co. (~50 MB) are never imported by the service: dropped.
 # hadolint ignore=SC2086
 RUN /opt/wavemae/bin/pip install --find-links /wheelhouse ${PIP_EXTRA_ARGS} ".[serve,postgres]" \
  && if [ "${ONNXRUNTIME_PACKAGE}" != "onnxruntime" ]; then \
@@ -63,6 +64,8 @@ RUN /opt/wavemae/bin/pip install --find-links /wheelhouse ${PIP_EXTRA_ARGS} ".[s
          "${ONNXRUNTIME_PACKAGE}"; \
     fi \
  && /opt/wavemae/bin/pip uninstall --yes pip setuptools wheel \
+ && find /opt/wavemae/lib -depth -type d -path "*/site-packages/*" -name tests \
+      -exec rm -rf {} + \
  && /opt/wavemae/bin/python -c "import sys, onnxruntime, wavemae, wavemae_service; \
 import wavemae_service.library.postgres; \
 assert 'torch' not in sys.modules, 'the service image must not import torch'; \
