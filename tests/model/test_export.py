@@ -122,6 +122,25 @@ def test_masked_encoder_ignores_hidden_values_even_nan(exported, raw, preprocess
     assert np.max(np.abs(full - z)) > 1e-3  # hiding a band does change the embedding
 
 
+def test_masked_encoder_matches_pytorch_on_ragged_missing_bands(exported, raw) -> None:
+    """Callers mark different bands missing per spectrum: unequal visible counts per row."""
+    model, folder = exported
+    art = load_artifact(folder)
+    x = art.preprocess(raw[:6])
+    visible = np.ones_like(x, dtype=bool)
+    for row, (lo, hi) in enumerate([(0, 5), (10, 30), (40, 48), (3, 4), (20, 21), (0, 0)]):
+        visible[row, lo:hi] = False
+    session = ort.InferenceSession(str(art.file("encoder_masked")),
+                                   providers=["CPUExecutionProvider"])
+    z = session.run(None, {"spectra": x, "visible": visible})[0]
+    with torch.no_grad():
+        z_ref = model.encode(torch.from_numpy(x), torch.from_numpy(visible)).numpy()
+        z_rows = [model.encode(torch.from_numpy(x[i : i + 1]), torch.from_numpy(visible[i : i + 1]))
+                  .numpy() for i in range(len(x))]
+    np.testing.assert_allclose(z, z_ref, atol=1e-5)
+    np.testing.assert_allclose(z, np.concatenate(z_rows), atol=1e-5)
+
+
 def test_verifier_rejects_graphs_of_another_model(exported, raw, preprocessor) -> None:
     _, folder = exported
     other = _tiny_model(seed=1)
