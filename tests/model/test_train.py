@@ -135,6 +135,21 @@ def test_ema_differs_from_raw_and_is_what_the_checkpoint_exports(tmp_path):
     assert not torch.allclose(z_ema, z_raw)
 
 
+def test_time_limit_stops_with_an_evaluated_checkpoint(tmp_path):
+    cfg = tiny_config(steps=10_000, time_limit_s=1e-9)
+    result = train_model(
+        cfg,
+        synthetic_spectra(32, 6),
+        heldout_x=synthetic_spectra(8, 7),
+        seed=0,
+        out_dir=tmp_path,
+        progress=False,
+    )
+    assert result.step == 1
+    assert load_checkpoint(tmp_path / "checkpoint.pt").step == 1
+    assert any("heldout_mse_ema" in h for h in result.history)
+
+
 def test_schedule_warms_up_then_keeps_a_floor():
     cfg = tiny_config(steps=100, warmup_steps=10, min_lr_ratio=0.1)
     factors = [lr_factor(s, cfg) for s in range(100)]

@@ -280,6 +280,7 @@ def train_model(
     model.train()
     t0 = time.perf_counter()
     window_t, window_n, window_loss = t0, 0, []
+    done = start
     for step in range(start, end):
         idx = batch_indices(step, len(data), config.batch_size, seed, rank, world)
         gen = torch.Generator().manual_seed(_step_seed(seed, step, rank))
@@ -305,6 +306,8 @@ def train_model(
         scheduler.step()
         ema.update(model, step + 1)
         done = step + 1
+        if config.time_limit_s > 0 and done < end and _out_of_time(t0, config.time_limit_s):
+            end = done  # stop here: log, evaluate and checkpoint as at a planned end
         window_n += len(idx) * world
         window_loss.append(loss.item())
         if bar is not None:
@@ -337,6 +340,8 @@ def train_model(
         ck_now = config.checkpoint_every > 0 and done % config.checkpoint_every == 0
         if (ck_now or done == end) and rank == 0:
             ck_path = checkpoint(done)
+        if done == end:
+            break
     if bar is not None:
         bar.close()
     if metrics_file is not None:
@@ -345,11 +350,19 @@ def train_model(
     return TrainResult(
         model=model,
         ema=ema,
-        step=end,
+        step=done,
         history=history,
         train_seconds=time.perf_counter() - t0,
         checkpoint=ck_path,
     )
+
+
+def _out_of_time(t0: float, limit_s: float) -> bool:
+    # Every rank must stop at the same step: rank 0's clock decides.
+    flag = torch.tensor([float(time.perf_counter() - t0 > limit_s)])
+    if dist.is_available() and dist.is_initialized():
+        dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 @torch.no_grad()
