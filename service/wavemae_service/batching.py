@@ -92,10 +92,14 @@ class MicroBatcher:
         retry_after_s: int = 1,
         timeout_s: float = 30.0,
         stall_s: float = 10.0,
+        workers: int = 1,
         observer: BatchObserver | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size={max_batch_size} must be >= 1")
+        if workers < 1:
+            raise ValueError(f"workers={workers} must be >= 1")
+        self.workers = workers
         self._run_batch = run_batch
         self.name = name
         self.max_batch_size = max_batch_size
@@ -110,7 +114,8 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._running_since: float | None = None
+        self._running: dict[asyncio.Task, float] = {}  # batch task -> start time
+        self._slots: asyncio.Semaphore | None = None
         self._batches = 0
         self._last_error: str | None = None
 
@@ -119,18 +124,27 @@ class MicroBatcher:
     async def start(self) -> None:
         """Start the batch loop on the running event loop."""
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{self.name}")
+        self._slots = asyncio.Semaphore(self.workers)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix=f"ort-{self.name}"
+        )
         self._task = asyncio.create_task(self._loop(), name=f"batcher-{self.name}")
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """Let queued rows finish (up to ``drain_timeout_s``), then stop the loop."""
         deadline = time.perf_counter() + drain_timeout_s
-        while (self._queue or self._running_since is not None) and time.perf_counter() < deadline:
+        while (self._queue or self._running) and time.perf_counter() < deadline:
+            if self._task is None or self._task.done():
+                break
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._running:
+            await asyncio.wait(
+                list(self._running), timeout=max(0.0, deadline - time.perf_counter())
+            )
         for item in self._queue:
             if not item.future.done():
                 item.future.set_exception(NotReady("the server is shutting down"))
@@ -146,16 +160,17 @@ class MicroBatcher:
         """The loop is alive and no batch has been running longer than ``stall_s``."""
         if self._task is None or self._task.done():
             return False
-        since = self._running_since
-        return since is None or time.perf_counter() - since < self.stall_s
+        now = time.perf_counter()
+        return all(now - since < self.stall_s for since in self._running.values())
 
     def health(self) -> dict[str, Any]:
-        since = self._running_since
+        oldest = min(self._running.values(), default=None)
         return {
             "healthy": self.healthy,
             "queued_spectra": self._queued_rows,
+            "running_batches": len(self._running),
             "batches": self._batches,
-            "running_for_s": None if since is None else round(time.perf_counter() - since, 3),
+            "running_for_s": None if oldest is None else round(time.perf_counter() - oldest, 3),
             "last_error": self._last_error,
         }
 
@@ -164,6 +179,7 @@ class MicroBatcher:
             "max_batch_size": self.max_batch_size,
             "max_wait_ms": self.max_wait_s * 1000.0,
             "max_queue_spectra": self.max_queue_spectra,
+            "workers": self.workers,
         }
 
     # -- submit ------------------------------------------------------------------------------
@@ -231,9 +247,9 @@ class MicroBatcher:
             rows += item.rows
         return batch
 
-    async def _loop(self) -> None:
+    async def _next_batch(self) -> list[_Item]:
+        """Wait for rows, then until the batch is full or its first row's deadline passed."""
         assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
         while True:
             while not self._queue:
                 self._wakeup.clear()
@@ -248,12 +264,50 @@ class MicroBatcher:
                     await asyncio.wait_for(self._wakeup.wait(), remaining)
             batch = self._take_batch()
             self._observer.queue_depth(self.name, self._queued_rows)
-            if not batch:
-                continue
-            await self._run(loop, batch)
+            if batch:
+                return batch
+
+    async def _loop(self) -> None:
+        assert self._slots is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            # Form the next batch only once a worker is free: rows keep arriving meanwhile,
+            # so the batch size follows the load.
+            await self._slots.acquire()
+            try:
+                batch = await self._next_batch()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = loop.create_task(self._run(loop, batch))
+            self._running[task] = time.perf_counter()
+            task.add_done_callback(self._batch_finished)
+
+    def _batch_finished(self, task: asyncio.Task) -> None:
+        self._running.pop(task, None)
+        assert self._slots is not None
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            # A fault outside the engine (a bug, a failing hook): stop accepting work so that
+            # /readyz says so and callers get 503 at once instead of waiting for timeouts.
+            self._last_error = type(task.exception()).__name__
+            log.error("the %s batch loop failed", self.name, exc_info=task.exception())
+            if self._task is not None:
+                self._task.cancel()
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
         started = time.perf_counter()
+        try:
+            await self._run_and_answer(loop, batch, started)
+        finally:
+            self._batches += 1
+            for item in batch:  # never leave a caller waiting, whatever happened above
+                if not item.future.done():
+                    item.future.set_exception(NotReady("the inference loop failed; retry"))
+
+    async def _run_and_answer(
+        self, loop: asyncio.AbstractEventLoop, batch: list[_Item], started: float
+    ) -> None:
         wait_s = started - batch[0].queued_at
         n_inputs = len(batch[0].inputs)
         if len(batch) == 1:
@@ -261,7 +315,6 @@ class MicroBatcher:
         else:
             inputs = [np.concatenate([item.inputs[i] for item in batch]) for i in range(n_inputs)]
         rows = sum(item.rows for item in batch)
-        self._running_since = started
         try:
             outputs = await loop.run_in_executor(self._executor, self._run_batch, *inputs)
         except Exception as exc:
@@ -274,9 +327,6 @@ class MicroBatcher:
                     )
             self._observer.batch_done(self.name, rows, wait_s, time.perf_counter() - started, False)
             return
-        finally:
-            self._running_since = None
-            self._batches += 1
         self._observer.batch_done(self.name, rows, wait_s, time.perf_counter() - started, True)
         offset = 0
         for item in batch:

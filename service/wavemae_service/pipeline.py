@@ -70,6 +70,7 @@ class SpectraPipeline:
             "retry_after_s": settings.retry_after_s,
             "timeout_s": settings.inference_timeout_s,
             "stall_s": settings.batch_stall_s,
+            "workers": settings.inference_workers,
             "observer": observer,
         }
         self._stopping = threading.Event()

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         description="A batch also closes this long after its first spectrum arrived "
         "(0 = run whatever is queued as soon as the engine is free).",
     )
+    inference_workers: int = Field(
+        1,
+        ge=1,
+        description="Batches run at once, each in its own thread (ONNX Runtime sessions are "
+        "thread-safe). Above 1 helps a heavy model on a machine with cores to spare; keep "
+        "intra_op_threads x inference_workers within the cores left after HTTP.",
+    )
     max_queue_spectra: int = Field(
         2048,
         ge=1,

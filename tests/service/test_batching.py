@@ -219,3 +219,47 @@ def test_a_request_waiting_past_the_timeout_gets_not_ready():
         return waited
 
     assert run(scenario()) < 1.0
+
+
+def test_two_workers_run_two_batches_at_once():
+    barrier = threading.Barrier(2, timeout=5)
+
+    def backend(x: np.ndarray) -> np.ndarray:
+        barrier.wait()  # passes only when two batches are inside the engine together
+        return x + 1.0
+
+    async def scenario():
+        batcher = MicroBatcher(backend, max_batch_size=1, max_wait_ms=0, workers=2)
+        await batcher.start()
+        out = await asyncio.gather(
+            batcher.submit(np.zeros((1, 2), np.float32)),
+            batcher.submit(np.ones((1, 2), np.float32)),
+        )
+        await batcher.stop()
+        return out
+
+    first, second = run(scenario())
+    np.testing.assert_array_equal(first, [[1.0, 1.0]])
+    np.testing.assert_array_equal(second, [[2.0, 2.0]])
+
+
+def test_a_fault_outside_the_engine_stops_the_loop_and_answers_at_once():
+    from wavemae_service.errors import NotReady
+
+    class BrokenObserver(ServiceMetrics):
+        def batch_done(self, *args, **kwargs):
+            raise RuntimeError("injected")
+
+    async def scenario():
+        batcher = MicroBatcher(lambda x: x, max_wait_ms=0, observer=BrokenObserver())
+        await batcher.start()
+        with pytest.raises(NotReady):
+            await batcher.submit(np.ones((1, 2), np.float32))
+        await asyncio.sleep(0.01)
+        healthy = batcher.healthy
+        with pytest.raises(NotReady):
+            await batcher.submit(np.ones((1, 2), np.float32))
+        await batcher.stop()
+        return healthy
+
+    assert run(scenario()) is False
