@@ -9,6 +9,7 @@
    then for each concurrency level runs that many closed-loop clients, each sending ONE
    spectrum per request, for ``--seconds``; reports spectra/s and p50/p99 latency of 200s.
 The load generator shares the machine with the server: its own CPU time is reported too.
+Other ``WAVEMAE_*`` variables in the environment (batching, workers) reach the started server.
 ``wavemae bench`` (issue 7) is the full benchmark; this is the quick check behind the README.
 """
 
@@ -149,7 +150,7 @@ def _start_server(model_dir: Path, env_extra: dict[str, str]) -> tuple[subproces
     import httpx
 
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAVEMAE_")}
+    env = dict(os.environ)  # other WAVEMAE_* settings (workers, batching) pass through
     env.update(
         {
             "WAVEMAE_MODEL_DIR": str(model_dir),
