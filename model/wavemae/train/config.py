@@ -39,8 +39,8 @@ class TrainConfig:
             the latent, so reconstructing seen positions is not trivial here, unlike in an
             image MAE whose decoder sees the visible tokens.
         ema_decay: EMA decay; warmed up as ``min(ema_decay, (1 + s) / (10 + s))``.
-        amp: ``"auto"`` (bf16 on CUDA with bf16 support, fp16 on other CUDA, fp32 on CPU),
-            ``"off"``, ``"bf16"`` or ``"fp16"``.
+        amp: ``"auto"`` (bf16 on CUDA with bf16 support, fp16 on other CUDA, bf16 on CPUs
+            with AVX512-BF16/AMX, else fp32), ``"off"``, ``"bf16"`` or ``"fp16"``.
         normalization: per-spectrum normalisation before band standardisation
             (``"none"``, ``"snv"``, ``"minmax"``, ``"l2"``), see :mod:`wavemae.preprocessing`.
         standardize: per-band standardisation fitted on the training spectra.
