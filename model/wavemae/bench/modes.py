@@ -102,7 +102,7 @@ def service_env(
 ) -> dict[str, str]:
     """Environment for ``wavemae serve`` on 127.0.0.1:``port`` with a throw-away library."""
     env = {
-        "WAVEMAE_MODEL_DIR": str(artifact.path),
+        "WAVEMAE_MODEL_DIR": str(artifact.path.resolve()),
         "WAVEMAE_HOST": "127.0.0.1",
         "WAVEMAE_PORT": str(port),
         "WAVEMAE_LIBRARY_URL": ":memory:",
@@ -352,7 +352,9 @@ def baseline_mode(
         torch_threads = eager[0]["best_threads"] if eager else 1
     port = free_port()
     profile_path = Path(profile_dir) if profile_dir is not None else None
-    with ServerProcess(baseline_command(port, artifact.path, torch_threads), port) as server:
+    with ServerProcess(
+        baseline_command(port, artifact.path.resolve(), torch_threads), port
+    ) as server:
         result = _drive(
             "baseline",
             server,
