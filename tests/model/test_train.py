@@ -238,3 +238,25 @@ def test_presets_are_plain_and_base_is_the_spec_default():
         preset("huge")
     with pytest.raises(ValueError, match="loss='l1'"):
         TrainConfig(loss="l1")
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_one_model(tmp_path):
+    """Real torchrun, 2 gloo ranks on CPU: shards the batch, rank 0 writes the run folder."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    values = synthetic_spectra(60, 5) + rng.normal(0, 0.01, (60, L)).astype(np.float32)
+    write_csv_wide(Spectra(values, np.linspace(1000, 1630, L), "nm"), tmp_path / "s.csv")
+    model_flags = [f"--set=model.{k}={v}" for k, v in TINY.items() if k != "seq_len"]
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+        f"--master_port={_free_port()}", "-m", "wavemae.cli", "train",
+        "--data", str(tmp_path / "s.csv"), "--steps", "6", "--out", str(tmp_path / "run"),
+        "--no-progress", "--set=model.seq_len=32", "--set=num_threads=1", *model_flags,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt").step == 6
+    assert done.stdout.count("PCA fill-in, 8 components") == 1  # printed by rank 0 only
