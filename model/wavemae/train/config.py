@@ -53,9 +53,9 @@ class TrainConfig:
         log_every: steps between JSONL metric lines.
         checkpoint_every: steps between resumable checkpoints (0: only at the end).
         eval_masks: random masks per held-out spectrum in evaluations.
-        num_threads: torch intra-op threads (0: leave torch's default). On a CPU shared with
-            other busy processes use 1: oversubscribed OpenMP threads spin-wait on each other
-            (measured here: 1.5 s/step with 1 thread vs 7.3 s/step with 2 under load ~8).
+        num_threads: torch intra-op threads on CPU; 0 = auto: the cores the load average
+            leaves idle, at least 1 (oversubscribed OpenMP threads spin-wait on each other:
+            measured here 1.5 s/step with 1 thread vs 7.3 s/step with 2 under load ~8).
         time_limit_s: stop (evaluate, checkpoint) at the first step past this many seconds of
             training; 0 = no limit. The schedule still spans ``steps``, so a stopped run ends
             above the learning-rate floor; it can be resumed.
