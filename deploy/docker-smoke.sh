@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the WaveMAE image, run it with host networking, and check that it really serves:
-# /readyz turns 200, /embed answers with one finite embedding per spectrum, the image has no
+# /readyz turns 200, /embed answers with one finite embedding per spectrum, a library entry
+# written with PUT is read back and found by /similar, the image has no
 # torch and runs as a non-root user with a read-only root filesystem, the HEALTHCHECK reports
 # healthy, and SIGTERM stops it cleanly (exit code 0).
 #
@@ -16,6 +17,8 @@
 #                        WAVEMAE_MODEL_DIR) instead of the model shipped in the image
 #   --tiny-model         export a tiny random-weight model on the host (needs the train extra)
 #                        and serve it as with --model-dir
+#   --library-url URL    WAVEMAE_LIBRARY_URL for the container, e.g. a PostgreSQL + pgvector
+#                        reachable from the host network (default: the image's SQLite in /data)
 #   --port PORT          port the service listens on, on the host network (default 18080)
 #   --no-build           skip the build; run an existing image
 #   --keep               leave the container running at the end
@@ -27,6 +30,7 @@ IMAGE=wavemae:smoke
 BASE_IMAGE=python:3.11-slim-bookworm
 OFFLINE=0
 MODEL_DIR=""
+LIBRARY_URL=""
 TINY_MODEL=0
 PORT=18080
 BUILD=1
@@ -38,10 +42,11 @@ while [[ $# -gt 0 ]]; do
     --offline) OFFLINE=1; shift ;;
     --model-dir) MODEL_DIR="$2"; shift 2 ;;
     --tiny-model) TINY_MODEL=1; shift ;;
+    --library-url) LIBRARY_URL="$2"; shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -91,6 +96,9 @@ if [[ -n "$MODEL_DIR" ]]; then
   chmod -R a+rX "$WORK/model-mount"
   chmod a+rx "$WORK"
   RUN_ARGS+=(-v "$WORK/model-mount:/model:ro" -e WAVEMAE_MODEL_DIR=/model)
+fi
+if [[ -n "$LIBRARY_URL" ]]; then
+  RUN_ARGS+=(-e "WAVEMAE_LIBRARY_URL=$LIBRARY_URL")
 fi
 
 if curl -s -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null; then
@@ -162,6 +170,29 @@ assert all(math.isfinite(v) for e in embeddings for v in e), "non-finite embeddi
 norms = [math.sqrt(sum(v * v for v in e)) for e in embeddings]
 print(f"/embed: 3 x {latent_dim} embeddings from model {answer.get('model')!r}, "
       f"norms {', '.join(f'{n:.4f}' for n in norms)} (seq_len {seq_len})")
+
+
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read() or b"null")
+
+
+entry_id = "docker-smoke-entry"
+status, _ = call("PUT", f"/library/{entry_id}", {"spectrum": spectra[1], "metadata": {"smoke": 1}})
+assert status == 200, status
+status, stored = call("GET", f"/library/{entry_id}")
+assert stored["spectrum"] == spectra[1], "the stored spectrum differs from the one sent"
+status, found = call("POST", "/similar", {"spectra": [spectra[1]], "k": 1})
+best = found["results"][0][0]
+assert best["id"] == entry_id and abs(best["score"] - 1.0) < 1e-4, best
+call("DELETE", f"/library/{entry_id}")
+status, listing = call("GET", "/library")
+print(f"library: PUT, GET, /similar (score {best['score']:.6f}), DELETE ok; "
+      f"{listing['count']} entries left, model version {listing['model_version']!r}")
 PY
 
 step "image checks: no torch, non-root user"
