@@ -144,14 +144,19 @@ _SMALL_MODEL = {
 
 # ``base`` is the spec's WaveMAE defaults; ``small`` trains in minutes on a 2-core CPU.
 PRESETS: dict[str, TrainConfig] = {
+    # Tuned on the tablet calibration spectra (a split of them, test untouched): lr 2e-3 beat
+    # 1e-3 and 4e-3; EMA 0.995 suits runs of ~1000-5000 steps; the time limit keeps the run
+    # under 15 minutes on a busy 2-core CPU (it stops early, evaluated and resumable).
     "small": TrainConfig(
         model=dict(_SMALL_MODEL),
-        steps=2000,
+        steps=1500,
         batch_size=64,
-        lr=1e-3,
+        lr=2e-3,
         warmup_steps=100,
-        eval_every=500,
-        checkpoint_every=500,
+        ema_decay=0.995,
+        eval_every=250,
+        checkpoint_every=250,
+        time_limit_s=780.0,
     ),
     "base": TrainConfig(
         model={
