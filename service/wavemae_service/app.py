@@ -50,7 +50,12 @@ _REQUEST_MODELS = (
     LibraryPutRequest,
     LibraryBatchRequest,
 )
-_HTTP_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_HTTP_TYPES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def _load(settings: Settings, metrics: ServiceMetrics) -> Any:

@@ -139,6 +139,7 @@ class InternalError(ServiceError):
 #: The one table from error type to HTTP status.
 STATUS_BY_TYPE: dict[str, int] = {
     "error": 500,
+    "bad_request": 400,
     "invalid_input": 422,
     "payload_too_large": 413,
     "unsupported_media_type": 415,

@@ -79,7 +79,17 @@ def parse_json_as(body: bytes, model: type[ModelT]) -> ModelT:
 
 def check_no_nul(value: Any, field: str) -> None:
     """Refuse NUL characters anywhere in a JSON value: not every store can hold or query them."""
-    if value is not None and b"\\u0000" in orjson.dumps(value):
+    if value is None:
+        return
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        raise InvalidInput(
+            f"{field} cannot be stored: integers must fit in 64 bits and strings must be valid "
+            "Unicode (no lone surrogates)",
+            field=field,
+        ) from None
+    if b"\\u0000" in encoded:
         raise InvalidInput(f"{field} must not contain NUL characters", field=field)
 
 

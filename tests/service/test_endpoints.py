@@ -55,11 +55,14 @@ def test_embed_csv_upload(http, reference):
     x = spectra_like(4, seed=4)
     header = "id,batch," + ",".join(f"{w:.6f}" for w in wavelengths)
     rows = [f"s{i},{i % 2}," + ",".join(f"{v:.8f}" for v in row) for i, row in enumerate(x)]
-    response = http.post(
-        "/embed", content="\n".join([header, *rows]), headers={"Content-Type": "text/csv"}
-    )
+    csv_text = "\n".join([header, *rows])
+    response = http.post("/embed", content=csv_text, headers={"Content-Type": "text/csv"})
     assert response.status_code == 200, response.text
     body = response.json()
+    # The same file as a multipart upload (curl -F file=@spectra.csv).
+    form = http.post("/embed", files={"file": ("spectra.csv", csv_text.encode(), "text/csv")})
+    assert form.status_code == 200, form.text
+    assert form.json() == body
     assert body["ids"] == ["s0", "s1", "s2", "s3"]
     parsed = np.array([[float(f"{v:.8f}") for v in row] for row in x], dtype=np.float32)
     expected = reference.embed(parsed.astype(np.float64), np.round(wavelengths, 6))
@@ -167,5 +170,10 @@ def test_openapi_documents_every_endpoint(http):
     for path in ("/embed", "/reconstruct", "/similar", "/library", "/library/{entry_id}"):
         assert path in schema["paths"]
     embed_body = schema["paths"]["/embed"]["post"]["requestBody"]["content"]
-    assert set(embed_body) == {"application/json", "application/x-npy", "text/csv"}
+    assert set(embed_body) == {
+        "application/json",
+        "application/x-npy",
+        "text/csv",
+        "multipart/form-data",
+    }
     assert "EmbedRequest" in schema["components"]["schemas"]

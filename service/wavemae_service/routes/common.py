@@ -123,7 +123,9 @@ def npy_response(array: np.ndarray, model_id: str) -> Response:
     )
 
 
-def body_doc(model: type, *, npy: str | None = None, csv: str | None = None) -> dict[str, Any]:
+def body_doc(
+    model: type, *, npy: str | None = None, csv: str | None = None, form: str | None = None
+) -> dict[str, Any]:
     """``openapi_extra`` documenting a request body parsed by hand (JSON plus optional binary)."""
     content: dict[str, Any] = {
         "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
@@ -134,4 +136,12 @@ def body_doc(model: type, *, npy: str | None = None, csv: str | None = None) -> 
         }
     if csv:
         content["text/csv"] = {"schema": {"type": "string", "description": csv}}
+    if form:
+        content["multipart/form-data"] = {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary", "description": form}},
+                "required": ["file"],
+            }
+        }
     return {"requestBody": {"required": True, "content": content}}

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from ..auth import require_read
+from ..errors import InvalidInput
 from ..inputs import NPY_MEDIA_TYPE, load_npy, parse_csv, parse_json, spectra_array, vector_array
 from ..schemas import EmbedRequest, EmbedResponse
 from .common import (
@@ -42,11 +45,29 @@ def _decode(
     return values, vector_array(req.wavelengths, field="wavelengths"), None
 
 
+async def _uploaded_file(request: Request, body: bytes) -> bytes:
+    """The bytes of the (first) file part of a multipart form (``curl -F file=@x.csv``)."""
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=16)
+    except HTTPException as exc:  # starlette: malformed multipart
+        raise InvalidInput(
+            f"the multipart body is malformed ({exc.detail})", field="body"
+        ) from None
+    upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
+    if upload is None:
+        raise InvalidInput("the form has no file part; send the CSV file as a field", field="file")
+    return await upload.read()
+
+
 @router.post(
     "/embed",
     response_model=EmbedResponse,
     responses={**ERROR_RESPONSES, 200: NPY_RESPONSE},
-    openapi_extra=body_doc(EmbedRequest, npy=_NPY_DOC, csv=_CSV_DOC),
+    openapi_extra=body_doc(EmbedRequest, npy=_NPY_DOC, csv=_CSV_DOC, form=_CSV_DOC),
     summary="Embed spectra",
 )
 async def embed(request: Request) -> Response:
@@ -57,9 +78,10 @@ async def embed(request: Request) -> Response:
     pipeline = get_pipeline(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
-    values, wavelengths, ids = await decode(
-        body, _decode, media_type(request), settings.max_spectra_per_request
-    )
+    kind = media_type(request)
+    if kind == "multipart/form-data":
+        body, kind = await _uploaded_file(request, body), "text/csv"
+    values, wavelengths, ids = await decode(body, _decode, kind, settings.max_spectra_per_request)
     embeddings, _ = await pipeline.embed(values, wavelengths)
     if wants_npy(request):
         return npy_response(embeddings, pipeline.model_id)

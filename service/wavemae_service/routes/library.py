@@ -69,8 +69,7 @@ def _spectrum(values: list[float], field: str) -> Any:
 
 def _check_text(entry_id: str, metadata: dict[str, Any], where: str) -> None:
     """NUL characters cannot be stored by every backend (PostgreSQL text/jsonb): refuse them."""
-    if "\x00" in entry_id:
-        raise InvalidInput("the id must not contain NUL characters", field=f"{where}id")
+    check_no_nul(entry_id, f"{where}id")
     check_no_nul(metadata, f"{where}metadata")
 
 
