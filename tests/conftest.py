@@ -1,5 +1,7 @@
 """Fixtures shared by every test folder.
 
+``tiny_artifact``: a tiny exported WaveMAE (seq_len 64, latent_dim 16), once per session.
+
 ``postgres_url``: a real PostgreSQL 16 with pgvector for the whole session, started from Python
 by the ``pgserver`` package (no apt, no docker) in a temporary folder and stopped and deleted at
 the end. As root (this machine and CI), pgserver creates and runs the server as a system user
@@ -82,3 +84,14 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny exported WaveMAE (seq_len 64, latent_dim 16, 1100-1700 nm grid): real files and
+    parity, meaningless weights. Exported once per session (needs the train extra)."""
+    from wavemae.export import export_tiny_model
+
+    return export_tiny_model(
+        tmp_path_factory.mktemp("artifact") / "tiny", seq_len=64, latent_dim=16
+    )

@@ -16,9 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-SEQ_LEN = 64
-LATENT_DIM = 16
-
 
 class ServiceProcess:
     """One service replica on a free loopback port; ``url`` once :meth:`wait_ready` returns."""
@@ -71,24 +68,14 @@ class ServiceProcess:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
-def deploy_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny exported WaveMAE (seq_len 64, latent 16): real files, meaningless weights."""
-    from wavemae.export import export_tiny_model
-
-    return export_tiny_model(
-        tmp_path_factory.mktemp("deploy-artifact") / "tiny", seq_len=SEQ_LEN, latent_dim=LATENT_DIM
-    )
-
-
 @pytest.fixture
-def start_replica(deploy_artifact, tmp_path) -> Iterator:
+def start_replica(tiny_artifact, tmp_path) -> Iterator:
     """Factory: ``start_replica(library_url)`` -> a ready replica (stopped after the test)."""
     replicas: list[ServiceProcess] = []
 
     def start(library_url: str, **settings: object) -> ServiceProcess:
         env = {
-            "WAVEMAE_MODEL_DIR": str(deploy_artifact),
+            "WAVEMAE_MODEL_DIR": str(tiny_artifact),
             "WAVEMAE_LIBRARY_URL": library_url,
             "WAVEMAE_LOG_LEVEL": "warning",
             **{f"WAVEMAE_{k.upper()}": str(v) for k, v in settings.items()},
