@@ -1,4 +1,4 @@
-"""Deploy fixtures: a tiny exported model and real service processes (``python -m
+"""Deploy fixtures: real service processes (``python -m
 wavemae_service``, configured only through WAVEMAE_* variables, as the image and the Kubernetes
 manifests run it)."""
 
