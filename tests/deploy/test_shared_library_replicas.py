@@ -3,6 +3,11 @@ setup: stateless replicas, one shared pgvector library)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
 import httpx
 import numpy as np
 import pytest
@@ -66,3 +71,36 @@ def test_two_replicas_share_one_library(fresh_postgres_url, start_replica):
     listing = httpx.get(c.url + "/library", timeout=30).json()
     assert listing["count"] == 3
     assert sorted(e["id"] for e in listing["entries"]) == ["ref1", "ref2", "ref3"]
+
+
+def test_database_outage_answers_503_and_the_replica_recovers(start_replica):
+    """The library's database restarts under a running replica: library calls answer 503 (not
+    500) while it is down, and succeed again, data intact, once it is back."""
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    workdir = Path(tempfile.mkdtemp(prefix="wavemae-pg-outage-"))
+    pgdata = workdir / "pgdata"
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    try:
+        replica = start_replica(server.get_uri())
+        with httpx.Client(base_url=replica.url, timeout=30) as http:
+            seq_len = http.get("/model").json()["seq_len"]
+            spectrum = _spectra(1, seq_len, seed=3)[0]
+            assert http.put("/library/kept", json={"spectrum": spectrum}).status_code == 200
+
+            server.cleanup()  # stop PostgreSQL (data kept)
+            down = http.get("/library/kept")
+            assert down.status_code == 503, down.text
+            assert down.json()["error"]["type"] == "not_ready"
+            assert "Retry-After" in down.headers
+            assert http.get("/healthz").status_code == 200  # the process itself is fine
+
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            back = http.get("/library/kept")
+            assert back.status_code == 200, back.text
+            assert back.json()["spectrum"] == spectrum
+    finally:
+        server.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)

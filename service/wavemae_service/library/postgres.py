@@ -92,6 +92,8 @@ class PostgresLibraryStore(LibraryStore):
         pool_min_size, pool_max_size: connections kept open / allowed per process.
         connect_timeout_s: how long start-up waits for the database to accept connections
             (a replica may start before its database); LibraryUnavailableError after that.
+        request_timeout_s: how long one call waits for a pooled connection (database down or
+            every connection busy) before LibraryUnavailableError.
         hnsw_ef_search: candidate list size of an HNSW search (raised to ``k`` when smaller);
             higher is more exact and slower.
         exact_search: never use the HNSW index (exact cosine scan for every search).
@@ -110,6 +112,7 @@ class PostgresLibraryStore(LibraryStore):
         pool_min_size: int = 1,
         pool_max_size: int = 8,
         connect_timeout_s: float = 30.0,
+        request_timeout_s: float = 5.0,
         hnsw_ef_search: int = 100,
         exact_search: bool = False,
     ) -> None:
@@ -128,6 +131,10 @@ class PostgresLibraryStore(LibraryStore):
             max_size=pool_max_size,
             kwargs={"autocommit": True},
             configure=register_vector,
+            # One round trip per checkout: a connection broken by a database restart or
+            # fail-over is replaced before a request sees it.
+            check=ConnectionPool.check_connection,
+            timeout=request_timeout_s,
             open=False,
             name="wavemae-library",
         )
