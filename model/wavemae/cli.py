@@ -190,6 +190,7 @@ def bench_cmd(
     mode: str = typer.Argument("all", help="engine | serve | baseline | all"),
     model_dir: str = typer.Option(None, "--model-dir", help="Artifact folder (default: shipped)."),
     out: str = typer.Option(None, "--out", help="Write the results as JSON to this file."),
+    markdown: str = typer.Option(None, "--markdown", help="Write the tables as Markdown here."),
     url: str = typer.Option(
         None, "--url", help="serve: a running service on 127.0.0.1 (default: start one)."
     ),
@@ -257,6 +258,13 @@ def bench_cmd(
     print_results(results)
     if out:
         typer.echo(f"wrote {write_json(results, out)}")
+    if markdown:
+        from pathlib import Path
+
+        from wavemae.bench.report import to_markdown
+
+        Path(markdown).write_text(to_markdown(results), encoding="utf-8")
+        typer.echo(f"wrote {markdown}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["print_results", "write_json"]
+__all__ = ["print_results", "to_markdown", "write_json"]
 
 
 def _fmt(value: Any, digits: int = 0) -> str:
@@ -187,3 +187,76 @@ def write_json(results: dict[str, Any], path: str | os.PathLike) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(clean(results), indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    """The README's performance tables (engine best per backend, served rows, comparison)."""
+    out: list[str] = []
+    machine = results.get("machine")
+    if machine:
+        out.append(
+            f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, load average "
+            f"{machine['loadavg_1_5_15'][0]} before / {machine.get('loadavg_after', ['?'])[0]} "
+            f"after; onnxruntime {machine['onnxruntime']}.\n"
+        )
+    engine = results.get("engine")
+    if engine:
+        peaks = ", ".join(f"{k} {v:.0f}" for k, v in engine["matmul_gflops"].items())
+        out.append(
+            f"**Engine** (in process, {engine['model']}, "
+            f"{engine['flops_per_spectrum'] / 1e6:.0f} MFLOP per spectrum; measured matmul "
+            f"throughput {peaks} GFLOP/s; parity on {engine['heldout']}):\n"
+        )
+        out.append(
+            "| backend | best spectra/s | threads x batch | of matmul peak | vs ORT fp32 "
+            "| top-1 agreement | parity |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|---|")
+        for row in engine["backends"]:
+            frac = row["fraction_of_matmul_peak"]
+            out.append(
+                f"| {row['name']} | {row['best_spectra_per_s']:,.0f} | {row['best_threads']} x "
+                f"{row['best_batch']} | {f'{frac:.0%}' if frac else '-'} | "
+                f"{row['speedup_vs_onnxruntime_fp32']:.2f}x | "
+                f"{row['parity']['top1_agreement']:.3f} | "
+                f"{'holds' if row['parity_holds'] else 'fails'} |"
+            )
+        out.append("")
+    for key, label in (("serve", "Service"), ("baseline", "Hand-written baseline")):
+        part = results.get(key)
+        if not part:
+            continue
+        ref = part["reference"]
+        out.append(
+            f"**{label}** ({part['server']}; one spectrum per request; load generator "
+            f"{part['rows'][0].get('client', 'httpx')}; engine reference {ref['backend']} "
+            f"{ref['spectra_per_s']:,.0f} spectra/s):\n"
+        )
+        out.append(
+            "| body | clients | spectra/s | of engine | p50 ms | p95 ms | p99 ms | "
+            "p99/p50 | errors |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in part["rows"]:
+            ratio = r["p99_ms"] / r["p50_ms"] if r["p50_ms"] else float("nan")
+            out.append(
+                f"| {r['body']} | {r['concurrency']} | {r['spectra_per_s']:,.0f} | "
+                f"{r['fraction_of_engine']:.2f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+                f"{r['p99_ms']:.1f} | {ratio:.1f} | {r['errors']} |"
+            )
+        out.append("")
+    if results.get("comparison"):
+        out.append("**Service vs baseline** (spectra/s, same load, same run):\n")
+        out.append("| body | clients | service | baseline | ratio |")
+        out.append("|---|---:|---:|---:|---:|")
+        for r in results["comparison"]:
+            out.append(
+                f"| {r['body']} | {r['concurrency']} | {r['service']:,.0f} | "
+                f"{r['baseline']:,.0f} | {r['ratio']:.1f}x |"
+            )
+        out.append("")
+    for t in results.get("targets", []):
+        out.append(
+            f"- {t['name']}: {t['value']:.2f} (goal {t['goal']}): {'met' if t['met'] else 'missed'}"
+        )
+    return "\n".join(out) + "\n"
