@@ -1,4 +1,6 @@
-"""Fixtures for the hardening tests: a tiny exported model and real servers.
+"""Fixtures for the hardening tests: real servers on the session's tiny model.
+
+``tiny_artifact`` (seq_len 64, latent_dim 16) comes from the root ``tests/conftest.py``.
 
 Servers run the way operators run them: ``python -m wavemae_service`` (what ``wavemae serve``
 calls) as a subprocess on a free loopback port, configured by ``WAVEMAE_*`` variables, through
@@ -15,19 +17,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hardening_helpers import LATENT_DIM, SEQ_LEN, service_env
+from hardening_helpers import SEQ_LEN, service_env
 
 from wavemae.bench.servers import ServerProcess, free_port, service_command
 from wavemae.bench.spectra import synthetic_raw_spectra
-
-
-@pytest.fixture(scope="session")
-def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny exported WaveMAE (seq_len 64, latent 16), random weights, fitted preprocessing."""
-    from wavemae.export import export_tiny_model
-
-    folder = tmp_path_factory.mktemp("hardening-artifact") / "tiny"
-    return export_tiny_model(folder, seq_len=SEQ_LEN, latent_dim=LATENT_DIM, seed=0)
 
 
 @pytest.fixture
