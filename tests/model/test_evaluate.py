@@ -126,3 +126,30 @@ def test_loo_1nn_accuracy_on_separated_classes_and_chance():
     rep = composition_report({"f": (feats, None)}, (labels, None), kind="classification")
     assert rep["chance_accuracy"] == pytest.approx(0.5)
     assert rep["accuracy_1nn_loo"]["f"] == 1.0
+
+
+def test_ridge_probe_leave_one_out_matches_refitting_without_each_row():
+    from wavemae.train.evaluate import ridge_probe
+
+    rng = np.random.default_rng(5)
+    feats = rng.normal(size=(30, 4))
+    y = feats @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=30)
+    loo = ridge_probe(feats, y, None, alphas=np.array([0.1]))
+    for i in (0, 7, 29):
+        keep = np.arange(30) != i
+        # Refit without row i, standardising with the full reference (as the probe does).
+        mu, sd = feats.mean(0), feats.std(0)
+        x = (feats - mu) / sd
+        xc, yc = x[keep], y[keep] - y.mean()
+        coef = np.linalg.solve(xc.T @ xc + 0.1 * 30 * np.eye(4), xc.T @ yc)
+        # The probe centres y on all rows; LOO uses the hat-matrix shortcut of that fit.
+        assert np.isfinite(loo[i])
+        assert abs(loo[i] - (x[i] @ coef + y.mean())) < 0.05 * y.std()
+    rep = composition_report(
+        {"linear": (feats, None), "noise": (rng.normal(size=(30, 4)), None)},
+        (y, None),
+        kind="regression",
+        ks=(1,),
+    )
+    assert rep["rmse"]["linear_ridge"][0] < 0.2 * rep["rmse"]["predict_mean"][0]
+    assert rep["rmse"]["noise_ridge"][0] > 0.8 * rep["rmse"]["predict_mean"][0]

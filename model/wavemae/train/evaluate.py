@@ -8,7 +8,8 @@ Two questions, each answered next to simple baselines:
    fill-in with k = 2, 4, 8 components — all on the SAME masks.
 2. Composition: do the embeddings carry what the spectra are made of? Cosine k-NN on the
    embeddings next to cosine k-NN on the raw spectra, the SNV spectra and PCA scores
-   (regression: RMSE against predicting the training mean; classes: accuracy against chance).
+   (regression: RMSE against predicting the training mean; classes: accuracy against chance),
+   and a ridge linear probe per feature set (is the label linearly readable at all?).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "knn_regress",
     "model_fill",
     "reconstruction_report",
+    "ridge_probe",
     "snv",
 ]
 
@@ -158,6 +160,55 @@ def knn_classify_loo(features: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(labels[np.argmax(sims, axis=1)] == labels))
 
 
+def ridge_probe(
+    train_f: np.ndarray,
+    train_y: np.ndarray,
+    query_f: np.ndarray | None,
+    alphas: np.ndarray | None = None,
+) -> np.ndarray:
+    """Linear probe: ridge regression on standardised features, alpha by leave-one-out error.
+
+    k-NN asks whether neighbours in cosine geometry share a label (what retrieval sees); the
+    probe asks whether the label is linearly readable from the features at all.
+
+    Args:
+        train_f: ``(N, F)`` reference features; train_y: ``(N,)`` or ``(N, T)`` labels.
+        query_f: ``(M, F)`` features to predict, or None for leave-one-out predictions of the
+            reference rows themselves.
+        alphas: ridge penalties to choose from (default ``10**-4 .. 10**4``).
+
+    Returns:
+        Predictions ``(M,)``/``(M, T)`` (or ``(N, ...)`` for leave-one-out).
+    """
+    alphas = np.logspace(-4, 4, 17) if alphas is None else alphas
+    f = train_f.astype(np.float64)
+    mu, sd = f.mean(axis=0), f.std(axis=0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    x = (f - mu) / sd
+    y = train_y.astype(np.float64)
+    y_mean = y.mean(axis=0)
+    yc = (y - y_mean).reshape(len(y), -1)  # (N, T)
+    u, sv, vt = np.linalg.svd(x, full_matrices=False)
+    uty = u.T @ yc  # (r, T)
+    best = None
+    for alpha in alphas:
+        shrink = sv**2 / (sv**2 + alpha * len(y))  # (r,)
+        fitted = u @ (shrink[:, None] * uty)
+        hat_diag = (u**2) @ shrink  # (N,)
+        loo = yc - (yc - fitted) / np.maximum(1.0 - hat_diag, 1e-9)[:, None]
+        err = float(np.mean((loo - yc) ** 2))
+        if best is None or err < best[0]:
+            best = (err, alpha, loo)
+    _, alpha, loo = best
+    if query_f is None:
+        pred = loo
+    else:
+        coef = vt.T @ ((sv / (sv**2 + alpha * len(y)))[:, None] * uty)  # (F, T)
+        pred = ((query_f.astype(np.float64) - mu) / sd) @ coef
+    pred = pred + y_mean.reshape(1, -1)
+    return pred[:, 0] if y.ndim == 1 else pred
+
+
 def _rmse(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     err = np.sqrt(np.mean((pred - y) ** 2, axis=0))
     return np.atleast_1d(err)
@@ -223,6 +274,7 @@ def composition_report(
             else:
                 pred = knn_regress(tr, y_tr, q, k=k)
             result["rmse"][f"{name}_knn{k}"] = _rmse(pred, y_q).tolist()
+        result["rmse"][f"{name}_ridge"] = _rmse(ridge_probe(tr, y_tr, q), y_q).tolist()
     result["n_train"] = len(y_tr)
     result["n_query"] = len(y_q)
     return result

@@ -55,7 +55,8 @@ def format_report(report: dict[str, Any], *, title: str = "WaveMAE evaluation") 
             targets = comp["targets"]
             lines += [
                 "RMSE per target (" + ", ".join(targets) + "); lower is better; "
-                "`predict_mean` = always predicting the reference mean.",
+                "`predict_mean` = always predicting the reference mean; "
+                "`_knnK` = cosine K-NN; `_ridge` = ridge linear probe (alpha by LOO).",
                 "",
                 "| features | " + " | ".join(targets) + " |",
                 "|---|" + "---:|" * len(targets),
