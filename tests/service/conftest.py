@@ -1,5 +1,6 @@
 """Service fixtures: a tiny exported artifact, real uvicorn servers on free ports, references.
 
+The tiny artifact comes from the root conftest (``tiny_artifact``, session scope).
 Servers run as subprocesses (``python -m wavemae_service``) configured through WAVEMAE_*
 environment variables, exactly as an operator would run them, so a test can also ``kill -9`` one.
 """
@@ -18,7 +19,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from service_helpers import LATENT_DIM, SEQ_LEN
 
 
 def free_port() -> int:
@@ -75,16 +75,6 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait(5)
         self._log.close()
-
-
-@pytest.fixture(scope="session")
-def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny exported WaveMAE (seq_len 64, latent 16, 1100-1700 nm grid, fitted preprocessing)."""
-    from wavemae.export import export_tiny_model
-
-    return export_tiny_model(
-        tmp_path_factory.mktemp("artifact") / "tiny", seq_len=SEQ_LEN, latent_dim=LATENT_DIM
-    )
 
 
 @pytest.fixture(scope="session")
