@@ -197,6 +197,11 @@ def test_sigterm_drains_in_flight_requests(start_server):
     thread.start()
     time.sleep(0.3)
     server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    # During the shutdown delay: not ready for new traffic, but still answering.
+    assert httpx.get(server.url + "/readyz", timeout=5).status_code == 503
+    late = httpx.post(server.url + "/embed", json={"spectra": spectra_like(1).tolist()}, timeout=5)
+    assert late.status_code == 200
     thread.join(10)
     assert result["response"].status_code == 200
     # uvicorn re-raises the signal after draining, so the process ends "by SIGTERM", cleanly.
