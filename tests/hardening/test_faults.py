@@ -203,8 +203,8 @@ def test_sigterm_under_load_drains_in_flight_requests(start_service, raw_spectra
     async def load() -> list[httpx.Response | Exception]:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
             body = {"spectra": batch.tolist()}
-            tasks = [asyncio.create_task(client.post("/embed", json=body)) for _ in range(12)]
-            await asyncio.sleep(0.5)  # every request sent and being worked through
+            tasks = [asyncio.create_task(client.post("/embed", json=body)) for _ in range(16)]
+            await asyncio.sleep(0.3)  # every request sent and being worked through (~1.5 s)
             assert not all(t.done() for t in tasks), "the load finished before SIGTERM"
             server.process.send_signal(signal.SIGTERM)
             return await asyncio.gather(*tasks, return_exceptions=True)
