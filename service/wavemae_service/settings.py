@@ -68,17 +68,20 @@ class Settings(BaseSettings):
     warmup: bool = Field(True, description="Run each graph once per batch shape before ready.")
 
     # -- micro-batching -------------------------------------------------------------------
+    # Defaults measured with `wavemae bench serve` on 2 CPU cores: batching gains nothing for a
+    # model this size on CPU, while two workers with small batches keep both cores busy
+    # (served spectra/s at 32 clients 2.0x the single-worker setting; README, Performance).
     max_batch_size: int = Field(
-        64, ge=1, description="A batch closes when it holds this many spectra (requests are split)."
+        8, ge=1, description="A batch closes when it holds this many spectra (requests are split)."
     )
     max_wait_ms: float = Field(
-        2.0,
+        0.0,
         ge=0,
         description="A batch also closes this long after its first spectrum arrived "
         "(0 = run whatever is queued as soon as the engine is free).",
     )
     inference_workers: int = Field(
-        1,
+        2,
         ge=1,
         description="Batches run at once, each in its own thread (ONNX Runtime sessions are "
         "thread-safe). Above 1 helps a heavy model on a machine with cores to spare; keep "

@@ -40,8 +40,8 @@ def start_server(tiny_artifact, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(start_server) -> ServerProcess:
-    """The shared server: default settings, a 20 ms batch window so concurrent requests batch."""
-    return start_server(max_wait_ms=20)
+    """The shared server: a 20 ms window and batches up to 64 so concurrent requests batch."""
+    return start_server(max_wait_ms=20, max_batch_size=64)
 
 
 @pytest.fixture
