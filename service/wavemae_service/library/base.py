@@ -317,6 +317,17 @@ class LibraryStore(abc.ABC):
         """Set the library's version to ``model_version`` if no entry of another version is left
         (used after re-embedding and for an empty library); otherwise do nothing."""
 
+    def _check_shapes(self, embeddings: np.ndarray, processed: np.ndarray, n: int) -> None:
+        """Raise DimensionMismatchError unless the arrays are (n, latent_dim) and (n, seq_len)."""
+        if embeddings.shape != (n, self.latent_dim):
+            raise DimensionMismatchError(
+                f"embeddings must be ({n}, {self.latent_dim}), got {embeddings.shape}"
+            )
+        if processed.shape != (n, self.seq_len):
+            raise DimensionMismatchError(
+                f"processed spectra must be ({n}, {self.seq_len}), got {processed.shape}"
+            )
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files. The store is unusable afterwards."""
 

@@ -199,16 +199,6 @@ class PostgresLibraryStore(LibraryStore):
             (model_version,),
         )
 
-    def _check_shapes(self, embeddings: np.ndarray, processed: np.ndarray, n: int) -> None:
-        if embeddings.shape != (n, self.latent_dim):
-            raise DimensionMismatchError(
-                f"embeddings must be ({n}, {self.latent_dim}), got {embeddings.shape}"
-            )
-        if processed.shape != (n, self.seq_len):
-            raise DimensionMismatchError(
-                f"processed spectra must be ({n}, {self.seq_len}), got {processed.shape}"
-            )
-
     # -- state ---------------------------------------------------------------------------
 
     @property

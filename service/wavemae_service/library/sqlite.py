@@ -23,7 +23,6 @@ import numpy as np
 import orjson
 
 from .base import (
-    DimensionMismatchError,
     EntryNotFoundError,
     LibraryEntry,
     LibraryStore,
@@ -140,16 +139,6 @@ class SQLiteLibraryStore(LibraryStore):
 
     def _count_unlocked(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-
-    def _check_shapes(self, embeddings: np.ndarray, processed: np.ndarray, n: int) -> None:
-        if embeddings.shape != (n, self.latent_dim):
-            raise DimensionMismatchError(
-                f"embeddings must be ({n}, {self.latent_dim}), got {embeddings.shape}"
-            )
-        if processed.shape != (n, self.seq_len):
-            raise DimensionMismatchError(
-                f"processed spectra must be ({n}, {self.seq_len}), got {processed.shape}"
-            )
 
     # -- state ---------------------------------------------------------------------------
 
