@@ -187,7 +187,9 @@ def _ints(text: str, what: str) -> list[int]:
 
 @app.command("bench")
 def bench_cmd(
-    mode: str = typer.Argument("all", help="engine | serve | baseline | all"),
+    mode: str = typer.Argument(
+        "all", help="engine | serve | baseline | all | search (HQI on the tablet task) | cluster"
+    ),
     model_dir: str = typer.Option(None, "--model-dir", help="Artifact folder (default: shipped)."),
     out: str = typer.Option(None, "--out", help="Write the results as JSON to this file."),
     markdown: str = typer.Option(None, "--markdown", help="Write the tables as Markdown here."),
@@ -213,11 +215,16 @@ def bench_cmd(
     ),
 ) -> None:
     """Benchmark the encoder in process, the service over HTTP and a hand-written baseline."""
+    if mode in ("search", "cluster"):
+        _quality_bench(mode, out)
+        return
     from wavemae.bench import modes
     from wavemae.bench.report import print_results, write_json
 
     if mode not in ("engine", "serve", "baseline", "all"):
-        raise typer.BadParameter(f"mode={mode!r} must be engine, serve, baseline or all")
+        raise typer.BadParameter(
+            f"mode={mode!r} must be engine, serve, baseline, all, search or cluster"
+        )
     settings = {}
     for item in env or []:
         key, sep, value = item.partition("=")
@@ -265,6 +272,27 @@ def bench_cmd(
 
         Path(markdown).write_text(to_markdown(results), encoding="utf-8")
         typer.echo(f"wrote {markdown}")
+
+
+def _quality_bench(mode: str, out: str | None) -> None:
+    """``search``: HQI variants on the tablet k-NN task; ``cluster``: clustering and maps."""
+    import json
+    from pathlib import Path
+
+    if mode == "search":
+        from wavemae.bench.search import format_search, search_mode
+
+        result = search_mode()
+        text = format_search(result)
+    else:
+        from wavemae.bench.clustering import cluster_mode, format_cluster
+
+        result = cluster_mode()
+        text = format_cluster(result)
+    typer.echo(text)
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2, default=str))
+        typer.echo(f"wrote {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,216 @@
+"""``wavemae bench search``: which library search finds tablets with the right assay.
+
+The task (issue 13): the library is the calibration spectra of instrument 1 of the tablet
+corpus, the queries its test spectra; a search is scored by the k-NN RMSE of the reference
+value ``api`` (mg), k = 1 and 5 (prediction = mean ``api`` of the k hits).
+
+Every Hit Quality Index variant (none / SNV / 1st / 2nd Savitzky-Golay derivative at several
+windows) is scored on a VALIDATION split only: 5-fold cross-validation inside the calibration
+set (fixed seed). The default is the variant with the lowest mean of the two validation RMSEs
+on the model grid, the grid the service searches on; the test set is then scored once, for
+that default and the comparisons (raw cosine, the old standardised-input cosine, embedding
+cosine, hybrid).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from wavemae.similarity import HQIIndex, HQIOptions, rank_by_correlation
+
+__all__ = ["format_search", "search_mode"]
+
+KS = (1, 5)
+_WINDOWS = (5, 7, 9, 11, 15, 21, 31, 41)
+_CANDIDATES = (10, 25, 50, 100)
+_FOLDS = 5
+
+# A ranker takes (library values, query values, library rows, query rows) -> (Q, max k) hits.
+Ranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _knn_rmse(hits: np.ndarray, lib_y: np.ndarray, query_y: np.ndarray) -> dict[int, float]:
+    out = {}
+    for k in KS:
+        pred = lib_y[hits[:, :k]].mean(axis=1)
+        out[k] = float(np.sqrt(np.mean((pred - query_y) ** 2)))
+    return out
+
+
+def _cosine_top(lib: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
+
+    return rank_by_correlation(unit(queries) @ unit(lib).T, k).indices
+
+
+class _Task:
+    """Tablet instrument-1 spectra on one grid, with embeddings, split for the search task."""
+
+    def __init__(self, grid: str) -> None:
+        from wavemae.artifact import default_model_dir, load_artifact
+        from wavemae.data import load_corpus
+        from wavemae.preprocessing import resample_to_grid
+
+        self.artifact = load_artifact(default_model_dir())
+        tablet = load_corpus("tablet")
+        inst = np.array(tablet.metadata_column("instrument")) == 1
+        split = np.array(tablet.metadata_column("split"))
+        self.cal = np.flatnonzero(inst & (split == "calibration"))
+        self.test = np.flatnonzero(inst & (split == "test"))
+        raw = tablet.values.astype(np.float64)
+        self.native_grid = tablet.wavelengths
+        if grid == "model":
+            self.grid = self.artifact.wavelengths
+            self.values = resample_to_grid(raw, self.native_grid, self.grid).astype(np.float64)
+        else:
+            self.grid = self.native_grid
+            self.values = raw
+        self.y = np.array(tablet.metadata_column("api"), dtype=np.float64)
+        # The model input (standardised per band): what space=spectrum used to compare.
+        self.model_input = self.artifact.preprocess(raw, self.native_grid)
+        self.embeddings = _embed(self.artifact, self.model_input)
+
+    def folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        order = np.random.default_rng(0).permutation(self.cal)
+        parts = np.array_split(order, _FOLDS)
+        return [
+            (np.concatenate([p for j, p in enumerate(parts) if j != i]), parts[i])
+            for i in range(_FOLDS)
+        ]
+
+
+def _embed(artifact: Any, model_input: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(
+        str(artifact.file("encoder")), options, providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    return np.vstack(
+        [session.run(None, {name: model_input[i : i + 64]})[0] for i in range(0, len(model_input), 64)]
+    )
+
+
+def _rankers(task: _Task, hqi: HQIOptions | None) -> dict[str, Ranker]:
+    """The comparisons; ``hqi`` is the chosen default (for the hybrid re-ranking)."""
+    kmax = max(KS)
+    rankers: dict[str, Ranker] = {
+        "cosine, raw spectra": lambda lib, q: _cosine_top(task.values[lib], task.values[q], kmax),
+        "cosine, standardised model input (old space=spectrum)": lambda lib, q: _cosine_top(
+            task.model_input[lib], task.model_input[q], kmax
+        ),
+        "embedding cosine (space=embedding)": lambda lib, q: _cosine_top(
+            task.embeddings[lib], task.embeddings[q], kmax
+        ),
+    }
+    if hqi is None:
+        return rankers
+    for n_cand in _CANDIDATES:
+        rankers[f"hybrid: top {n_cand} by embedding, re-ranked by HQI {hqi.describe()}"] = (
+            lambda lib, q, n=n_cand: _hybrid(task, lib, q, hqi, n)
+        )
+    return rankers
+
+
+def _hybrid(task: _Task, lib: np.ndarray, q: np.ndarray, hqi: HQIOptions, n: int) -> np.ndarray:
+    cand = _cosine_top(task.embeddings[lib], task.embeddings[q], n)
+    r = HQIIndex(task.values[lib], task.grid, hqi).correlations(task.values[q])
+    masked = np.full_like(r, -np.inf)
+    np.put_along_axis(masked, cand, np.take_along_axis(r, cand, axis=1), axis=1)
+    return rank_by_correlation(masked, max(KS)).indices
+
+
+def _hqi_ranker(task: _Task, options: HQIOptions) -> Ranker:
+    def rank(lib: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return HQIIndex(task.values[lib], task.grid, options).search(task.values[q], max(KS)).indices
+
+    return rank
+
+
+def _hqi_variants() -> list[HQIOptions]:
+    variants = [HQIOptions(preprocessing="none"), HQIOptions(preprocessing="snv")]
+    for name in ("deriv1", "deriv2"):
+        variants += [HQIOptions(preprocessing=name, window=w) for w in _WINDOWS]
+    return variants
+
+
+def _validate(task: _Task, rank: Ranker) -> dict[int, float]:
+    per_fold = [_knn_rmse(rank(lib, q), task.y[lib], task.y[q]) for lib, q in task.folds()]
+    return {k: float(np.mean([f[k] for f in per_fold])) for k in KS}
+
+
+def search_mode() -> dict[str, Any]:
+    """Run the whole measurement; returns rows for :func:`format_search`."""
+    started = time.perf_counter()
+    tasks = {grid: _Task(grid) for grid in ("model", "native")}
+    rows: list[dict[str, Any]] = []
+    # (grid, preprocessing) -> (criterion, options, validation RMSEs) of the best window
+    best: dict[tuple[str, str], tuple[float, HQIOptions, dict[int, float]]] = {}
+    for grid, task in tasks.items():
+        for options in _hqi_variants():
+            val = _validate(task, _hqi_ranker(task, options))
+            rows.append({"method": f"HQI {options.describe()}", "grid": grid, "val": val})
+            criterion = (val[1] + val[5]) / 2
+            key = (grid, options.preprocessing)
+            if key not in best or criterion < best[key][0]:
+                best[key] = (criterion, options, val)
+    for grid, task in tasks.items():
+        default = min((v for (g, _), v in best.items() if g == grid), key=lambda v: v[0])
+        deriv1 = best[(grid, "deriv1")]
+        finalists: list[tuple[str, Ranker, dict[int, float] | None]] = [
+            (f"HQI {default[1].describe()} (best on validation)", _hqi_ranker(task, default[1]),
+             default[2]),
+            (f"HQI {deriv1[1].describe()} (best 1st derivative on validation)",
+             _hqi_ranker(task, deriv1[1]), deriv1[2]),
+        ]
+        finalists += [(name, rank, None) for name, rank in _rankers(task, default[1]).items()]
+        for name, rank, val in finalists:
+            rows.append({
+                "method": name,
+                "grid": grid,
+                "val": val or _validate(task, rank),
+                "test": _knn_rmse(rank(task.cal, task.test), task.y[task.cal], task.y[task.test]),
+            })
+    chosen = min((v for (g, _), v in best.items() if g == "model"), key=lambda v: v[0])[1]
+    model = tasks["model"]
+    return {
+        "task": (
+            f"tablet instrument 1: library {len(model.cal)} calibration spectra, "
+            f"{len(model.test)} test queries; validation = {_FOLDS}-fold CV in calibration"
+        ),
+        "grids": {
+            "model": f"{model.grid.size} bands (the model grid, {model.grid[0]:g}-"
+            f"{model.grid[-1]:g} nm)",
+            "native": f"{model.native_grid.size} bands (as measured, 2 nm)",
+        },
+        "chosen": chosen.describe(),
+        "rows": rows,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def format_search(result: dict[str, Any]) -> str:
+    """The measurement as a Markdown table (k-NN RMSE of api in mg; lower is better)."""
+    lines = [
+        f"search: {result['task']}",
+        *(f"grid {k}: {v}" for k, v in result["grids"].items()),
+        f"chosen default (model grid, mean of val RMSE@1 and @5): HQI {result['chosen']}",
+        "",
+        "| method | grid | val RMSE@1 | val RMSE@5 | test RMSE@1 | test RMSE@5 |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in result["rows"]:
+        test = row.get("test")
+        cells = [f"{row['val'][k]:.2f}" for k in KS]
+        cells += [f"{test[k]:.2f}" if test else "-" for k in KS]
+        lines.append(f"| {row['method']} | {row['grid']} | " + " | ".join(cells) + " |")
+    lines.append(f"\n({result['seconds']:.1f} s)")
+    return "\n".join(lines)
