@@ -106,8 +106,8 @@ def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 def _lloyd(
     x: np.ndarray, centroids: np.ndarray, max_iter: int, tol: float
 ) -> tuple[np.ndarray, np.ndarray, float, int]:
-    previous = np.inf
-    for it in range(1, max_iter + 1):
+    previous, n_iter = np.inf, 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (returned)
         cos = x @ centroids.T
         labels = np.argmax(cos, axis=1)
         inertia = float(np.sum(1.0 - cos[np.arange(len(x)), labels]))
@@ -127,7 +127,7 @@ def _lloyd(
     cos = x @ centroids.T
     labels = np.argmax(cos, axis=1)
     inertia = float(np.sum(1.0 - cos[np.arange(len(x)), labels]))
-    return labels, centroids, inertia, it
+    return labels, centroids, inertia, n_iter
 
 
 def spherical_kmeans(
@@ -174,7 +174,8 @@ def log_vmf_normalizer(kappa: Any, dim: int) -> np.ndarray:
     (Debye) expansion, which is accurate to ``O(1/nu)`` for the large orders where ``ive``
     underflows.
     """
-    kappa = np.maximum(np.asarray(kappa, dtype=np.float64), 1e-12)
+    shape = np.shape(kappa)
+    kappa = np.maximum(np.atleast_1d(np.asarray(kappa, dtype=np.float64)), 1e-12)
     nu = dim / 2.0 - 1.0
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         log_bessel = np.log(ive(nu, kappa)) + kappa
@@ -184,7 +185,8 @@ def log_vmf_normalizer(kappa: Any, dim: int) -> np.ndarray:
         root = np.sqrt(1.0 + z * z)
         eta = root + np.log(z / (1.0 + root))
         log_bessel[bad] = -0.5 * np.log(2 * np.pi * nu) + nu * eta - 0.5 * np.log(root)
-    return nu * np.log(kappa) - (dim / 2.0) * np.log(2 * np.pi) - log_bessel
+    log_c = nu * np.log(kappa) - (dim / 2.0) * np.log(2 * np.pi) - log_bessel
+    return log_c.reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -276,8 +278,8 @@ def fit_vmf_mixture(
     start = spherical_kmeans(x, k, n_init=n_init, seed=seed)
     resp = np.zeros((n, k))
     resp[np.arange(n), start.labels] = 1.0
-    previous, converged, it = -np.inf, False, 0
-    for it in range(1, max_iter + 1):
+    previous, converged, n_iter = -np.inf, False, 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (reported)
         weights, means, kappas = _m_step(x, resp)
         joint = np.log(weights) + log_vmf_normalizer(kappas, dim) + (x @ means.T) * kappas
         per_point = logsumexp(joint, axis=1)
@@ -299,7 +301,7 @@ def fit_vmf_mixture(
         log_likelihood=log_likelihood,
         bic=float(bic),
         icl=float(bic + 2.0 * entropy),
-        n_iter=it,
+        n_iter=n_iter,
         converged=converged,
     )
 

@@ -80,9 +80,7 @@ class HQIOptions:
 
     def __post_init__(self) -> None:
         if self.preprocessing not in PREPROCESSINGS:
-            raise ValueError(
-                f"preprocessing={self.preprocessing!r} is not one of {PREPROCESSINGS}"
-            )
+            raise ValueError(f"preprocessing={self.preprocessing!r} is not one of {PREPROCESSINGS}")
         if self.scale not in SCALES:
             raise ValueError(f"scale={self.scale!r} is not one of {SCALES}")
         for name in ("window", "polyorder"):
@@ -161,10 +159,12 @@ def hqi_vectors(values: Any, wavelengths: Any, options: HQIOptions) -> np.ndarra
     )
     normalization = "snv" if options.preprocessing == "snv" else "none"
     pre = Preprocessor(normalization=normalization, savgol=savgol)
-    x = pre.transform(values, grid).astype(np.float64)
+    raw = np.asarray(values, dtype=np.float64)
+    raw = raw.reshape(1, -1) if raw.ndim == 1 else raw
+    x = pre.transform(raw, grid).astype(np.float64)
     x = x[:, kept_bands(grid, options.exclude)]
-    # Relative test: a constant row's centred residue is round-off of its magnitude.
-    magnitude = np.abs(x).max(axis=1, keepdims=True) * np.sqrt(x.shape[1])
+    # Relative test: what is left of a constant row is round-off of the input's magnitude.
+    magnitude = np.abs(raw).max(axis=1, keepdims=True) * np.sqrt(x.shape[1])
     x -= x.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     flat = norm <= np.maximum(_FLAT * magnitude, 1e-300)

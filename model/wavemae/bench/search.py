@@ -95,7 +95,10 @@ def _embed(artifact: Any, model_input: np.ndarray) -> np.ndarray:
     )
     name = session.get_inputs()[0].name
     return np.vstack(
-        [session.run(None, {name: model_input[i : i + 64]})[0] for i in range(0, len(model_input), 64)]
+        [
+            session.run(None, {name: model_input[i : i + 64]})[0]
+            for i in range(0, len(model_input), 64)
+        ]
     )
 
 
@@ -130,7 +133,9 @@ def _hybrid(task: _Task, lib: np.ndarray, q: np.ndarray, hqi: HQIOptions, n: int
 
 def _hqi_ranker(task: _Task, options: HQIOptions) -> Ranker:
     def rank(lib: np.ndarray, q: np.ndarray) -> np.ndarray:
-        return HQIIndex(task.values[lib], task.grid, options).search(task.values[q], max(KS)).indices
+        return (
+            HQIIndex(task.values[lib], task.grid, options).search(task.values[q], max(KS)).indices
+        )
 
     return rank
 
@@ -166,19 +171,29 @@ def search_mode() -> dict[str, Any]:
         default = min((v for (g, _), v in best.items() if g == grid), key=lambda v: v[0])
         deriv1 = best[(grid, "deriv1")]
         finalists: list[tuple[str, Ranker, dict[int, float] | None]] = [
-            (f"HQI {default[1].describe()} (best on validation)", _hqi_ranker(task, default[1]),
-             default[2]),
-            (f"HQI {deriv1[1].describe()} (best 1st derivative on validation)",
-             _hqi_ranker(task, deriv1[1]), deriv1[2]),
+            (
+                f"HQI {default[1].describe()} (best on validation)",
+                _hqi_ranker(task, default[1]),
+                default[2],
+            ),
+            (
+                f"HQI {deriv1[1].describe()} (best 1st derivative on validation)",
+                _hqi_ranker(task, deriv1[1]),
+                deriv1[2],
+            ),
         ]
         finalists += [(name, rank, None) for name, rank in _rankers(task, default[1]).items()]
         for name, rank, val in finalists:
-            rows.append({
-                "method": name,
-                "grid": grid,
-                "val": val or _validate(task, rank),
-                "test": _knn_rmse(rank(task.cal, task.test), task.y[task.cal], task.y[task.test]),
-            })
+            rows.append(
+                {
+                    "method": name,
+                    "grid": grid,
+                    "val": val or _validate(task, rank),
+                    "test": _knn_rmse(
+                        rank(task.cal, task.test), task.y[task.cal], task.y[task.test]
+                    ),
+                }
+            )
     chosen = min((v for (g, _), v in best.items() if g == "model"), key=lambda v: v[0])[1]
     model = tasks["model"]
     return {
