@@ -88,6 +88,7 @@ def fit_map(
             metric="cosine",
             n_neighbors=max(2, min(n_neighbors, n - 1)),
             random_state=seed,
+            n_jobs=1,  # a seed makes UMAP single-threaded anyway; saying so avoids a warning
             # a small library is mapped spectrally; init="spectral" fails below ~n_neighbors
             init="spectral" if n > 2 * n_neighbors else "random",
         )

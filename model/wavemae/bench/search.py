@@ -22,7 +22,7 @@ import numpy as np
 
 from wavemae.similarity import HQIIndex, HQIOptions, rank_by_correlation
 
-__all__ = ["format_search", "search_mode"]
+__all__ = ["embed_with_onnx", "format_search", "search_mode"]
 
 KS = (1, 5)
 _WINDOWS = (5, 7, 9, 11, 15, 21, 31, 41)
@@ -74,7 +74,7 @@ class _Task:
         self.y = np.array(tablet.metadata_column("api"), dtype=np.float64)
         # The model input (standardised per band): what space=spectrum used to compare.
         self.model_input = self.artifact.preprocess(raw, self.native_grid)
-        self.embeddings = _embed(self.artifact, self.model_input)
+        self.embeddings = embed_with_onnx(self.artifact, self.model_input)
 
     def folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
         order = np.random.default_rng(0).permutation(self.cal)
@@ -85,7 +85,8 @@ class _Task:
         ]
 
 
-def _embed(artifact: Any, model_input: np.ndarray) -> np.ndarray:
+def embed_with_onnx(artifact: Any, model_input: np.ndarray) -> np.ndarray:
+    """``(N, latent_dim)`` embeddings of preprocessed ``(N, seq_len)`` input, ONNX Runtime CPU."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
