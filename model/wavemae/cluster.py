@@ -220,6 +220,11 @@ class VMFMixture:
         return int(self.weights.size)
 
     @property
+    def smallest_component(self) -> float:
+        """Effective number of points (summed responsibility) of the smallest component."""
+        return float(self.responsibilities.sum(axis=0).min())
+
+    @property
     def labels(self) -> np.ndarray:
         """``(N,)`` hard assignment (most responsible component) of the fitted points."""
         return np.argmax(self.responsibilities, axis=1)
@@ -307,9 +312,20 @@ def fit_vmf_mixture(
 
 
 def choose_k(
-    x: Any, ks: Any = range(1, 11), *, criterion: str = "bic", seed: int = 0, n_init: int = 5
+    x: Any,
+    ks: Any = range(1, 11),
+    *,
+    criterion: str = "bic",
+    seed: int = 0,
+    n_init: int = 5,
+    min_component: float = 3.0,
 ) -> tuple[int, dict[int, VMFMixture]]:
     """The number of vMF components with the lowest BIC (or ICL) among ``ks``.
+
+    A component fitted to one or two points has an unbounded likelihood (its concentration
+    grows without limit), which would win any criterion; fits whose smallest component holds
+    fewer than ``min_component`` points are therefore not candidates (they stay in the
+    returned dict, so callers can see them).
 
     Returns:
         ``(best_k, {k: fitted mixture})``; ``ks`` larger than N are skipped.
@@ -325,7 +341,8 @@ def choose_k(
         for k in ks
         if 1 <= int(k) <= x.shape[0]
     }
-    if not fits:
+    usable = [k for k, fit in fits.items() if k == 1 or fit.smallest_component >= min_component]
+    if not usable:
         raise ValueError(f"no k in {list(ks)} fits {x.shape[0]} points")
-    best = min(fits, key=lambda k: getattr(fits[k], criterion))
+    best = min(usable, key=lambda k: getattr(fits[k], criterion))
     return best, fits

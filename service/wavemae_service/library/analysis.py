@@ -1,0 +1,247 @@
+"""Clusters and 2-D maps of the library's embeddings, fitted as background jobs (no FastAPI).
+
+The fitting itself is :mod:`wavemae.cluster` (spherical k-means, vMF mixture) and
+:mod:`wavemae.maps` (UMAP, t-SNE), numpy/scipy/numba, never torch. A fit can take minutes on a
+large library, so :class:`AnalysisJobs` runs one at a time in its own thread and reports its
+state and progress; the event loop and the inference batchers never wait for it.
+
+Results are plain JSON (:func:`cluster_result`, :func:`map_result`) that the store keeps with
+the model version whose embeddings they describe, so a map is the same between calls and after
+a restart. A fitted map object is kept in memory too, to place entries added after the fit
+without moving the others (:func:`place_on_map`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wavemae.cluster import choose_k, fit_vmf_mixture, spherical_kmeans
+
+__all__ = [
+    "AUTO_K_RANGE",
+    "CLUSTER_METHODS",
+    "AnalysisJobs",
+    "Job",
+    "JobBusy",
+    "assign_clusters",
+    "cluster_result",
+    "map_result",
+]
+
+#: Clustering methods: ``kmeans`` = spherical k-means, ``vmf`` = von Mises-Fisher mixture.
+CLUSTER_METHODS = ("kmeans", "vmf")
+#: ``k="auto"`` tries these k (up to the number of entries) and keeps the lowest BIC.
+AUTO_K_RANGE = range(1, 11)
+_KEEP_JOBS = 32
+
+Progress = Callable[[float, str], None]
+
+
+class JobBusy(RuntimeError):
+    """Another analysis job is still running."""
+
+
+@dataclass
+class Job:
+    """One background fit as the status endpoint reports it."""
+
+    id: str
+    kind: str
+    params: dict[str, Any]
+    state: str = "queued"  # queued | running | done | failed
+    progress: float = 0.0
+    stage: str = "queued"
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The JSON the status endpoint answers (the result without per-entry arrays)."""
+        summary = None
+        if self.result is not None:
+            summary = {k: v for k, v in self.result.items() if k not in ("labels", "coordinates")}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "params": self.params,
+            "state": self.state,
+            "progress": round(self.progress, 3),
+            "stage": self.stage,
+            "error": self.error,
+            "result": summary,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+        }
+
+
+class AnalysisJobs:
+    """Runs fits one at a time in a daemon thread; keeps the last 32 jobs for status reads."""
+
+    def __init__(self) -> None:
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._running: Job | None = None
+
+    def submit(self, kind: str, params: dict[str, Any], work: Callable[[Progress], Any]) -> Job:
+        """Start ``work(progress)`` in a thread; its return value becomes ``job.result``.
+
+        Raises:
+            JobBusy: a job is running (fits are serialised: they share the CPU with inference).
+        """
+        with self._lock:
+            if self._running is not None:
+                raise JobBusy(
+                    f"the {self._running.kind} job {self._running.id} is still running; "
+                    "retry when it is done"
+                )
+            job = Job(id=uuid.uuid4().hex[:12], kind=kind, params=params)
+            self._running = job
+            self._jobs[job.id] = job
+            while len(self._jobs) > _KEEP_JOBS:
+                self._jobs.popitem(last=False)
+
+        def progress(fraction: float, stage: str) -> None:
+            job.progress, job.stage = min(max(fraction, 0.0), 1.0), stage
+
+        def run() -> None:
+            job.state = "running"
+            try:
+                job.result = work(progress)
+                job.state, job.progress, job.stage = "done", 1.0, "done"
+            except Exception as exc:  # reported on the status endpoint, never raised
+                job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            finally:
+                job.finished_at = time.time()
+                with self._lock:
+                    self._running = None
+
+        threading.Thread(target=run, name=f"analysis-{job.id}", daemon=True).start()
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None when unknown (or forgotten: only the last 32 are kept)."""
+        return self._jobs.get(job_id)
+
+    def wait(self, timeout_s: float = 30.0) -> None:
+        """Block until no job runs (tests, shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while self._running is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def cluster_result(
+    ids: list[str],
+    embeddings: np.ndarray,
+    *,
+    method: str,
+    k: int | str,
+    model_version: str,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Cluster ``embeddings`` ``(N, D)``; the JSON the store keeps and the endpoint answers.
+
+    ``k="auto"`` fits vMF mixtures for each k of :data:`AUTO_K_RANGE` (at most N) and keeps the
+    lowest BIC; with ``method="kmeans"`` the chosen k is then fitted by spherical k-means.
+
+    Raises:
+        ValueError: unknown method, bad k, or fewer entries than k.
+    """
+    report = progress or (lambda fraction, stage: None)
+    if method not in CLUSTER_METHODS:
+        raise ValueError(f"method={method!r} is not one of {CLUSTER_METHODS}")
+    criterion = None
+    if k == "auto":
+        report(0.1, f"choosing k by BIC over {AUTO_K_RANGE.start}..{AUTO_K_RANGE.stop - 1}")
+        chosen, fits = choose_k(embeddings, AUTO_K_RANGE, criterion="bic", seed=seed, n_init=3)
+        tiny = [j for j in sorted(fits) if j > 1 and fits[j].smallest_component < 3]
+        criterion = {
+            "name": "bic",
+            "values": {str(j): fits[j].bic for j in sorted(fits) if j not in tiny},
+            # a component of one or two entries has an unbounded likelihood: not a candidate
+            "excluded_k": tiny,
+        }
+        k = chosen
+    report(0.7, f"fitting {method} with k={k}")
+    extra: dict[str, Any] = {}
+    if method == "kmeans":
+        fit = spherical_kmeans(embeddings, int(k), seed=seed)
+        labels, centroids = fit.labels, fit.centroids
+        extra["inertia"] = fit.inertia
+    else:
+        mixture = fit_vmf_mixture(embeddings, int(k), seed=seed)
+        labels, centroids = mixture.labels, mixture.means
+        extra.update(
+            kappas=mixture.kappas.tolist(),
+            weights=mixture.weights.tolist(),
+            bic=mixture.bic,
+            icl=mixture.icl,
+        )
+    sizes = np.bincount(labels, minlength=int(k))
+    return {
+        "method": method,
+        "k": int(k),
+        "criterion": criterion,
+        "sizes": sizes.tolist(),
+        "centroids": centroids.tolist(),
+        "model_version": model_version,
+        "n": len(ids),
+        "seed": seed,
+        "computed_at": time.time(),
+        **extra,
+        "labels": dict(zip(ids, labels.tolist(), strict=True)),
+    }
+
+
+def assign_clusters(embeddings: np.ndarray, clusters: dict[str, Any]) -> np.ndarray:
+    """``(M,)`` cluster of each embedding ``(M, D)`` under a stored :func:`cluster_result`:
+    the most responsible vMF component, or the nearest centroid by cosine for k-means."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
+    centroids = np.asarray(clusters["centroids"], dtype=np.float64)
+    cos = x @ centroids.T
+    if clusters["method"] != "vmf":
+        return np.argmax(cos, axis=1)
+    from wavemae.cluster import log_vmf_normalizer
+
+    kappas = np.asarray(clusters["kappas"])
+    joint = np.log(clusters["weights"]) + log_vmf_normalizer(kappas, x.shape[1]) + cos * kappas
+    return np.argmax(joint, axis=1)
+
+
+def map_result(
+    ids: list[str],
+    embeddings: np.ndarray,
+    *,
+    method: str,
+    model_version: str,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """Fit a 2-D map; returns ``(JSON to store, fitted wavemae.maps.SpectralMap)``."""
+    from wavemae.maps import fit_map
+
+    report = progress or (lambda fraction, stage: None)
+    report(0.1, f"fitting {method} on {len(ids)} entries")
+    fitted = fit_map(embeddings, method, seed=seed)
+    report(0.9, "storing coordinates")
+    coordinates = {
+        i: [float(a), float(b)] for i, (a, b) in zip(ids, fitted.coordinates, strict=True)
+    }
+    return {
+        "method": method,
+        "model_version": model_version,
+        "n": len(ids),
+        "seed": seed,
+        "computed_at": time.time(),
+        "coordinates": coordinates,
+    }, fitted
