@@ -111,8 +111,9 @@ def _lloyd(
         cos = x @ centroids.T
         labels = np.argmax(cos, axis=1)
         inertia = float(np.sum(1.0 - cos[np.arange(len(x)), labels]))
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, labels, x)
+        # (k, N) one-hot @ (N, D): one product, much faster than np.add.at
+        onehot = labels[None, :] == np.arange(len(centroids))[:, None]
+        sums = onehot.astype(x.dtype) @ x
         norms = np.linalg.norm(sums, axis=1)
         empty = norms == 0
         if empty.any():

@@ -55,8 +55,9 @@ DEFAULT_PREPROCESSING = "deriv2"
 DEFAULT_WINDOW = 9
 _DERIV = {"none": 0, "snv": 0, "deriv1": 1, "deriv2": 2}
 _MIN_BANDS = 3
-# A centred row whose norm is at or below this (relative to its scale) counts as constant.
-_FLAT = 1e-12
+# A row whose centred, preprocessed norm is at or below this fraction of its magnitude counts
+# as constant: about float32 round-off (stored spectra are float32), far below real structure.
+_FLAT = 1e-6
 
 
 @dataclass(frozen=True)
