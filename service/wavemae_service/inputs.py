@@ -29,7 +29,6 @@ __all__ = [
     "load_npy",
     "parse_csv",
     "parse_json",
-    "parse_json_as",
     "read_spectra",
     "spectra_array",
     "vector_array",
@@ -77,11 +76,6 @@ def parse_json(model: type[ModelT], body: bytes) -> ModelT:
         if first["type"] == "extra_forbidden":
             message = "is not a known field"
         raise InvalidInput(f"{where}: {message}", field=where) from None
-
-
-def parse_json_as(body: bytes, model: type[ModelT]) -> ModelT:
-    """:func:`parse_json` with the body first (for :func:`routes.common.decode`)."""
-    return parse_json(model, body)
 
 
 def check_no_nul(value: Any, field: str) -> None:

@@ -68,12 +68,13 @@ def test_reembedding_runs_through_the_batcher_and_matches_embed(tiny_artifact, t
             with pytest.raises(LibraryVersionMismatch):
                 await library.similar(SimilarQuery(k=1, spectra=x[:1]))
             before = inference.embedder.health()["batches"]
-            assert await library.reembed() == 10
+            result = await library.reembed()
+            assert result.reembedded == 10
             batches = inference.embedder.health()["batches"] - before
             expected, _ = await inference.embed(x)
             hits = await library.similar(SimilarQuery(k=1, spectra=x))
             stored = await library.get("old03")
-            return batches, expected, hits, stored, await library.model_version()
+            return batches, expected, hits, stored, result.model_version
         finally:
             await inference.stop()
             library.close()
@@ -103,7 +104,7 @@ def test_reembedding_waits_for_room_in_a_full_queue_instead_of_failing(tiny_arti
             with pytest.raises(Overloaded):  # a request of 8 is refused at once...
                 await inference.embed(x)
             started = time.perf_counter()
-            count = await library.reembed()  # ...re-embedding 8 waits for room instead
+            count = (await library.reembed()).reembedded  # ...re-embedding 8 waits for room
             await waiting
             return count, time.perf_counter() - started
         finally:
@@ -132,7 +133,7 @@ def test_a_second_reembedding_at_once_is_refused_as_in_progress(tiny_artifact, t
                 await asyncio.sleep(0.01)
             with pytest.raises(ReembedInProgress) as refused:
                 await library.reembed()
-            return refused.value, await first
+            return refused.value, (await first).reembedded
         finally:
             await inference.stop()
             library.close()

@@ -41,7 +41,14 @@ from .base import (
     SearchSpace,
 )
 
-__all__ = ["LibraryPage", "LibraryService", "NewEntry", "SimilarQuery"]
+__all__ = [
+    "LibraryPage",
+    "LibraryService",
+    "LibraryState",
+    "NewEntry",
+    "ReembedResult",
+    "SimilarQuery",
+]
 
 log = logging.getLogger("wavemae_service.library")
 
@@ -87,6 +94,24 @@ class LibraryPage:
     count: int
     model_version: str | None
     entries: list[LibraryEntry]
+
+
+@dataclass(frozen=True)
+class LibraryState:
+    """What /readyz and /model report: the store's class name (None without a library), the
+    model version the library is embedded with (None when empty), a re-embedding running."""
+
+    backend: str | None
+    model_version: str | None
+    reembedding: bool
+
+
+@dataclass(frozen=True)
+class ReembedResult:
+    """How many entries were re-embedded, and the library's model version afterwards."""
+
+    reembedded: int
+    model_version: str | None
 
 
 def service_error(exc: LibraryError) -> ServiceError:
@@ -142,11 +167,16 @@ class LibraryService:
         version = self._store.model_version
         return None if version in (None, self.model_id) else version
 
-    async def model_version(self) -> str | None:
-        """The model version the library is embedded with (None: empty or no library)."""
-        if self._store is None:
-            return None
-        return await self._call(lambda store: store.model_version)
+    async def state(self) -> LibraryState:
+        """Backend, model version and whether a re-embedding runs.
+
+        Raises:
+            NotReady: the library's database is unreachable.
+        """
+        version = None
+        if self._store is not None:
+            version = await self._call(lambda store: store.model_version)
+        return LibraryState(self.backend, version, self.reembedding)
 
     async def count(self) -> int | None:
         """Number of entries, None without a library."""
@@ -273,9 +303,9 @@ class LibraryService:
             )
         )
 
-    async def reembed(self) -> int:
+    async def reembed(self) -> ReembedResult:
         """Re-embed every entry written by another model version from its stored original
-        spectrum, through the bounded batcher, one transaction per batch; returns how many.
+        spectrum, through the bounded batcher, one transaction per batch.
 
         Raises:
             ReembedInProgress: a re-embedding is already running.
@@ -307,7 +337,7 @@ class LibraryService:
         count = await self._call(run)
         if count:
             log.info("re-embedded %d library entries with %s", count, self.model_id)
-        return count
+        return ReembedResult(count, await self._call(lambda store: store.model_version))
 
     # -- helpers -------------------------------------------------------------------------------
 

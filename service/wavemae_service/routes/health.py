@@ -26,17 +26,17 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     """200 once the model is loaded and warmed up and while the batch loops are healthy."""
     inference = get_inference(request)
-    library = get_library(request)
     if request.app.state.draining:
         raise NotReady("the server is shutting down")
     if not inference.healthy:
         raise NotReady("the inference loop is stalled or stopped")
+    library = await get_library(request).state()
     return json_response(
         {
             "status": "ready",
             "model": inference.model_id,
             "library": {
-                "model_version": await library.model_version(),
+                "model_version": library.model_version,
                 "reembedding": library.reembedding,
             },
             "batchers": inference.health(),
@@ -54,7 +54,7 @@ async def readyz(request: Request) -> Response:
 async def model(request: Request) -> Response:
     """The manifest summary, the execution providers, batching settings and limits."""
     inference = get_inference(request)
-    library = get_library(request)
+    library = await get_library(request).state()
     settings = request.app.state.settings
     artifact = inference.artifact
     grid = artifact.wavelengths
@@ -75,7 +75,7 @@ async def model(request: Request) -> Response:
             },
             "library": {
                 "backend": library.backend,
-                "model_version": await library.model_version(),
+                "model_version": library.model_version,
             },
             "manifest": artifact.manifest.to_dict(),
         }

@@ -215,9 +215,8 @@ async def list_entries(
 async def reembed(request: Request) -> Response:
     """Re-embed every entry written by another model version from its stored original spectrum
     (one transaction per batch); afterwards the library serves this model version."""
-    library = get_library(request)
-    count = await library.reembed()
-    return json_response({"reembedded": count, "model_version": await library.model_version()})
+    result = await get_library(request).reembed()
+    return json_response({"reembedded": result.reembedded, "model_version": result.model_version})
 
 
 async def _written(library: LibraryService, items: list[NewEntry]) -> Response:
