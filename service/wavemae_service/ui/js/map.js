@@ -78,6 +78,7 @@ export async function refreshMap() {
   select.replaceChildren(...colourFields(points).map((f) => h("option", { value: f }, f)));
   if ([...select.options].some((o) => o.value === current)) select.value = current;
   draw();
+  await new Promise((resolve) => setTimeout(resolve, 0)); // uPlot draws in a microtask
   const ms = Math.round(performance.now() - started);
   $("map-status").textContent = `${points.ids.length} entries · ${points.method || method} · drawn in ${ms} ms · drag to zoom, double-click to reset`;
 }
