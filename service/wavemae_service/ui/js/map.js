@@ -45,7 +45,7 @@ function draw() {
   });
   $("map-legend").replaceChildren(
     ...legend.map(([label, color]) =>
-      h("span", { className: "legend-item" }, h("span", { className: "swatch", style: `background:${color}` }), label),
+      h("span", { className: "legend-item" }, h("span", { className: "swatch", style: `background:${color}` }), `${field} ${label}`),
     ),
     best >= 0 ? h("span", { className: "legend-item" }, "◯ best match of the current query") : null,
   );

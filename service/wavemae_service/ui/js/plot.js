@@ -106,7 +106,7 @@ export function colorize(values) {
       const t = (v - lo) / span;
       return `rgb(${Math.round(40 + 200 * t)},${Math.round(90 + 40 * t)},${Math.round(200 - 160 * t)})`;
     });
-    return { colors, legend: [[`${lo.toPrecision(4)}`, "rgb(40,90,200)"], [`${hi.toPrecision(4)}`, "rgb(240,130,40)"]] };
+    return { colors, legend: [[`low ${lo.toPrecision(4)}`, "rgb(40,90,200)"], [`high ${hi.toPrecision(4)}`, "rgb(240,130,40)"]] };
   }
   const counts = new Map();
   for (const v of values) counts.set(v, (counts.get(v) || 0) + 1);
@@ -150,7 +150,8 @@ export function scatterPlot(el, spec) {
 
   const drawPoints = (u) => {
     const { ctx } = u;
-    const r = Math.max(1.5, 2 * devicePixelRatio);
+    // Bigger marks for small maps; 2 px squares keep 10,000 points readable and fast.
+    const r = (n > 3000 ? 2 : 3.5) * devicePixelRatio;
     ctx.save();
     ctx.beginPath();
     ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
