@@ -329,3 +329,52 @@ def test_api_docs_load_everything_from_the_service(watched, path, ready):
     watched.shot(path.strip("/"))
     assert watched.foreign == []
     assert watched.unexpected_errors({}) == []
+
+
+def test_pasted_numbers_and_unreadable_text(watched, dash_server):
+    page = watched.page
+    watched.open(READ_KEY)
+    values = spectra_like(1, seed=5)[0]
+    page.fill("#query-paste", "\n".join(f"{v:.5f}" for v in values))  # on the model's grid
+    page.click("#query-paste-go")
+    page.wait_for_selector("#matches tbody tr")
+    assert "64 points (model grid)" in page.inner_text("#query-loaded")
+    assert page.locator("#query-plot canvas").count() == 1
+
+    page.fill("#query-paste", "1, 2, three, 4")
+    page.click("#query-paste-go")
+    assert "value 3 is not a number" in page.wait_for_selector(".message.error").inner_text()
+    page.fill("#query-paste", "1 2 3")
+    page.click("#query-paste-go")
+    page.wait_for_function("document.querySelectorAll('.message.error').length === 2")
+    assert "3 values without wavelengths: the model's grid has 64" in page.inner_text("#messages")
+    assert watched.unexpected_errors({"/model": {401}}) == []
+
+
+def test_file_formats_parsed_in_the_browser(watched):
+    """parse.js on the formats people drop: wide CSV with metadata (comma, semicolon, tab) and
+    two columns with a header."""
+    watched.page.goto(watched.url + "/ui/vendor/VERSIONS.md")  # same origin, no dashboard
+    parsed = watched.page.evaluate(
+        """async () => {
+        const { parseSpectra } = await import('/ui/js/parse.js');
+        return [
+          parseSpectra('# unit=nm\\nid,kind,1100,1200,1300\\ns1,a,1,2,3\\ns2,7,4,5,6\\n', 'f'),
+          parseSpectra('kind;1100;1200\\n"x";0.5;0.25\\n', 'g'),
+          parseSpectra('1100\\t1200\\t1300\\n1\\t2\\t3\\n', 'h'),
+          parseSpectra('nm,abs\\n1100,0.1\\n1200,0.2\\n1300,0.3\\n', 'k'),
+        ];
+        }"""
+    )
+    wide, semicolon, tabs, two = parsed
+    assert wide["wavelengths"] == [1100, 1200, 1300]
+    assert wide["spectra"] == [
+        {"id": "s1", "values": [1, 2, 3], "metadata": {"kind": "a"}},
+        {"id": "s2", "values": [4, 5, 6], "metadata": {"kind": 7}},
+    ]
+    assert semicolon["spectra"] == [{"id": "g-1", "values": [0.5, 0.25], "metadata": {"kind": "x"}}]
+    assert tabs["wavelengths"] == [1100, 1200, 1300] and tabs["spectra"][0]["values"] == [1, 2, 3]
+    assert two == {
+        "wavelengths": [1100, 1200, 1300],
+        "spectra": [{"id": "k", "values": [0.1, 0.2, 0.3], "metadata": {}}],
+    }

@@ -82,7 +82,7 @@ export function parseSpectra(text, name = "spectrum") {
   const allNumeric = (r) => r.every((v) => v !== null);
 
   // Plain numbers: one value per line, or everything on one line.
-  if (rows.every((r) => r.length === 1) || (rows.length === 1 && allNumeric(numericRows[0]))) {
+  if (rows.length === 1 || rows.every((r) => r.length === 1)) {
     const values = numericRows.flat();
     const bad = values.findIndex((v) => v === null);
     if (bad >= 0) throw new Error(`value ${bad + 1} is not a number`);
@@ -96,7 +96,6 @@ export function parseSpectra(text, name = "spectrum") {
       spectra: [{ id: name, values: body.map((r) => r[1]), metadata: {} }],
     };
   }
-  if (rows.length < 2) throw new Error("a header row of wavelengths needs at least one data row");
   return parseWide(rows, name);
 }
 
