@@ -257,6 +257,25 @@ def test_admin_adds_from_a_file_and_deletes_after_confirming(watched, dash_serve
     assert watched.unexpected_errors({"/model": {401}}) == []
 
 
+def _median_redraw_ms(page, selector: str) -> float:
+    """Median of 5 full redraws (paths and axes rebuilt) of the uPlot in ``selector``; uPlot
+    draws in a microtask, so each is timed up to the next task."""
+    return page.evaluate(
+        """async (selector) => {
+        const u = document.querySelector(selector)._plot;
+        const times = [];
+        for (let i = 0; i < 5; i++) {
+          const t = performance.now();
+          u.redraw(true, true);
+          await new Promise((r) => setTimeout(r, 0));
+          times.push(performance.now() - t);
+        }
+        return times.sort((a, b) => a - b)[2];
+        }""",
+        selector,
+    )
+
+
 def test_large_map_and_long_spectrum_render_fast(watched, dash_server, tmp_path):
     """10,000 map points (GET /library/map answered by the test: that endpoint is built
     elsewhere) and a 2,000-point spectrum; the page itself loads in well under a second."""
@@ -291,20 +310,16 @@ def test_large_map_and_long_spectrum_render_fast(watched, dash_server, tmp_path)
         "#query-file", str(_two_column_csv(tmp_path / "long.csv", 2000, 1100, 1700))
     )
     page.wait_for_selector("#matches tbody tr")
-    # uPlot draws in a microtask: time a full redraw up to the next task.
-    draw_ms = page.evaluate(
-        "async () => { const u = document.getElementById('match-plot')._plot;"
-        " const t = performance.now(); u.redraw(true, true);"
-        " await new Promise((r) => setTimeout(r, 0)); return performance.now() - t; }"
-    )
-    assert draw_ms < 100, f"redrawing query + 5 matches of 2,000 points took {draw_ms:.1f} ms"
+    draw_ms = _median_redraw_ms(page, "#match-plot")
+    # A frame or two on an idle machine; the bounds leave room for a shared 2-core CI box.
+    assert draw_ms < 200, f"redrawing query + 5 matches of 2,000 points took {draw_ms:.1f} ms"
 
     page.click("#tab-map")
     page.wait_for_function(
         "document.getElementById('map-status').textContent.includes('10000 entries')"
     )
-    map_ms = int(re.search(r"drawn in (\d+) ms", page.inner_text("#map-status")).group(1))
-    assert map_ms < 500, f"the 10,000-point map took {map_ms} ms to draw"
+    map_ms = _median_redraw_ms(page, "#map-plot")
+    assert map_ms < 500, f"redrawing the 10,000-point map took {map_ms:.1f} ms"
     page.select_option("#map-colour", "kind")
     box = page.locator("#map-plot .u-over").bounding_box()
     # Hover the densest area until a point's tooltip shows, then click it open.
@@ -316,7 +331,7 @@ def test_large_map_and_long_spectrum_render_fast(watched, dash_server, tmp_path)
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + box["height"] / 2)
     page.wait_for_selector("#entry-dialog[open] .entry-plot canvas")
     watched.shot("map-10k")
-    print(f"page load {load_ms:.0f} ms, 2k-spectrum redraw {draw_ms:.1f} ms, 10k map {map_ms} ms")
+    print(f"page load {load_ms:.0f} ms; redraws: spectra {draw_ms:.1f} ms, map {map_ms:.1f} ms")
     assert watched.foreign == []
     assert watched.unexpected_errors({"/model": {401}}) == []
 
