@@ -8,6 +8,8 @@ the corpus reader), queries one held-out tablet with a hidden band, and saves qu
 library.png, map.png and model.png here. When the server has no ``GET /library/map`` yet, the
 map view is shown with a stand-in answer: a 2-D PCA of the library's own embeddings, computed
 here and handed to the page (the screenshot says so in its status line).
+With ``--measure N`` it only measures page load instead: N navigations, each in a fresh
+browser context (cold cache) and once more reloaded (warm), Navigation Timing medians.
 Needs Debian's ``chromium`` and ``playwright`` (dev extra).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -89,15 +92,55 @@ def _save(page, name: str, out: Path) -> None:
     print(f"{path} {path.stat().st_size // 1024} KB")
 
 
+_TIMING = """(() => { const n = performance.getEntriesByType('navigation')[0];
+  const bytes = performance.getEntriesByType('resource').reduce((s, r) => s + r.transferSize, 0);
+  return [n.responseStart, n.domContentLoadedEventEnd, n.loadEventEnd, bytes + n.transferSize];
+})()"""
+
+
+def measure(browser, url: str, key: str | None, runs: int) -> None:
+    """Print median time to first byte, DOMContentLoaded, load (ms) and bytes, cold and warm."""
+    cold, warm = [], []
+    for _ in range(runs):
+        context = browser.new_context()
+        if key:
+            context.add_init_script(f"sessionStorage.setItem('wavemae.apiKey', {key!r})")
+        page = context.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("body[data-ready=true]")
+        cold.append(page.evaluate(_TIMING))
+        page.reload()
+        page.wait_for_selector("body[data-ready=true]")
+        warm.append(page.evaluate(_TIMING))
+        context.close()
+    for name, rows in (("cold", cold), ("warm", warm)):
+        ttfb, dcl, load, size = (statistics.median(r[k] for r in rows) for k in range(4))
+        print(
+            f"{name}: median of {runs}: first byte {ttfb:.0f} ms, DOMContentLoaded {dcl:.0f} ms, "
+            f"load {load:.0f} ms, {size / 1024:.0f} KB transferred; "
+            f"load per run {[round(r[2]) for r in rows]}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--key", default=None, help="admin API key, when auth is on")
     parser.add_argument("--entries", type=int, default=80, help="library size to fill")
     parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--measure", type=int, default=0, help="only measure N page loads")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
+
+    if args.measure:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium"), args=["--no-sandbox"]
+            )
+            measure(browser, args.url, args.key, args.measure)
+            browser.close()
+        return
 
     headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
     client = httpx.Client(base_url=args.url, headers=headers, timeout=60)

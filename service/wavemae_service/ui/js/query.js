@@ -176,7 +176,7 @@ async function showMatches(x, spectrum, similar, model) {
       h("td", {}, h("span", { className: "swatch", style: `background:${color}` }), `${i + 1}`),
       h("td", {}, hit.id),
       h("td", { className: "num" }, fmt(hit.score, 4)),
-      h("td", { className: "num" }, hqi === null ? "—" : fmt(hqi, 4)),
+      h("td", { className: "num" }, hqi === null ? "—" : hqi.toFixed(3)),
       h("td", { className: "meta" }, fmtMetadata(hit.metadata)),
     );
     row.addEventListener("click", () => showEntry(hit.id).catch((e) => toast(e.message, "error")));
