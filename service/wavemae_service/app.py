@@ -32,6 +32,7 @@ from .library.service import LibraryService
 from .metrics import ServiceMetrics
 from .routes import ROUTERS
 from .routes.common import json_response
+from .routes.ui import router as ui_router
 from .schemas import (
     EmbedRequest,
     LibraryBatchRequest,
@@ -234,6 +235,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "(NIR, mid-IR, Raman) with a WaveMAE model on ONNX Runtime. Errors have the shape "
         '`{"error": {"type", "message", "field"}}`.',
         lifespan=_lifespan,
+        docs_url=None,  # /docs and /redoc come from routes/ui.py, with self-hosted assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.ready = False
@@ -244,6 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(ui_router)
     app.add_middleware(_RequestMetrics, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
