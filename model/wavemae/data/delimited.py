@@ -183,31 +183,29 @@ def _detect_layout(table: _Table) -> str:
         first in _AXIS_NAMES
         or (unit_from_text(first) is not None and not first.startswith(("id", "sample", "name")))
     )
-    if names_axis and _first_column_is_axis(table, include_header=False):
+    if names_axis:
         return "long"
     if all(numeric):
         if len(table.header) == 2 or (
-            len(table.rows) + 1 > len(table.header)
-            and _first_column_is_axis(table, include_header=True)
+            len(table.rows) + 1 > len(table.header) and _first_column_is_axis(table)
         ):
             return "long"
         return "wide"
     if sum(numeric) >= 2:
         return "wide"
-    if not _first_column_is_axis(table, include_header=False):
+    first_cells = [cells[0] for _, cells in table.rows[:1]]
+    if not first_cells or table.number(first_cells[0]) is None:
         raise SpectraFormatError(
             table.source,
             "the header row has no numeric wavelength columns (wide layout) and the first "
-            "column holds no increasing or decreasing wavelengths (long layout)",
+            "column holds no wavelengths (long layout)",
             line=table.header_line,
         )
     return "long"
 
 
-def _first_column_is_axis(table: _Table, *, include_header: bool) -> bool:
-    cells = [cells[0] for _, cells in table.rows if cells]
-    if include_header:
-        cells = [table.header[0], *cells]
+def _first_column_is_axis(table: _Table) -> bool:
+    cells = [table.header[0], *(cells[0] for _, cells in table.rows if cells)]
     column = [table.number(c) for c in cells]
     if len(column) < 2 or any(v is None for v in column):
         return False

@@ -232,6 +232,8 @@ def read_spectra(
         if not files:
             raise SpectraFormatError(path, "the folder holds no spectra files")
         parts = [read_spectra(p, format, **options) for p in files]
+        if len(parts) == 1:
+            return parts[0]
         try:
             return Spectra.concat(parts)
         except ValueError as exc:

@@ -236,7 +236,7 @@ def read_spa(path: str | Path) -> Spectra:
             elif key in (0, 1):
                 break
     except (struct.error, ValueError, IndexError) as exc:
-        raise SpectraFormatError(path, f"the .spa directory is truncated ({exc})") from None
+        raise SpectraFormatError(path, f"the file is truncated ({exc})") from None
     if header is None or values is None:
         missing = "spectrum header" if header is None else "spectrum data"
         raise SpectraFormatError(path, f"the .spa file has no {missing} record")

@@ -82,7 +82,12 @@ def write_jcamp(spectra: Spectra, path: str | Path, *, index: int = 0) -> None:
     """Write spectrum ``index`` of ``spectra`` as a JCAMP-DX 5.01 file (``jcamp.writefile``).
 
     ``##TITLE`` is the spectrum's id; ``##YUNITS`` its metadata ``yunits`` when present.
+    The package writes values with 4 decimals, so they are stored scaled by ``##YFACTOR``
+    (1e-7): float32 values come back exactly.
     """
+    import contextlib
+    import io
+
     import jcamp
 
     title = spectra.ids[index] if spectra.ids else f"spectrum-{index}"
@@ -92,11 +97,12 @@ def write_jcamp(spectra: Spectra, path: str | Path, *, index: int = 0) -> None:
         "data type": "INFRARED SPECTRUM" if spectra.unit == "cm-1" else "NIR SPECTRUM",
         "xunits": _JCAMP_XUNITS[spectra.unit],
         "yunits": str(meta.get("yunits", "ABSORBANCE")),
-        "npoints": spectra.n_bands,
+        "yfactor": 1e-7,
         "x": spectra.wavelengths.astype(np.float64),
         "y": spectra.values[index].astype(np.float64),
     }
-    jcamp.writefile(str(path), record)
+    with contextlib.redirect_stdout(io.StringIO()):  # jcamp 1.3 prints every data point
+        jcamp.writefile(str(path), record)
 
 
 _SPC_XTYPES = {"nm": "XNMETR", "um": "XUMETR", "cm-1": "XWAVEN"}
