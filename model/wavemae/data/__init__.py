@@ -4,7 +4,7 @@ Nothing here imports torch. Readers and writers that need optional packages (``j
 ``brukeropus``, ``spc-io``, ``spectral``) import them inside the function that uses them.
 """
 
-from wavemae.data.corpora import CORPORA, CorpusInfo, load_corpus
+from wavemae.data.corpora import CORPORA, CorpusInfo, load_corpus, spectra_from_argument
 from wavemae.data.delimited import parse_csv, read_csv
 from wavemae.data.instruments import read_innospectra_csv, read_jcamp
 from wavemae.data.readers import (
@@ -48,6 +48,7 @@ __all__ = [
     "read_spa",
     "read_spc",
     "read_spectra",
+    "spectra_from_argument",
     "write_csv_long",
     "write_csv_wide",
     "write_envi",
