@@ -296,3 +296,22 @@ def test_units_convert_both_ways(tablets: Spectra) -> None:
     back = ir.to_unit("µm").to_unit("nm")
     np.testing.assert_allclose(back.wavelengths, tablets.wavelengths)
     np.testing.assert_array_equal(back.values, tablets.values)
+
+
+def test_damaged_files_give_format_errors_never_library_exceptions(tmp_path: Path) -> None:
+    from wavemae.data.samples import write_samples
+
+    rng = np.random.default_rng(0)
+    names = [n for n in write_samples(tmp_path, n=2) if not n.endswith(".hdr")]
+    for name in names:
+        data = (tmp_path / name).read_bytes()
+        damaged = [data[: int(k)] for k in rng.integers(1, len(data), 8)]
+        for _ in range(8):
+            flipped = bytearray(data)
+            flipped[int(rng.integers(0, len(data)))] ^= 0xFF
+            damaged.append(bytes(flipped))
+        for case in damaged:
+            try:
+                read_spectra(case, name=name)
+            except SpectraFormatError as exc:
+                assert str(exc).startswith(name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def read_npy(path: str | Path, *, wavelengths: Any = None, unit: str | None = No
                 grid = np.asarray(wavelengths)
     except SpectraFormatError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise SpectraFormatError(path, f"not a readable numpy file: {exc}") from None
 
     if values.dtype.kind not in "fiu":

@@ -160,7 +160,8 @@ def read_spc(path: str | Path) -> Spectra:
     level = logger.level
     logger.setLevel(logging.ERROR)  # spc-io warns on padding bytes many writers leave
     try:
-        spc = SPC.from_bytes_io(io.BytesIO(raw))
+        with contextlib.redirect_stdout(io.StringIO()):  # spc-io prints arrays on errors
+            spc = SPC.from_bytes_io(io.BytesIO(raw))
         subs = list(spc)
         axes = [np.asarray(sub.xarray, dtype=np.float64) for sub in subs]
         values = [np.asarray(sub.yarray, dtype=np.float64) for sub in subs]
