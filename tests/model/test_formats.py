@@ -114,7 +114,8 @@ def test_jcamp_written_by_the_jcamp_package_reads_back(tmp_path: Path, tablets: 
     np.testing.assert_allclose(back.wavelengths, tablets.wavelengths)
     um = tablets.to_unit("um")
     write_jcamp(um, tmp_path / "um.jdx")
-    assert read_spectra(tmp_path / "um.jdx").unit == "nm"  # MICROMETERS arrive as nm
+    back_um = read_spectra(tmp_path / "um.jdx")
+    assert back_um.unit == "um" and back_um.wavelengths[0] == pytest.approx(0.6)
 
 
 def test_npz_bytes_upload(tmp_path: Path, tablets: Spectra) -> None:
@@ -281,7 +282,9 @@ def test_csv_layouts(text, ids, unit, grid, values, tmp_path: Path) -> None:
         ("wavelength,a\n1000,1\n1001,x\n", r"up\.csv, line 3: column 2 \('x'\) is not a number"),
         ("wavelength,a\n1000,1\n1001\n", r"up\.csv, line 3: row has 1 cells but the first row"),
         ("wavelength,a\n1000,1\n", r"up\.csv: the table has 1 data rows"),
-        ("wavelength,a\n1000,1\n1000,2\n", r"up\.csv, line 1: duplicate wavelength 1000"),
+        ("wavelength,a\n1000,1\n1000,2\n", r"up\.csv, line 3: wavelength 1000 repeats the row"),
+        ("x,a\n1,1\n3,1\n2,2\n", r"up\.csv, line 4: wavelength 2 breaks the order"),
+        (",,,\n", r"up\.csv, line 1: no header row"),
     ],
 )
 def test_long_csv_errors_name_upload_line_and_column(text: str, expected: str) -> None:

@@ -165,6 +165,8 @@ def _load_table(text: str, source: str | Path, delimiter: str | None) -> _Table:
     for cells in reader:
         if cells and any(c.strip() for c in cells):
             parsed.append((start + reader.line_num, [c.strip() for c in cells]))
+    if not parsed:
+        raise SpectraFormatError(source, "no header row (only separators)", line=start + 1)
     (first_line, header), rows = parsed[0], parsed[1:]
     # Columns empty from top to bottom (Excel writes trailing separators) are dropped.
     width = max(len(cells) for _, cells in parsed)
@@ -291,6 +293,13 @@ def _parse_long(table: _Table, source: str | Path) -> tuple:
         values.append([_cell_number(table, source, row[k], k + 1, line) for k in range(1, width)])
     if len(axis) < 2:
         raise SpectraFormatError(source, f"the table has {len(axis)} data rows; need >= 2")
+    steps = np.sign(np.diff(axis))
+    if steps.size and not (np.all(steps > 0) or np.all(steps < 0)):
+        k = int(np.flatnonzero((steps == 0) | (steps != steps[0]))[0]) + 1
+        what = "repeats the row before" if axis[k] == axis[k - 1] else "breaks the order"
+        raise SpectraFormatError(
+            source, f"wavelength {axis[k]:g} {what} (column 1)", line=rows[k][0]
+        )
     stem = Path(str(source)).stem
     if headerless:
         ids = [stem] if width == 2 else [f"{stem}-{k}" for k in range(1, width)]
