@@ -318,3 +318,33 @@ def test_damaged_files_give_format_errors_never_library_exceptions(tmp_path: Pat
                 read_spectra(case, name=name)
             except SpectraFormatError as exc:
                 assert str(exc).startswith(name)
+
+
+def test_every_reader_works_with_torch_blocked(tmp_path: Path) -> None:
+    """The service imports the readers; none of them may pull in torch."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from wavemae.data.samples import write_samples
+
+    names = list(write_samples(tmp_path, n=2))
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        sys.modules["torch"] = None  # any `import torch` now raises ImportError
+        from wavemae.data import read_spectra
+        folder = Path({str(tmp_path)!r})
+        for name in {names!r}:
+            read_spectra(folder / name)
+            if not name.endswith((".hdr", ".npy")):  # a cube's two files, a grid sidecar
+                read_spectra((folder / name).read_bytes(), name=name)
+        print("read", len({names!r}))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"read {len(names)}"
