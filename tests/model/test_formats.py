@@ -276,6 +276,13 @@ def test_csv_layouts(text, ids, unit, grid, values, tmp_path: Path) -> None:
         np.testing.assert_allclose(s.values, values)
 
 
+def test_excel_unicode_text_export_is_read(tmp_path: Path) -> None:
+    text = "Wavelength\tsample 1\r\n1100\t0,5\r\n1102\t0,75\r\n"
+    (tmp_path / "export.txt").write_bytes(text.encode("utf-16"))  # with a BOM, as Excel does
+    s = read_spectra(tmp_path / "export.txt")
+    assert s.ids == ["sample 1"] and np.allclose(s.values, [[0.5, 0.75]]) and s.unit == "nm"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -31,7 +31,13 @@ def read_text(path: Path) -> str:
 
 
 def decode_text(raw: bytes, path: object) -> str:
-    """Bytes of a text file as str (UTF-8 with or without BOM, else Latin-1)."""
+    """Bytes of a text file as str (UTF-16 with a BOM, as Excel's "Unicode Text" writes;
+    UTF-8 with or without BOM; else Latin-1)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise SpectraFormatError(path, "the file starts like UTF-16 but is not") from None
     if not raw.strip():
         raise SpectraFormatError(path, "the file is empty")
     for encoding in ("utf-8-sig", "latin-1"):

@@ -157,6 +157,8 @@ def detect_format(head: bytes, name: str = "") -> str:
         return "envi"
     if suffix in _JCAMP_SUFFIXES:
         return "jcamp"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text (Excel "Unicode Text")
+        head = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore").encode("utf-8")
     binary = b"\x00" in head[:4096]
     if suffix == ".spc" or (binary and len(head) > 1 and head[1] in (0x4B, 0x4C, 0x4D)):
         return "spc"
