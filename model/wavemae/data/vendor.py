@@ -300,7 +300,7 @@ def read_envi(path: str | Path, *, unit: str | None = None) -> Spectra:
     rows, cols, bands = cube.shape
     if grid.size != bands:
         raise SpectraFormatError(header, f"{grid.size} wavelengths for {bands} bands")
-    values = cube.reshape(rows * cols, bands).astype(np.float64)
+    values = np.array(cube.reshape(rows * cols, bands), dtype=np.float32)  # one copy
     if not np.all(np.isfinite(values)):
         raise SpectraFormatError(path, "the cube holds NaN or inf values")
     grid, values = ordered_grid(header, grid, values)
