@@ -7,18 +7,64 @@ so ``wavemae --help`` is fast and works with either extra installed.
 
 from __future__ import annotations
 
+import os
+
+import click
 import typer
+from typer.core import TyperGroup
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user's mistake raises: a bad value or file, a missing extra, a broken artifact."""
+    from wavemae.manifest import ArtifactError
+
+    return (ValueError, OSError, ModuleNotFoundError, ArtifactError)
+
+
+class _UserErrorsAsOneLine(TyperGroup):
+    """Prints a user's mistake as one ``error:`` line and exits 1 instead of a traceback.
+
+    ``WAVEMAE_TRACEBACK=1`` shows the traceback (for bug reports).
+    """
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not isinstance(exc, _user_errors()) or os.environ.get("WAVEMAE_TRACEBACK"):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(code=1) from None
+
 
 app = typer.Typer(
     name="wavemae",
     help="WaveMAE: masked autoencoder for 1-D spectra — train, export, serve, benchmark.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_UserErrorsAsOneLine,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from wavemae import __version__
+
+        typer.echo(f"wavemae {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
     """WaveMAE: masked autoencoder for 1-D spectra."""
 
 
@@ -43,7 +89,10 @@ def export_cmd(
         None, "--version", help="Model version (default: '<step>-<checkpoint sha256[:8]>')."
     ),
     data: str = typer.Option(
-        "tablet:test", "--data", help="Held-out verification spectra as CORPUS[:SPLIT]."
+        None,
+        "--data",
+        help="Verification spectra: a spectra file, or CORPUS[:SPLIT] "
+        "(default: the held-out split of the data the checkpoint was trained on).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
@@ -52,11 +101,10 @@ def export_cmd(
     import shlex
     import sys
 
-    from wavemae.data import load_corpus
-    from wavemae.export import export_checkpoint
+    from wavemae.data import spectra_from_argument
 
-    corpus, _, split = data.partition(":")
-    spectra = load_corpus(corpus, split=split or None)
+    spectra = None if data is None else spectra_from_argument(data)
+    from wavemae.export import export_checkpoint  # torch: after the cheap checks
     folder = export_checkpoint(
         checkpoint, out, data=spectra, name=name, version=model_version, quantize=quantize,
         overwrite=overwrite, command=shlex.join(["wavemae", *sys.argv[1:]]), data_label=data,
@@ -114,7 +162,8 @@ def train_cmd(
                 config = config.replace(**{key: parsed})
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    source = DataSource(corpus=corpus, path=data)
+    # The file's absolute path, so export and evaluate find it from any folder later.
+    source = DataSource(corpus=corpus, path=None if data is None else str(Path(data).resolve()))
     run_dir = Path(out or f"runs/{corpus or Path(data).stem}-{preset_name}")
     # The command as parsed, defaults spelled out, so the run folder says how to repeat it.
     argv = ["wavemae", "train", *(["--corpus", corpus] if corpus else ["--data", data])]
@@ -149,11 +198,27 @@ def evaluate_cmd(
 
     if corpus is not None and data is not None:
         raise typer.BadParameter("give at most one of --corpus and --data")
-    source = DataSource(corpus=corpus, path=data) if (corpus or data) else None
+    path = None if data is None else str(Path(data).resolve())
+    source = DataSource(corpus=corpus, path=path) if (corpus or data) else None
     report = evaluate_checkpoint(checkpoint, source, weights=weights)
     typer.echo(format_report(report, title=f"WaveMAE evaluation of {checkpoint}"))
     if out:
         Path(out).write_text(json.dumps(report, indent=2))
+
+
+@app.command("sample")
+def sample_cmd(
+    out: str = typer.Option(..., "--out", help="Folder to write the sample files into."),
+    n: int = typer.Option(5, "--n", help="Spectra per multi-spectrum file."),
+) -> None:
+    """Write small real sample files (CSV wide/long, JCAMP-DX, NPY/NPZ, SPC, ENVI, SPA)."""
+    from wavemae.data.samples import write_samples
+
+    written = write_samples(out, n=n)
+    width = max(len(name) for name in written)
+    for name, description in written.items():
+        typer.echo(f"{name:<{width}}  {description}")
+    typer.echo(f"wrote {len(written)} sample files to {out}")
 
 
 @app.command("serve")

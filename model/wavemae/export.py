@@ -322,7 +322,8 @@ def export_checkpoint(
         checkpoint_path: a file written by :func:`wavemae.checkpoint.save_checkpoint`.
         out_dir: the artifact folder to create.
         data: a ``wavemae.data.Spectra`` of held-out raw spectra for verification (and for the
-            int8 retrieval check); default: the ``tablet`` corpus's test split.
+            int8 retrieval check); default: the held-out split of the data the checkpoint
+            was trained on (:func:`wavemae.train.data_source.recorded_heldout`).
         name: model name; default the checkpoint's ``provenance["name"]`` or ``"wavemae"``.
         version: default ``"<step>-<first 8 hex of the checkpoint's sha256>"``.
         quantize, opset, overwrite: as for :func:`export_model`.
@@ -344,22 +345,23 @@ def export_checkpoint(
     if ckpt.wavelengths is None or ckpt.unit is None:
         raise ValueError(f"{path} records no wavelength grid/unit; it cannot be served")
     sha = sha256_file(path)
-    default_data = data is None
-    if default_data:
-        from wavemae.data import load_corpus
+    if data is None:
+        from wavemae.train.data_source import recorded_heldout
 
-        data = load_corpus("tablet", split="test")
+        data, data_label = recorded_heldout(ckpt.provenance, path)
     spectra = _model_input(ckpt.preprocessing, data, np.asarray(ckpt.wavelengths), ckpt.unit)
     # Parity on an evenly spread subset keeps a CPU export within minutes; int8 retrieval
     # is judged on all of them.
     pick = np.unique(np.linspace(0, len(spectra) - 1, min(n_verify, len(spectra))).astype(int))
+    if len(pick) < MIN_VERIFY_SPECTRA:  # a small own data set: its rows, repeated, fill a batch
+        pick = np.resize(pick, MIN_VERIFY_SPECTRA)
     provenance = dict(ckpt.provenance)
     provenance.update(
         checkpoint={"file": path.name, "sha256": sha, "step": ckpt.step, "weights": "ema"},
         train_config=ckpt.train_config,
         export_command=command or " ".join(sys.argv),
         verification_data={
-            "source": data_label or ("tablet:test" if default_data else "caller's Spectra"),
+            "source": data_label or "caller's Spectra",
             "n_spectra": len(spectra),
             "n_parity": len(pick),
             "sha256": data.checksum() if hasattr(data, "checksum") else None,
