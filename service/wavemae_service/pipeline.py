@@ -22,6 +22,7 @@ from .errors import Conflict, InvalidInput, ServiceError, from_library_error
 from .library.base import LibraryEntry, LibraryError, LibraryStore, SearchHit
 from .runtime import OnnxModel
 from .settings import Settings
+from .validation import public_message, rename_rows
 
 __all__ = ["ReembedStopped", "SpectraPipeline"]
 
@@ -127,7 +128,7 @@ class SpectraPipeline:
                     processed, state = self.artifact.preprocess(values, wavelengths), None
         except ValueError as exc:  # GridRangeError included: its message names the ranges
             where = "wavelengths" if wavelengths is not None else field
-            raise InvalidInput(str(exc), field=where) from None
+            raise InvalidInput(public_message(str(exc)), field=where) from None
         finite = np.isfinite(processed).all(axis=1)
         if not finite.all():
             i = int(np.argmin(finite))
@@ -288,7 +289,11 @@ class SpectraPipeline:
             wl = items[indices[0]][2]
             field = f"entries[{indices[0]}].spectrum" if len(items) > 1 else "spectrum"
             self._check_shapes(values, wl, field)
-            emb, proc = await self.embed(values, wl)
+            try:
+                emb, proc = await self.embed(values, wl)
+            except InvalidInput as exc:  # it names spectra[row of this group]: name the entry
+                names = [f"entries[{i}].spectrum" for i in indices] if len(items) > 1 else [field]
+                raise rename_rows(exc, "spectra", names) from None
             for row, i in enumerate(indices):
                 embeddings[i] = emb[row]
                 processed[i] = proc[row]

@@ -31,6 +31,7 @@ __all__ = [
     "metadata_view",
     "parse_filter",
     "public_message",
+    "rename_rows",
     "unit_rows",
 ]
 
@@ -76,7 +77,8 @@ def check_entry_id(entry_id: str, field: str = "id") -> str:
             raise refuse("is not valid UTF-8 (it holds U+FFFD, the replacement character)")
         category = unicodedata.category(char)
         if category == "Cc":
-            raise refuse(f"contains the control character U+{ord(char):04X}")
+            name = " (NUL)" if char == "\x00" else ""
+            raise refuse(f"contains the control character U+{ord(char):04X}{name}")
         if category == "Cs":
             raise refuse("is not valid Unicode (it holds a lone surrogate)")
     return entry_id
@@ -255,6 +257,16 @@ def public_message(text: str) -> str:
     for internal, public in _PUBLIC_NAMES:
         text = text.replace(internal, public)
     return text
+
+
+def rename_rows(exc: InvalidInput, prefix: str, names: list[str]) -> InvalidInput:
+    """``exc`` about ``{prefix}[i]`` (a row of a stacked batch) renamed to ``names[i]``, the
+    field the caller sent that row as (e.g. ``spectra[1]`` -> ``entries[4].spectrum``)."""
+    match = re.match(rf"{re.escape(prefix)}\[(\d+)\]", exc.field or "")
+    if match is None or int(match[1]) >= len(names):
+        return exc
+    old, new = match[0], names[int(match[1])]
+    return InvalidInput(exc.message.replace(old, new), field=(exc.field or "").replace(old, new, 1))
 
 
 def clean_loc(loc: Iterable[Any]) -> tuple[Any, ...]:

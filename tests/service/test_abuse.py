@@ -4,9 +4,11 @@ follow one rule, scores are always finite numbers, and content errors are 4xx na
 
 from __future__ import annotations
 
+import http.server
 import io
 import math
 import socket
+import threading
 
 import httpx
 import numpy as np
@@ -38,7 +40,7 @@ def http(abuse_server):
 
 
 def _error(response: httpx.Response, status: int) -> dict:
-    assert response.status_code == status, response.text
+    assert response.status_code == status, response.text[:300]
     error = response.json()["error"]
     assert set(error) == {"type", "message", "field"}
     assert "Traceback" not in response.text
@@ -250,3 +252,61 @@ def test_openapi_declares_the_security_schemes(abuse_server):
     assert ("http", "bearer", None) in kinds and ("apiKey", None, "X-API-Key") in kinds
     assert schema["paths"]["/embed"]["post"]["security"]
     assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+# -- the Python client: ids are percent-encoded, odd replies raise WaveMAEError ----------------
+
+
+def test_client_percent_encodes_ids(abuse_server):
+    from wavemae_service.client import WaveMAEClient, WaveMAEError
+
+    x = spectra_like(3, seed=8)
+    with WaveMAEClient(abuse_server.url, api_key="admin-key") as client:
+        client.put("victim", x[0], metadata={"who": "victim"})
+        client.put("victim?x=1", x[1], metadata={"who": "query"})
+        assert client.get("victim")["metadata"] == {"who": "victim"}
+        assert client.get("victim?x=1")["metadata"] == {"who": "query"}
+        with pytest.raises(WaveMAEError) as err:
+            client.delete("victim#x")
+        assert err.value.status == 404
+        assert client.get("victim")["metadata"] == {"who": "victim"}
+        assert client.delete("victim?x=1")["deleted"] is True
+
+
+def test_client_turns_a_redirect_into_a_clear_error(abuse_server):
+    from wavemae_service.client import WaveMAEClient, WaveMAEError
+
+    with WaveMAEClient(abuse_server.url, api_key="admin-key") as client:
+        with pytest.raises(WaveMAEError) as err:
+            client.get("")  # GET /library/: FastAPI redirects to /library
+        assert err.value.status == 307 and "redirect" in str(err.value).lower()
+
+
+class _HtmlPage(http.server.BaseHTTPRequestHandler):
+    """What a login proxy or a misrouted URL answers: 200 with an HTML page."""
+
+    def do_GET(self) -> None:
+        body = b"<html><body>Please log in</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_client_turns_a_non_json_reply_into_a_clear_error():
+    from wavemae_service.client import WaveMAEClient, WaveMAEError
+
+    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    thread = threading.Thread(target=page.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{page.server_port}"
+        with WaveMAEClient(url) as client, pytest.raises(WaveMAEError) as err:
+            client.model()
+        assert err.value.status == 200 and "text/html" in str(err.value)
+    finally:
+        page.shutdown()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..auth import require_admin, require_read
 from ..errors import InvalidInput, PayloadTooLarge
-from ..inputs import check_no_nul, parse_json, parse_json_as, vector_array
+from ..inputs import parse_json, parse_json_as, vector_array
 from ..library.base import LibraryEntry
 from ..schemas import (
+    ID_DOC,
     LibraryBatchRequest,
     LibraryEntryOut,
     LibraryListResponse,
@@ -20,6 +20,7 @@ from ..schemas import (
     LibraryWriteResponse,
     ReembedResponse,
 )
+from ..validation import check_entry_id, check_metadata, filter_from_text
 from .common import (
     ERROR_RESPONSES,
     body_doc,
@@ -33,7 +34,7 @@ from .common import (
 
 router = APIRouter(prefix="/library", tags=["library"])
 
-EntryIdPath = Annotated[str, Path(min_length=1, max_length=256, description="Entry id.")]
+EntryIdPath = Annotated[str, Path(description=ID_DOC)]
 _RESPONSES = {
     **ERROR_RESPONSES,
     404: {"description": "No such entry"},
@@ -67,10 +68,9 @@ def _spectrum(values: list[float], field: str) -> Any:
     return vector_array(values, field=field)
 
 
-def _check_text(entry_id: str, metadata: dict[str, Any], where: str) -> None:
-    """NUL characters cannot be stored by every backend (PostgreSQL text/jsonb): refuse them."""
-    check_no_nul(entry_id, f"{where}id")
-    check_no_nul(metadata, f"{where}metadata")
+def _check_entry(entry_id: str, metadata: dict[str, Any], where: str, max_bytes: int) -> None:
+    check_entry_id(entry_id, f"{where}id")
+    check_metadata(metadata, f"{where}metadata", max_bytes=max_bytes)
 
 
 @router.put(
@@ -84,10 +84,11 @@ def _check_text(entry_id: str, metadata: dict[str, Any], where: str) -> None:
 async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     """Embed and store (or replace) one entry; durable when the answer arrives."""
     settings = request.app.state.settings
+    check_entry_id(entry_id)
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
     req = parse_json(LibraryPutRequest, body)
-    _check_text(entry_id, req.metadata, "")
+    _check_entry(entry_id, req.metadata, "", settings.max_metadata_bytes)
     item = (
         entry_id,
         _spectrum(req.spectrum, "spectrum"),
@@ -128,7 +129,7 @@ async def post_entries(request: Request) -> Response:
                 field=f"entries[{i}].id",
             )
         seen[entry.id] = i
-        _check_text(entry.id, entry.metadata, f"entries[{i}].")
+        _check_entry(entry.id, entry.metadata, f"entries[{i}].", settings.max_metadata_bytes)
         items.append(
             (
                 entry.id,
@@ -153,6 +154,7 @@ async def get_entry(
     include_embedding: Annotated[bool, Query(description="Also return the embedding.")] = False,
 ) -> Response:
     """The stored entry: the original spectrum and wavelengths exactly as sent, and metadata."""
+    check_entry_id(entry_id)
     pipeline = get_pipeline(request)
     entry = await pipeline.call_store("get", entry_id)
     return json_response(_entry_json(entry, include_embedding))
@@ -165,6 +167,7 @@ async def get_entry(
     summary="Delete one entry",
 )
 async def delete_entry(request: Request, entry_id: EntryIdPath) -> Response:
+    check_entry_id(entry_id)
     pipeline = get_pipeline(request)
     await pipeline.call_store("delete", entry_id)
     return json_response({"id": entry_id, "deleted": True})
@@ -189,15 +192,7 @@ async def list_entries(
     include_embedding: Annotated[bool, Query()] = False,
 ) -> Response:
     pipeline = get_pipeline(request)
-    metadata_filter = None
-    if filter:
-        try:
-            metadata_filter = orjson.loads(filter)
-        except orjson.JSONDecodeError:
-            raise InvalidInput("filter is not valid JSON", field="filter") from None
-        if not isinstance(metadata_filter, dict):
-            raise InvalidInput("filter must be a JSON object", field="filter")
-        check_no_nul(metadata_filter, "filter")
+    metadata_filter = filter_from_text(filter)
     count = await pipeline.call_store("count", metadata_filter)
     entries = await pipeline.call_store(
         "list_entries", offset=offset, limit=limit, metadata_filter=metadata_filter

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
 from ..errors import InvalidInput
-from ..inputs import check_no_nul, parse_json_as, spectra_array, vector_array
+from ..inputs import parse_json_as, spectra_array, vector_array
+from ..library.base import SearchHit
 from ..schemas import SimilarRequest, SimilarResponse
+from ..validation import metadata_view, parse_filter, unit_rows
 from .common import (
     ERROR_RESPONSES,
     body_doc,
@@ -41,7 +46,7 @@ async def similar(request: Request) -> Response:
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
     req = await decode(body, parse_json_as, SimilarRequest)
-    check_no_nul(req.filter, "filter")
+    metadata_filter = parse_filter(req.filter)
     limit = settings.max_spectra_per_request
     if (req.spectra is None) == (req.embeddings is None):
         raise InvalidInput("send exactly one of 'spectra' or 'embeddings'", field="spectra")
@@ -64,19 +69,43 @@ async def similar(request: Request) -> Response:
             queries, _ = await pipeline.embed(values, wavelengths)
         else:
             queries, _ = await pipeline.preprocess(values, wavelengths)
+            queries = unit_rows(queries, "spectra", zero_reason="is flat after preprocessing")
     hits = await pipeline.similar(
-        np.asarray(queries, dtype=np.float32),
+        unit_rows(queries, "embeddings" if req.embeddings is not None else "spectra"),
         req.k,
         space=req.space,
-        metadata_filter=req.filter,
+        metadata_filter=metadata_filter,
     )
-    return json_response(
-        {
-            "results": [
-                [{"id": h.id, "score": h.score, "metadata": h.metadata} for h in row]
-                for row in hits
-            ],
-            "model": pipeline.model_id,
-            "space": req.space,
-        }
+    results = _bounded_results(
+        hits, req.include_metadata, req.fields, settings.max_search_response_bytes
     )
+    return json_response({"results": results, "model": pipeline.model_id, "space": req.space})
+
+
+def _bounded_results(
+    hits: list[list[SearchHit]], include: bool, fields: Sequence[str] | None, max_bytes: int
+) -> list[list[dict[str, Any]]]:
+    """The hits as JSON-ready dicts, refusing (422) once they pass ``max_bytes``: stored metadata
+    is bounded per entry, but queries x k hits of it need not be."""
+    left = max_bytes
+    results = []
+    for row in hits:
+        shaped = []
+        for hit in row:
+            answer: dict[str, Any] = {"id": hit.id, "score": hit.score}
+            left -= len(hit.id) + 40  # id, score and punctuation, about
+            metadata = metadata_view(hit.metadata, include, fields)
+            if metadata is not None:
+                encoded = orjson.dumps(metadata)
+                left -= len(encoded)
+                answer["metadata"] = orjson.Fragment(encoded)  # serialised once
+            if left < 0:
+                raise InvalidInput(
+                    f"the answer would exceed {max_bytes} bytes (max_search_response_bytes); "
+                    "send fewer queries or a smaller k, select metadata 'fields', or set "
+                    "include_metadata=false",
+                    field="k",
+                )
+            shaped.append(answer)
+        results.append(shaped)
+    return results
