@@ -4,11 +4,11 @@ follow one rule, scores are always finite numbers, and content errors are 4xx na
 
 from __future__ import annotations
 
-import http.server
 import io
 import math
 import socket
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import numpy as np
@@ -282,7 +282,7 @@ def test_client_turns_a_redirect_into_a_clear_error(abuse_server):
         assert err.value.status == 307 and "redirect" in str(err.value).lower()
 
 
-class _HtmlPage(http.server.BaseHTTPRequestHandler):
+class _HtmlPage(BaseHTTPRequestHandler):
     """What a login proxy or a misrouted URL answers: 200 with an HTML page."""
 
     def do_GET(self) -> None:
@@ -300,7 +300,7 @@ class _HtmlPage(http.server.BaseHTTPRequestHandler):
 def test_client_turns_a_non_json_reply_into_a_clear_error():
     from wavemae_service.client import WaveMAEClient, WaveMAEError
 
-    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    page = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
     thread = threading.Thread(target=page.serve_forever, daemon=True)
     thread.start()
     try:
