@@ -34,7 +34,10 @@ from .common import (
 
 router = APIRouter(prefix="/library", tags=["library"])
 
-EntryIdPath = Annotated[str, Path(description=ID_DOC)]
+# Lengths documented, not enforced here: check_entry_id applies the whole rule (field "id").
+EntryIdPath = Annotated[
+    str, Path(description=ID_DOC, json_schema_extra={"minLength": 1, "maxLength": 256})
+]
 _RESPONSES = {
     **ERROR_RESPONSES,
     404: {"description": "No such entry"},
