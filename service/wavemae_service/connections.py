@@ -13,8 +13,8 @@ returns uvicorn's HTTP protocol (httptools) with three additions:
 - a connection accepted while ``max_connections`` are open is closed at once, so its file
   descriptor is freed instead of held.
 
-The body of a request is not timed here: the routes read it with a size limit, and
-``limit_concurrency`` (set to ``max_connections``) answers 503 when all slots are taken.
+The body of a request is not timed here (the routes read it with a size limit): a reverse proxy
+that buffers requests covers slow bodies (README, "Limits under abuse").
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ def serve(settings: Settings | None = None) -> None:
         lifespan="on",
         http=guarded_protocol(limits),
         timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
-        limit_concurrency=max_connections,
+        # No limit_concurrency: at its limit uvicorn answers 503 to every client, those already
+        # connected included; the protocol's cap turns away only the connections beyond it.
     )
     server = _DrainingServer.build(config, app, settings.shutdown_delay_s)
     server.run()

@@ -188,9 +188,9 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1000,
         ge=1,
-        description="Open connections beyond this are closed as soon as they are accepted, and "
-        "at this many, requests answer 503 (uvicorn's limit_concurrency). Lowered at start-up "
-        "to fit the process's open-file limit (ulimit -n).",
+        description="Open connections beyond this are closed as soon as they are accepted (their "
+        "file descriptor freed at once). Lowered at start-up to fit the process's open-file "
+        "limit (ulimit -n).",
     )
 
     @model_validator(mode="after")

@@ -92,14 +92,16 @@ def _shown(text: str) -> str:
 # -- JSON metadata and filters ------------------------------------------------------------------
 
 
-def _check_text(text: str, where: str) -> None:
+def _check_text(text: str, where: str, what: str = "") -> None:
+    """``what`` names the text when it is not ``where`` itself (an object's key)."""
+    subject = f"{where}{what}"
     if "\x00" in text:
-        raise InvalidInput(f"{where} must not contain NUL characters", field=where)
+        raise InvalidInput(f"{subject} must not contain NUL characters", field=where)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput(
-            f"{where} is not valid Unicode (it holds a lone surrogate)", field=where
+            f"{subject} is not valid Unicode (it holds a lone surrogate)", field=where
         ) from None
 
 
@@ -125,7 +127,7 @@ def _check_json(value: Any, where: str, depth: int = 0) -> None:
         _check_text(value, where)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key, f"{where} key {_shown(key)}")
+            _check_text(key, where, f": the key {_shown(key)}")
             _check_json(item, f"{where}.{key}", depth + 1)
     elif isinstance(value, list):
         for i, item in enumerate(value):
