@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,10 +20,12 @@ import orjson
 import pydantic_core
 
 from .errors import InvalidInput, PayloadTooLarge
+from .library.base import SearchHit
 
 __all__ = [
     "MAX_ID_CHARS",
     "MAX_JSON_DEPTH",
+    "bounded_hits",
     "check_entry_id",
     "check_metadata",
     "clean_loc",
@@ -214,6 +216,44 @@ def metadata_view(
     if fields is None:
         return metadata
     return {key: metadata[key] for key in fields if key in metadata}
+
+
+def bounded_hits(
+    hits: list[list[SearchHit]],
+    include: bool,
+    fields: Sequence[str] | None,
+    *,
+    max_bytes: int,
+) -> list[list[dict[str, Any]]]:
+    """Search hits as JSON-ready ``{"id", "score", "metadata"?}`` dicts (metadata as chosen by
+    :func:`metadata_view`), refusing once their JSON would pass ``max_bytes``: stored metadata is
+    bounded per entry, but queries x k hits of it need not be.
+
+    Raises:
+        InvalidInput: the answer would exceed ``max_bytes`` (the message says how to ask for less).
+    """
+    left = max_bytes
+    results = []
+    for row in hits:
+        shaped = []
+        for hit in row:
+            answer: dict[str, Any] = {"id": hit.id, "score": hit.score}
+            left -= len(hit.id) + 40  # id, score and punctuation, about
+            metadata = metadata_view(hit.metadata, include, fields)
+            if metadata is not None:
+                encoded = orjson.dumps(metadata)
+                left -= len(encoded)
+                answer["metadata"] = orjson.Fragment(encoded)  # serialised once
+            if left < 0:
+                raise InvalidInput(
+                    f"the answer would exceed {max_bytes} bytes (max_search_response_bytes); "
+                    "send fewer queries or a smaller k, select metadata 'fields', or set "
+                    "include_metadata=false",
+                    field="k",
+                )
+            shaped.append(answer)
+        results.append(shaped)
+    return results
 
 
 # -- query vectors -------------------------------------------------------------------------------

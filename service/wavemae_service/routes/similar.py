@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
 from ..errors import InvalidInput
 from ..inputs import parse_json_as, spectra_array, vector_array
-from ..library.base import SearchHit
 from ..schemas import SimilarRequest, SimilarResponse
-from ..validation import metadata_view, parse_filter, unit_rows
+from ..validation import bounded_hits, parse_filter, unit_rows
 from .common import (
     ERROR_RESPONSES,
     body_doc,
@@ -76,36 +71,7 @@ async def similar(request: Request) -> Response:
         space=req.space,
         metadata_filter=metadata_filter,
     )
-    results = _bounded_results(
-        hits, req.include_metadata, req.fields, settings.max_search_response_bytes
+    results = bounded_hits(
+        hits, req.include_metadata, req.fields, max_bytes=settings.max_search_response_bytes
     )
     return json_response({"results": results, "model": pipeline.model_id, "space": req.space})
-
-
-def _bounded_results(
-    hits: list[list[SearchHit]], include: bool, fields: Sequence[str] | None, max_bytes: int
-) -> list[list[dict[str, Any]]]:
-    """The hits as JSON-ready dicts, refusing (422) once they pass ``max_bytes``: stored metadata
-    is bounded per entry, but queries x k hits of it need not be."""
-    left = max_bytes
-    results = []
-    for row in hits:
-        shaped = []
-        for hit in row:
-            answer: dict[str, Any] = {"id": hit.id, "score": hit.score}
-            left -= len(hit.id) + 40  # id, score and punctuation, about
-            metadata = metadata_view(hit.metadata, include, fields)
-            if metadata is not None:
-                encoded = orjson.dumps(metadata)
-                left -= len(encoded)
-                answer["metadata"] = orjson.Fragment(encoded)  # serialised once
-            if left < 0:
-                raise InvalidInput(
-                    f"the answer would exceed {max_bytes} bytes (max_search_response_bytes); "
-                    "send fewer queries or a smaller k, select metadata 'fields', or set "
-                    "include_metadata=false",
-                    field="k",
-                )
-            shaped.append(answer)
-        results.append(shaped)
-    return results
