@@ -84,6 +84,16 @@ class _DrainingServer:
         return Server(config)
 
 
+def _reasons(exc: Any) -> str:
+    """A settings ValidationError as one line naming each environment variable."""
+    reasons = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        names = [f"WAVEMAE_{str(part).upper()}" for part in error["loc"]]
+        reasons.append(f"{'.'.join(names)}: {message}" if names else message)
+    return "; ".join(reasons)
+
+
 def serve(settings: Settings | None = None) -> None:
     """Serve until SIGINT/SIGTERM; on SIGTERM in-flight requests finish (up to
     ``drain_timeout_s``) before the process exits. Start-up failures exit non-zero."""
@@ -97,8 +107,7 @@ def serve(settings: Settings | None = None) -> None:
         try:
             settings = get_settings()
         except ValidationError as exc:
-            reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
-            raise SystemExit(f"wavemae serve: invalid settings: {reasons}") from None
+            raise SystemExit(f"wavemae serve: invalid settings: {_reasons(exc)}") from None
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
