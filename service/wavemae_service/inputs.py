@@ -11,26 +11,32 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from .errors import InvalidInput, PayloadTooLarge
+from .errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from .schemas import EmbedRequest, ReconstructRequest
 from .validation import clean_loc
 
 __all__ = [
+    "CSV_MEDIA_TYPES",
     "NPY_MEDIA_TYPE",
+    "SpectraBody",
+    "check_json",
     "field_name",
     "load_npy",
     "parse_csv",
     "parse_json",
-    "parse_json_as",
+    "read_spectra",
     "spectra_array",
     "vector_array",
 ]
 
 NPY_MEDIA_TYPE = "application/x-npy"
+CSV_MEDIA_TYPES = ("text/csv", "application/csv")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -71,11 +77,6 @@ def parse_json(model: type[ModelT], body: bytes) -> ModelT:
         if first["type"] == "extra_forbidden":
             message = "is not a known field"
         raise InvalidInput(f"{where}: {message}", field=where) from None
-
-
-def parse_json_as(body: bytes, model: type[ModelT]) -> ModelT:
-    """:func:`parse_json` with the body first (for :func:`routes.common.decode`)."""
-    return parse_json(model, body)
 
 
 def spectra_array(rows: list[list[float]], *, field: str, max_spectra: int) -> np.ndarray:
@@ -219,3 +220,64 @@ def parse_csv(body: bytes, *, max_spectra: int) -> tuple[np.ndarray, np.ndarray,
             field="body",
         )
     return spectra.values.astype(np.float64), spectra.wavelengths, spectra.ids
+
+
+def check_json(kind: str, allowed: tuple[str, ...] = ()) -> None:
+    """Accept JSON (or no Content-Type) and the media types in ``allowed``; else 415."""
+    if kind in ("", "application/json", *allowed) or kind.endswith("+json"):
+        return
+    accepted = ", ".join(("application/json", *allowed))
+    raise UnsupportedMediaType(f"Content-Type {kind!r} is not accepted here; send {accepted}")
+
+
+@dataclass(frozen=True)
+class SpectraBody:
+    """A request body of spectra, decoded.
+
+    Attributes:
+        values: ``(N, L)`` float64, finite.
+        wavelengths: ``(L,)`` float64, or None (the model's grid).
+        ids: row ids of a CSV upload with an id column, else None.
+        missing: ``missing`` of a /reconstruct JSON body, else None.
+    """
+
+    values: np.ndarray
+    wavelengths: np.ndarray | None
+    ids: list[str] | None = None
+    missing: list[list[Any]] | None = None
+
+
+def read_spectra(
+    body: bytes,
+    kind: str,
+    *,
+    max_spectra: int,
+    model: type[EmbedRequest] = EmbedRequest,
+    csv: bool = False,
+) -> SpectraBody:
+    """A body of spectra in any accepted format -> arrays.
+
+    Args:
+        body: the raw body.
+        kind: its media type without parameters (``""`` when absent = JSON).
+        max_spectra: more spectra answer 413.
+        model: the JSON request model (:class:`EmbedRequest` or :class:`ReconstructRequest`).
+        csv: whether ``text/csv`` is accepted.
+
+    Raises:
+        InvalidInput, PayloadTooLarge: see :func:`load_npy`, :func:`parse_csv`,
+            :func:`parse_json` and :func:`spectra_array`.
+        UnsupportedMediaType: another media type.
+    """
+    if kind == NPY_MEDIA_TYPE:
+        return SpectraBody(load_npy(body, max_spectra=max_spectra), None)
+    if csv and kind in CSV_MEDIA_TYPES:
+        values, wavelengths, ids = parse_csv(body, max_spectra=max_spectra)
+        return SpectraBody(values, wavelengths, ids)
+    check_json(kind, (NPY_MEDIA_TYPE, *CSV_MEDIA_TYPES) if csv else (NPY_MEDIA_TYPE,))
+    req = parse_json(model, body)
+    return SpectraBody(
+        spectra_array(req.spectra, field="spectra", max_spectra=max_spectra),
+        vector_array(req.wavelengths, field="wavelengths"),
+        missing=req.missing if isinstance(req, ReconstructRequest) else None,
+    )

@@ -1,7 +1,9 @@
 """The rules every request value meets, each written once: entry ids, JSON metadata and metadata
 filters, query vectors, and the names errors give to fields.
 
-Routes call these after the body is parsed; every function raises
+Routes call the request checks after the body is parsed; the library service shapes query
+vectors and search answers with :func:`unit_rows` and :func:`bounded_hits`, and the inference
+layer words preprocessing errors with :func:`public_message`. Every check raises
 :class:`~wavemae_service.errors.InvalidInput` (422) or
 :class:`~wavemae_service.errors.PayloadTooLarge` (413) naming the field and the reason.
 No FastAPI here.
