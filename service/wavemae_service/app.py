@@ -81,7 +81,12 @@ def _load(settings: Settings, metrics: ServiceMetrics) -> tuple[Inference, Libra
             settings.library_url, latent_dim=artifact.latent_dim, seq_len=artifact.seq_len
         )
     inference = Inference(artifact, model, settings, observer=metrics)
-    library = LibraryService(store, inference, reembed_batch_size=settings.reembed_batch_size)
+    library = LibraryService(
+        store,
+        inference,
+        reembed_batch_size=settings.reembed_batch_size,
+        max_search_response_bytes=settings.max_search_response_bytes,
+    )
     metrics.model_info.labels(artifact.name, artifact.version, ",".join(model.providers)).set(1)
     log.info(
         "serving %s from %s on %s (library: %s) — ready after %.2f s",

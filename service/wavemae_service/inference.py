@@ -23,6 +23,7 @@ from .batching import BatchObserver, MicroBatcher
 from .errors import InvalidInput, Overloaded
 from .runtime import OnnxModel
 from .settings import Settings
+from .validation import public_message
 
 __all__ = ["Inference", "ModelInput", "Reconstruction", "to_caller_grid", "visible_mask"]
 
@@ -138,7 +139,7 @@ class Inference:
                 x, state = self.artifact.preprocess_with_state(values, wavelengths)
         except ValueError as exc:  # GridRangeError included: its message names the ranges
             raise InvalidInput(
-                str(exc), field="wavelengths" if wavelengths is not None else field
+                public_message(str(exc)), field="wavelengths" if wavelengths is not None else field
             ) from None
         finite = np.isfinite(x).all(axis=1)
         if not finite.all():

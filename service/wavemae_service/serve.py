@@ -11,9 +11,51 @@ import threading
 from types import FrameType
 from typing import Any
 
+from .connections import ConnectionLimits, fit_to_file_limit, guarded_protocol
 from .settings import Settings, get_settings
 
 __all__ = ["serve"]
+
+
+def _operator_errors() -> tuple[type[BaseException], ...]:
+    from wavemae.manifest import ArtifactError
+
+    from .library.base import LibraryError
+    from .runtime import ModelLoadError
+
+    return (ArtifactError, LibraryError, ModelLoadError)
+
+
+class _OneLineStartupErrors:
+    """ASGI wrapper: when start-up fails for a reason the operator can fix (artifact, model,
+    library), uvicorn logs one line naming it instead of a traceback. Other failures (bugs)
+    keep their traceback."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[dict[str, Any]] = []
+
+        async def hold_failure(message: dict[str, Any]) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)  # sent below, once the exception is known
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except BaseException as exc:
+            if held:
+                text = held[0].get("message", "")
+                if isinstance(exc, _operator_errors()):
+                    text = f"start-up failed: {exc}"
+                await send({"type": "lifespan.startup.failed", "message": text})
+            raise
+
 
 log = logging.getLogger("wavemae_service")
 
@@ -42,6 +84,16 @@ class _DrainingServer:
         return Server(config)
 
 
+def _reasons(exc: Any) -> str:
+    """A settings ValidationError as one line naming each environment variable."""
+    reasons = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        names = [f"WAVEMAE_{str(part).upper()}" for part in error["loc"]]
+        reasons.append(f"{'.'.join(names)}: {message}" if names else message)
+    return "; ".join(reasons)
+
+
 def serve(settings: Settings | None = None) -> None:
     """Serve until SIGINT/SIGTERM; on SIGTERM in-flight requests finish (up to
     ``drain_timeout_s``) before the process exits. Start-up failures exit non-zero."""
@@ -49,19 +101,31 @@ def serve(settings: Settings | None = None) -> None:
 
     from .app import create_app
 
-    settings = settings or get_settings()
+    if settings is None:
+        from pydantic import ValidationError
+
+        try:
+            settings = get_settings()
+        except ValidationError as exc:
+            raise SystemExit(f"wavemae serve: invalid settings: {_reasons(exc)}") from None
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = create_app(settings)
+    max_connections = fit_to_file_limit(settings.max_connections)
+    limits = ConnectionLimits(settings.header_timeout_s, settings.max_header_bytes, max_connections)
     config = uvicorn.Config(
-        app,
+        _OneLineStartupErrors(app),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=settings.drain_timeout_s,
         access_log=False,  # per-request logging costs throughput; /metrics counts requests
         lifespan="on",
+        http=guarded_protocol(limits),
+        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
+        # No limit_concurrency: at its limit uvicorn answers 503 to every client, those already
+        # connected included; the protocol's cap turns away only the connections beyond it.
     )
     server = _DrainingServer.build(config, app, settings.shutdown_delay_s)
     server.run()

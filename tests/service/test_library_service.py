@@ -84,7 +84,7 @@ def test_reembedding_runs_through_the_batcher_and_matches_embed(tiny_artifact, t
     assert version == inference.model_id and library.stale_version() is None
     np.testing.assert_allclose(stored.embedding, expected[3], atol=1e-6)
     assert np.array_equal(stored.spectrum, x[3])  # the original is untouched
-    assert [row[0].id for row in hits] == [f"old{i:02d}" for i in range(10)]
+    assert [row[0]["id"] for row in hits] == [f"old{i:02d}" for i in range(10)]
 
 
 def test_reembedding_waits_for_room_in_a_full_queue_instead_of_failing(tiny_artifact, tmp_path):

@@ -28,6 +28,7 @@ from ..errors import (
     ServiceError,
 )
 from ..inference import Inference
+from ..validation import bounded_hits, rename_rows, unit_rows
 from .base import (
     DimensionMismatchError,
     EntryNotFoundError,
@@ -37,7 +38,6 @@ from .base import (
     LibraryUnavailableError,
     MetadataFilter,
     ModelVersionMismatchError,
-    SearchHit,
     SearchSpace,
 )
 
@@ -77,7 +77,10 @@ class NewEntry:
 @dataclass(frozen=True)
 class SimilarQuery:
     """A search: exactly one of ``spectra`` (raw, ``(Q, L_in)``, on ``wavelengths`` or the
-    model's grid) or ``embeddings`` (``(Q, latent_dim)`` from this model version)."""
+    model's grid) or ``embeddings`` (``(Q, latent_dim)`` from this model version).
+
+    ``include_metadata`` and ``fields`` choose what the answer shows of each hit's metadata
+    (all of it, the named keys, or none)."""
 
     k: int
     space: SearchSpace = "embedding"
@@ -85,6 +88,8 @@ class SimilarQuery:
     wavelengths: np.ndarray | None = None
     embeddings: np.ndarray | None = None
     metadata_filter: MetadataFilter | None = None
+    include_metadata: bool = True
+    fields: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -135,15 +140,22 @@ class LibraryService:
             operation then answers InvalidInput).
         inference: the served model.
         reembed_batch_size: entries per re-embedding transaction.
+        max_search_response_bytes: the largest search answer (hits and their metadata as JSON).
     """
 
     def __init__(
-        self, store: LibraryStore | None, inference: Inference, *, reembed_batch_size: int = 256
+        self,
+        store: LibraryStore | None,
+        inference: Inference,
+        *,
+        reembed_batch_size: int = 256,
+        max_search_response_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self._store = store
         self._inference = inference
         self.model_id = inference.model_id
         self._reembed_batch_size = reembed_batch_size
+        self._max_search_response_bytes = max_search_response_bytes
         self._reembed_lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -217,9 +229,12 @@ class LibraryService:
         for indices in groups.values():
             first = items[indices[0]]
             values = np.stack([items[i].spectrum for i in indices])
-            emb, model_input = await self._inference.embed(
-                values, first.wavelengths, field=first.field
-            )
+            try:
+                emb, model_input = await self._inference.embed(
+                    values, first.wavelengths, field=first.field
+                )
+            except InvalidInput as exc:  # it names {first.field}[row of this group]: name the entry
+                raise rename_rows(exc, first.field, [items[i].field for i in indices]) from None
             for row, i in enumerate(indices):
                 embeddings[i] = emb[row]
                 processed[i] = model_input.x[row]
@@ -262,15 +277,19 @@ class LibraryService:
 
         return await self._call(page)
 
-    async def similar(self, query: SimilarQuery) -> list[list[SearchHit]]:
-        """Per query, the ``k`` most similar entries by cosine similarity.
+    async def similar(self, query: SimilarQuery) -> list[list[dict[str, Any]]]:
+        """Per query, the ``k`` most similar entries by cosine similarity, as JSON-ready
+        ``{"id", "score", "metadata"?}`` hits (see ``validation.bounded_hits``).
 
         ``embeddings`` are searched as they are; ``spectra`` are embedded by the served model
-        for ``space="embedding"`` and only preprocessed for ``space="spectrum"``.
+        for ``space="embedding"`` and only preprocessed for ``space="spectrum"``. Query vectors
+        are scaled to unit length safely (rows of 1e300 or 1e-300 included).
 
         Raises:
             InvalidInput: not exactly one of spectra/embeddings, embeddings with
-                ``space="spectrum"`` or of the wrong width, spectra the model cannot take.
+                ``space="spectrum"`` or of the wrong width, spectra the model cannot take, an
+                all-zero query (or a spectrum flat after preprocessing), or an answer larger
+                than ``max_search_response_bytes``.
             LibraryVersionMismatch: the library is embedded with another model version.
         """
         self._require_store()
@@ -287,13 +306,14 @@ class LibraryService:
                     f"embeddings have latent_dim={self._inference.latent_dim}",
                     field="embeddings",
                 )
-            vectors = query.embeddings
+            vectors = unit_rows(query.embeddings, "embeddings")
         elif query.space == "embedding":
             vectors, _ = await self._inference.embed(query.spectra, query.wavelengths)
+            vectors = unit_rows(vectors, "spectra")
         else:
-            vectors = (await self._inference.preprocess(query.spectra, query.wavelengths)).x
-        vectors = np.asarray(vectors, dtype=np.float32)
-        return await self._call(
+            processed = (await self._inference.preprocess(query.spectra, query.wavelengths)).x
+            vectors = unit_rows(processed, "spectra", zero_reason="is flat after preprocessing")
+        hits = await self._call(
             lambda store: store.search(
                 vectors,
                 query.k,
@@ -301,6 +321,9 @@ class LibraryService:
                 space=query.space,
                 metadata_filter=query.metadata_filter,
             )
+        )
+        return bounded_hits(
+            hits, query.include_metadata, query.fields, max_bytes=self._max_search_response_bytes
         )
 
     async def reembed(self) -> ReembedResult:

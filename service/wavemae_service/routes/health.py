@@ -72,6 +72,8 @@ async def model(request: Request) -> Response:
             "limits": {
                 "max_spectra_per_request": settings.max_spectra_per_request,
                 "max_body_bytes": settings.max_body_bytes,
+                "max_metadata_bytes": settings.max_metadata_bytes,
+                "max_search_response_bytes": settings.max_search_response_bytes,
             },
             "library": {
                 "backend": library.backend,

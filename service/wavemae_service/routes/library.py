@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..auth import require_admin, require_read
@@ -16,10 +15,11 @@ from ..errors import (
     ReembedInProgress,
     openapi_responses,
 )
-from ..inputs import check_json, check_no_nul, parse_json, vector_array
+from ..inputs import check_json, parse_json, vector_array
 from ..library.base import LibraryEntry
 from ..library.service import LibraryService, NewEntry
 from ..schemas import (
+    ID_DOC,
     LibraryBatchRequest,
     LibraryEntryOut,
     LibraryListResponse,
@@ -27,6 +27,7 @@ from ..schemas import (
     LibraryWriteResponse,
     ReembedResponse,
 )
+from ..validation import check_entry_id, check_metadata, filter_from_text
 from .common import (
     REQUEST_ERRORS,
     body_doc,
@@ -39,7 +40,10 @@ from .common import (
 
 router = APIRouter(prefix="/library", tags=["library"])
 
-EntryIdPath = Annotated[str, Path(min_length=1, max_length=256, description="Entry id.")]
+# Lengths documented, not enforced here: check_entry_id applies the whole rule (field "id").
+EntryIdPath = Annotated[
+    str, Path(description=ID_DOC, json_schema_extra={"minLength": 1, "maxLength": 256})
+]
 # Every library route documents 404 and 409: a path id the router cannot match answers 404.
 _RESPONSES = openapi_responses(*REQUEST_ERRORS, NotFound, LibraryVersionMismatch)
 
@@ -59,10 +63,9 @@ def _entry_json(entry: LibraryEntry, include_embedding: bool) -> dict[str, Any]:
     return out
 
 
-def _check_text(entry_id: str, metadata: dict[str, Any], where: str) -> None:
-    """NUL characters cannot be stored by every backend (PostgreSQL text/jsonb): refuse them."""
-    check_no_nul(entry_id, f"{where}id")
-    check_no_nul(metadata, f"{where}metadata")
+def _check_entry(entry_id: str, metadata: dict[str, Any], where: str, max_bytes: int) -> None:
+    check_entry_id(entry_id, f"{where}id")
+    check_metadata(metadata, f"{where}metadata", max_bytes=max_bytes)
 
 
 @router.put(
@@ -77,10 +80,11 @@ async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     """Embed and store (or replace) one entry; durable when the answer arrives."""
     library = get_library(request)
     settings = request.app.state.settings
+    check_entry_id(entry_id)
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
     req = parse_json(LibraryPutRequest, body)
-    _check_text(entry_id, req.metadata, "")
+    _check_entry(entry_id, req.metadata, "", settings.max_metadata_bytes)
     item = NewEntry(
         id=entry_id,
         spectrum=vector_array(req.spectrum, field="spectrum"),
@@ -122,7 +126,7 @@ async def post_entries(request: Request) -> Response:
                 field=f"entries[{i}].id",
             )
         seen[entry.id] = i
-        _check_text(entry.id, entry.metadata, f"entries[{i}].")
+        _check_entry(entry.id, entry.metadata, f"entries[{i}].", settings.max_metadata_bytes)
         items.append(
             NewEntry(
                 id=entry.id,
@@ -148,6 +152,7 @@ async def get_entry(
     include_embedding: Annotated[bool, Query(description="Also return the embedding.")] = False,
 ) -> Response:
     """The stored entry: the original spectrum and wavelengths exactly as sent, and metadata."""
+    check_entry_id(entry_id)
     entry = await get_library(request).get(entry_id)
     return json_response(_entry_json(entry, include_embedding))
 
@@ -159,6 +164,7 @@ async def get_entry(
     summary="Delete one entry",
 )
 async def delete_entry(request: Request, entry_id: EntryIdPath) -> Response:
+    check_entry_id(entry_id)
     await get_library(request).delete(entry_id)
     return json_response({"id": entry_id, "deleted": True})
 
@@ -182,15 +188,7 @@ async def list_entries(
     include_embedding: Annotated[bool, Query()] = False,
 ) -> Response:
     library = get_library(request)
-    metadata_filter = None
-    if filter:
-        try:
-            metadata_filter = orjson.loads(filter)
-        except orjson.JSONDecodeError:
-            raise InvalidInput("filter is not valid JSON", field="filter") from None
-        if not isinstance(metadata_filter, dict):
-            raise InvalidInput("filter must be a JSON object", field="filter")
-        check_no_nul(metadata_filter, "filter")
+    metadata_filter = filter_from_text(filter)
     page = await library.list(offset=offset, limit=limit, metadata_filter=metadata_filter)
     return json_response(
         {

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
 from ..errors import LibraryVersionMismatch, openapi_responses
-from ..inputs import check_json, check_no_nul, parse_json, spectra_array, vector_array
+from ..inputs import check_json, parse_json, spectra_array, vector_array
 from ..library.service import SimilarQuery
 from ..schemas import SimilarRequest, SimilarResponse
+from ..validation import parse_filter
 from .common import (
     REQUEST_ERRORS,
     body_doc,
@@ -40,11 +41,11 @@ async def similar(request: Request) -> Response:
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
     req = await decode(body, lambda b: parse_json(SimilarRequest, b))
-    check_no_nul(req.filter, "filter")
     limit = settings.max_spectra_per_request
     query = SimilarQuery(
         k=req.k,
         space=req.space,
+        metadata_filter=parse_filter(req.filter),
         spectra=None
         if req.spectra is None
         else spectra_array(req.spectra, field="spectra", max_spectra=limit),
@@ -52,16 +53,8 @@ async def similar(request: Request) -> Response:
         embeddings=None
         if req.embeddings is None
         else spectra_array(req.embeddings, field="embeddings", max_spectra=limit),
-        metadata_filter=req.filter,
+        include_metadata=req.include_metadata,
+        fields=req.fields,
     )
-    hits = await library.similar(query)
-    return json_response(
-        {
-            "results": [
-                [{"id": h.id, "score": h.score, "metadata": h.metadata} for h in row]
-                for row in hits
-            ],
-            "model": library.model_id,
-            "space": req.space,
-        }
-    )
+    results = await library.similar(query)
+    return json_response({"results": results, "model": library.model_id, "space": req.space})
