@@ -12,13 +12,13 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from wavemae.artifact import FILE_NAMES, load_artifact, sha256_file  # noqa: E402
+from wavemae.bench.spectra import synthetic_raw_spectra  # noqa: E402
 from wavemae.export import (  # noqa: E402
     ExportVerificationError,
     export_checkpoint,
     export_model,
-    synthetic_spectra,
+    verify_exported,
 )
-from wavemae.export_verify import verify_exported  # noqa: E402
 from wavemae.models import WaveMAE  # noqa: E402
 from wavemae.preprocessing import Preprocessor  # noqa: E402
 
@@ -34,7 +34,7 @@ def _tiny_model(seed: int = 0) -> WaveMAE:
 
 @pytest.fixture(scope="module")
 def raw() -> np.ndarray:
-    return synthetic_spectra(80, GRID, seed=1)
+    return synthetic_raw_spectra(80, SEQ_LEN, seed=1).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,8 @@ def test_export_checkpoint_uses_ema_weights_and_records_provenance(tmp_path: Pat
         provenance={"command": "wavemae train --preset tiny", "data_sha256": "ab" * 32,
                     "metrics": {"masked_mse": 0.5}},
     )
-    held_out = Spectra(values=synthetic_spectra(70, GRID, seed=8), wavelengths=GRID, unit="nm")
+    values = synthetic_raw_spectra(70, SEQ_LEN, seed=8).astype(np.float32)
+    held_out = Spectra(values=values, wavelengths=GRID, unit="nm")
     folder = export_checkpoint(ckpt, tmp_path / "art", data=held_out, command="wavemae export")
     art = load_artifact(folder)
     assert art.version == f"123-{sha256_file(ckpt)[:8]}"
@@ -219,7 +220,7 @@ def test_export_checkpoint_uses_ema_weights_and_records_provenance(tmp_path: Pat
 
 def test_int8_is_dropped_when_retrieval_changes(tmp_path: Path) -> None:
     """Random weights: cosine stays ~0.9999 but neighbours change, so int8 must not ship."""
-    from wavemae.export import export_tiny_model
+    from tiny_artifact import export_tiny_model
 
     folder = export_tiny_model(tmp_path / "q", seq_len=32, quantize="int8")
     art = load_artifact(folder)
