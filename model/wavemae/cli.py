@@ -211,9 +211,15 @@ def bench_cmd(
     profile: str = typer.Option(
         None, "--profile", help="py-spy the started servers under 32-client load; stacks here."
     ),
+    servers: str = typer.Option(
+        "serve,peer,baseline",
+        help="baseline/all: servers to load side by side: serve (the service), peer (FastAPI "
+        "def endpoint + one ONNX Runtime session), baseline (FastAPI + PyTorch eager).",
+    ),
 ) -> None:
-    """Benchmark the encoder in process, the service over HTTP and a hand-written baseline."""
-    from wavemae.bench import modes
+    """Benchmark the encoder in process, the service over HTTP, and the service side by side
+    with the obvious ONNX Runtime server (peer) and a PyTorch eager one (baseline)."""
+    from wavemae.bench import modes, peers
     from wavemae.bench.report import print_results, write_json
 
     if mode not in ("engine", "serve", "baseline", "all"):
@@ -236,6 +242,9 @@ def bench_cmd(
         "thread_counts": _ints(threads, "threads") if threads else None,
         "checkpoint": checkpoint,
     }
+    server_names = [s.strip() for s in servers.split(",") if s.strip()]
+    if not server_names or set(server_names) - set(peers.SERVERS):
+        raise typer.BadParameter(f"--servers {servers!r} must name some of {peers.SERVERS}")
     machine_before = modes.machine_info()
     if mode == "engine":
         results = {"engine": modes.engine_mode(model_dir, seconds=engine_seconds, **engine_args)}
@@ -245,13 +254,14 @@ def bench_cmd(
             engine_seconds=engine_seconds,
         )}
     elif mode == "baseline":
-        results = {"baseline": modes.baseline_mode(
-            model_dir, plan=plan, profile_dir=profile, engine_seconds=engine_seconds
-        )}
+        results = peers.baseline_mode(
+            model_dir, plan=plan, env=settings, servers=server_names, profile_dir=profile,
+            engine_seconds=engine_seconds,
+        )
     else:
-        results = modes.all_mode(
+        results = peers.all_mode(
             model_dir, plan=plan, engine_seconds=engine_seconds, env=settings,
-            profile_dir=profile, **engine_args,
+            servers=server_names, profile_dir=profile, **engine_args,
         )
     results.setdefault("targets", modes.evaluate_targets(results))
     results["machine"] = {**machine_before, "loadavg_after": modes.machine_info()["loadavg_1_5_15"]}
