@@ -122,7 +122,7 @@ def _ratio(value: float | None) -> str:
 
 def _p_ratio(rows: dict[str, Any], key: str) -> str:
     serve, peer = rows["serve"], rows.get("peer")
-    if not peer or not peer[key]:
+    if not peer or not peer[key] or serve[key] is None:
         return "-"
     return f"{serve[key] / peer[key]:.2f}"
 
@@ -146,6 +146,7 @@ _COMPARISON_COLUMNS = (
     ("p50 vs peer", lambda r: _p_ratio(r, "p50_ms")),
     ("p99 vs peer", lambda r: _p_ratio(r, "p99_ms")),
     ("spectra/s vs eager", lambda r: _ratio(r.get("serve_vs_baseline"))),
+    ("spectra per CPU-s vs peer", lambda r: _ratio(r.get("cpu_efficiency_vs_peer"))),
 )
 
 

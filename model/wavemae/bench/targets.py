@@ -22,6 +22,11 @@ def _target(name: str, value: float, goal: str, met: bool) -> dict[str, Any]:
     return {"name": name, "value": value, "goal": goal, "met": met}
 
 
+def _latency_ratio(serve: Mapping[str, Any], peer: Mapping[str, Any], key: str) -> float:
+    # A service without answers at a point has missed its latency targets there.
+    return serve[key] / peer[key] if serve[key] is not None else float("inf")
+
+
 def _peer_targets(comparison: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in comparison:
@@ -29,7 +34,7 @@ def _peer_targets(comparison: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         peer, serve, c = r["peer"], r["serve"], r["concurrency"]
         if c == 1 and peer["p50_ms"]:
-            ratio = serve["p50_ms"] / peer["p50_ms"]
+            ratio = _latency_ratio(serve, peer, "p50_ms")
             out.append(
                 _target(
                     "p50 at 1 client / peer's",
@@ -48,7 +53,7 @@ def _peer_targets(comparison: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 )
             )
         if peer["p99_ms"]:
-            ratio = serve["p99_ms"] / peer["p99_ms"]
+            ratio = _latency_ratio(serve, peer, "p99_ms")
             out.append(_target(f"p99 at {c} clients / peer's", ratio, "<= 1", ratio <= 1.0))
     return out
 
@@ -87,7 +92,14 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _point(row: Mapping[str, Any] | None) -> dict[str, float] | None:
     if row is None:
         return None
-    return {k: row[k] for k in ("spectra_per_s", "p50_ms", "p99_ms")}
+    point = {k: row[k] for k in ("spectra_per_s", "p50_ms", "p99_ms")}
+    if not row.get("ok"):  # no answer: no latency to compare (not a latency of zero)
+        point["p50_ms"] = point["p99_ms"] = None
+    # Spectra per CPU-second of the server: on a machine shared with other work, throughput
+    # follows the CPU share a server happened to get; this ratio much less so.
+    cores = row.get("server_cpu_cores")
+    point["spectra_per_cpu_s"] = row["spectra_per_s"] / cores if cores else None
+    return point
 
 
 def compare_servers(parts: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -113,5 +125,10 @@ def compare_servers(parts: Mapping[str, Any]) -> list[dict[str, Any]]:
             if other and other["spectra_per_s"]:
                 ratio = r["spectra_per_s"] / other["spectra_per_s"]
             row[f"serve_vs_{name}"] = ratio
+        peer = row.get("peer")
+        efficiency = None
+        if peer and peer["spectra_per_cpu_s"] and row["serve"]["spectra_per_cpu_s"]:
+            efficiency = row["serve"]["spectra_per_cpu_s"] / peer["spectra_per_cpu_s"]
+        row["cpu_efficiency_vs_peer"] = efficiency
         out.append(row)
     return out
