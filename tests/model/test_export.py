@@ -227,7 +227,7 @@ def test_int8_is_dropped_when_retrieval_changes(tmp_path: Path) -> None:
     q = art.manifest.quantization
     assert q["kept"] is False and not art.has("encoder_int8")
     assert not (folder / "encoder.int8.onnx").exists()
-    assert q["min_cosine"] > 0.99 and q["top1_agreement"] < 0.95
+    assert q["min_cosine"] > 0.98 and q["top1_agreement"] < 0.95  # close, yet other neighbours
     assert "top-1 agreement" in q["reason"]
     assert set(q["spectra_per_s"]["fp32"]) == {"1", "8", "32"}
 
