@@ -35,8 +35,10 @@ def export_cmd(
     checkpoint: str = typer.Argument(..., help="Training checkpoint (its EMA weights are used)."),
     out: str = typer.Option(..., "--out", help="Artifact folder to create."),
     quantize: str = typer.Option(
-        None, "--quantize", help="'int8': also write encoder.int8.onnx if faster with "
-        "retrieval intact on the held-out spectra."
+        None,
+        "--quantize",
+        help="'int8': also write encoder.int8.onnx if faster with "
+        "retrieval intact on the held-out spectra.",
     ),
     name: str = typer.Option(None, "--name", help="Model name (default: from the checkpoint)."),
     model_version: str = typer.Option(
@@ -58,8 +60,15 @@ def export_cmd(
     corpus, _, split = data.partition(":")
     spectra = load_corpus(corpus, split=split or None)
     folder = export_checkpoint(
-        checkpoint, out, data=spectra, name=name, version=model_version, quantize=quantize,
-        overwrite=overwrite, command=shlex.join(["wavemae", *sys.argv[1:]]), data_label=data,
+        checkpoint,
+        out,
+        data=spectra,
+        name=name,
+        version=model_version,
+        quantize=quantize,
+        overwrite=overwrite,
+        command=shlex.join(["wavemae", *sys.argv[1:]]),
+        data_label=data,
     )
     manifest = json.loads((folder / "manifest.json").read_text())
     enc = manifest["verification"]["encoder"]
@@ -107,9 +116,9 @@ def train_cmd(
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--set {item!r} must look like KEY=VALUE")
-            parsed = json.loads(value) if value[:1] in "[{\"-0123456789tfn" else value
+            parsed = json.loads(value) if value[:1] in '[{"-0123456789tfn' else value
             if key.startswith("model."):
-                config = config.replace(model={key[len("model."):]: parsed})
+                config = config.replace(model={key[len("model.") :]: parsed})
             else:
                 config = config.replace(**{key: parsed})
     except (ValueError, TypeError) as exc:
@@ -123,7 +132,13 @@ def train_cmd(
     argv += [f"--set={item}" for item in overrides or []]
     command = shlex.join(argv)
     report = run_training(
-        config, source, run_dir, seed=seed, device=device, resume=resume, command=command,
+        config,
+        source,
+        run_dir,
+        seed=seed,
+        device=device,
+        resume=resume,
+        command=command,
         progress=progress,
     )
     if report is not None:
@@ -249,19 +264,34 @@ def bench_cmd(
     if mode == "engine":
         results = {"engine": modes.engine_mode(model_dir, seconds=engine_seconds, **engine_args)}
     elif mode == "serve":
-        results = {"serve": modes.serve_mode(
-            model_dir, url=url, plan=plan, env=settings, profile_dir=profile,
-            engine_seconds=engine_seconds,
-        )}
+        results = {
+            "serve": modes.serve_mode(
+                model_dir,
+                url=url,
+                plan=plan,
+                env=settings,
+                profile_dir=profile,
+                engine_seconds=engine_seconds,
+            )
+        }
     elif mode == "baseline":
         results = peers.baseline_mode(
-            model_dir, plan=plan, env=settings, servers=server_names, profile_dir=profile,
+            model_dir,
+            plan=plan,
+            env=settings,
+            servers=server_names,
+            profile_dir=profile,
             engine_seconds=engine_seconds,
         )
     else:
         results = peers.all_mode(
-            model_dir, plan=plan, engine_seconds=engine_seconds, env=settings,
-            servers=server_names, profile_dir=profile, **engine_args,
+            model_dir,
+            plan=plan,
+            engine_seconds=engine_seconds,
+            env=settings,
+            servers=server_names,
+            profile_dir=profile,
+            **engine_args,
         )
     results.setdefault("targets", modes.evaluate_targets(results))
     results["machine"] = {**machine_before, "loadavg_after": modes.machine_info()["loadavg_1_5_15"]}

@@ -141,11 +141,17 @@ def test_missing_file_is_named(copy_dir: Path) -> None:
         (lambda d: d["files"]["encoder"].update(path="../encoder.onnx"), "plain file name"),
         (lambda d: d["files"]["decoder"].update(sha256="abc"), "sha256='abc'"),
         (lambda d: d["files"].pop("encoder_masked"), "'encoder_masked'"),
-        (lambda d: d["tensors"]["encoder"]["outputs"][0].update(shape=["batch", 8]),
-         "tensors.encoder"),
+        (
+            lambda d: d["tensors"]["encoder"]["outputs"][0].update(shape=["batch", 8]),
+            "tensors.encoder",
+        ),
         (lambda d: d["preprocessing"].update(normalization="magic"), "preprocessing"),
-        (lambda d: d["preprocessing"].update(wavelengths=[float(w) + 1 for w in
-                                                          d["wavelengths"]]), "grid"),
+        (
+            lambda d: d["preprocessing"].update(
+                wavelengths=[float(w) + 1 for w in d["wavelengths"]]
+            ),
+            "grid",
+        ),
     ],
 )
 def test_invalid_manifest_names_the_key(copy_dir: Path, edit, match: str) -> None:
@@ -186,8 +192,9 @@ def test_artifact_loads_and_runs_with_torch_blocked(tiny_dir: Path) -> None:
                                                      if sys.modules[m] is not None]}}))
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["torch"] == []
