@@ -81,8 +81,10 @@ def export_cmd(
     checkpoint: str = typer.Argument(..., help="Training checkpoint (its EMA weights are used)."),
     out: str = typer.Option(..., "--out", help="Artifact folder to create."),
     quantize: str = typer.Option(
-        None, "--quantize", help="'int8': also write encoder.int8.onnx if faster with "
-        "retrieval intact on the held-out spectra."
+        None,
+        "--quantize",
+        help="'int8': also write encoder.int8.onnx if faster with "
+        "retrieval intact on the held-out spectra.",
     ),
     name: str = typer.Option(None, "--name", help="Model name (default: from the checkpoint)."),
     model_version: str = typer.Option(
@@ -106,8 +108,15 @@ def export_cmd(
     spectra = None if data is None else spectra_from_argument(data)
     from wavemae.export import export_checkpoint  # torch: after the cheap checks
     folder = export_checkpoint(
-        checkpoint, out, data=spectra, name=name, version=model_version, quantize=quantize,
-        overwrite=overwrite, command=shlex.join(["wavemae", *sys.argv[1:]]), data_label=data,
+        checkpoint,
+        out,
+        data=spectra,
+        name=name,
+        version=model_version,
+        quantize=quantize,
+        overwrite=overwrite,
+        command=shlex.join(["wavemae", *sys.argv[1:]]),
+        data_label=data,
     )
     manifest = json.loads((folder / "manifest.json").read_text())
     enc = manifest["verification"]["encoder"]
@@ -155,9 +164,9 @@ def train_cmd(
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--set {item!r} must look like KEY=VALUE")
-            parsed = json.loads(value) if value[:1] in "[{\"-0123456789tfn" else value
+            parsed = json.loads(value) if value[:1] in '[{"-0123456789tfn' else value
             if key.startswith("model."):
-                config = config.replace(model={key[len("model."):]: parsed})
+                config = config.replace(model={key[len("model.") :]: parsed})
             else:
                 config = config.replace(**{key: parsed})
     except (ValueError, TypeError) as exc:
@@ -172,7 +181,13 @@ def train_cmd(
     argv += [f"--set={item}" for item in overrides or []]
     command = shlex.join(argv)
     report = run_training(
-        config, source, run_dir, seed=seed, device=device, resume=resume, command=command,
+        config,
+        source,
+        run_dir,
+        seed=seed,
+        device=device,
+        resume=resume,
+        command=command,
         progress=progress,
     )
     if report is not None:
@@ -276,9 +291,15 @@ def bench_cmd(
     profile: str = typer.Option(
         None, "--profile", help="py-spy the started servers under 32-client load; stacks here."
     ),
+    servers: str = typer.Option(
+        "serve,peer,baseline",
+        help="baseline/all: servers to load side by side: serve (the service), peer (FastAPI "
+        "def endpoint + one ONNX Runtime session), baseline (FastAPI + PyTorch eager).",
+    ),
 ) -> None:
-    """Benchmark the encoder in process, the service over HTTP and a hand-written baseline."""
-    from wavemae.bench import modes
+    """Benchmark the encoder in process, the service over HTTP, and the service side by side
+    with the obvious ONNX Runtime server (peer) and a PyTorch eager one (baseline)."""
+    from wavemae.bench import modes, peers
     from wavemae.bench.report import print_results, write_json
 
     if mode not in ("engine", "serve", "baseline", "all"):
@@ -301,22 +322,41 @@ def bench_cmd(
         "thread_counts": _ints(threads, "threads") if threads else None,
         "checkpoint": checkpoint,
     }
+    server_names = [s.strip() for s in servers.split(",") if s.strip()]
+    if not server_names or set(server_names) - set(peers.SERVERS):
+        raise typer.BadParameter(f"--servers {servers!r} must name some of {peers.SERVERS}")
     machine_before = modes.machine_info()
     if mode == "engine":
         results = {"engine": modes.engine_mode(model_dir, seconds=engine_seconds, **engine_args)}
     elif mode == "serve":
-        results = {"serve": modes.serve_mode(
-            model_dir, url=url, plan=plan, env=settings, profile_dir=profile,
-            engine_seconds=engine_seconds,
-        )}
+        results = {
+            "serve": modes.serve_mode(
+                model_dir,
+                url=url,
+                plan=plan,
+                env=settings,
+                profile_dir=profile,
+                engine_seconds=engine_seconds,
+            )
+        }
     elif mode == "baseline":
-        results = {"baseline": modes.baseline_mode(
-            model_dir, plan=plan, profile_dir=profile, engine_seconds=engine_seconds
-        )}
+        results = peers.baseline_mode(
+            model_dir,
+            plan=plan,
+            env=settings,
+            servers=server_names,
+            profile_dir=profile,
+            engine_seconds=engine_seconds,
+        )
     else:
-        results = modes.all_mode(
-            model_dir, plan=plan, engine_seconds=engine_seconds, env=settings,
-            profile_dir=profile, **engine_args,
+        results = peers.all_mode(
+            model_dir,
+            plan=plan,
+            engine_seconds=engine_seconds,
+            env=settings,
+            servers=server_names,
+            profile_dir=profile,
+            **engine_args,
         )
     results.setdefault("targets", modes.evaluate_targets(results))
     results["machine"] = {**machine_before, "loadavg_after": modes.machine_info()["loadavg_1_5_15"]}

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from .connections import ConnectionLimits, fit_to_file_limit, guarded_protocol
 from .settings import Settings, get_settings
 
-__all__ = ["serve"]
+__all__ = ["check_library_host", "serve"]
 
 
 def _operator_errors() -> tuple[type[BaseException], ...]:
@@ -94,6 +96,34 @@ def _reasons(exc: Any) -> str:
     return "; ".join(reasons)
 
 
+def check_library_host(library_url: str) -> None:
+    """Refuse to start when a PostgreSQL library URL names a host that does not resolve.
+
+    A database that is down is waited for (library calls answer 503 until it is back), but a
+    name that does not exist is a configuration error, e.g. compose started without the
+    ``postgres`` profile. Unix-socket URLs and SQLite paths are not checked.
+
+    Raises:
+        SystemExit: with one line naming the host and the variable to fix.
+    """
+    if not library_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        return
+    parts = urlsplit(library_url)
+    hosts = [parts.hostname] if parts.hostname else []
+    hosts += [h for v in parse_qs(parts.query).get("host", []) for h in v.split(",")]
+    for host in hosts:
+        if not host or host.startswith("/"):  # a Unix socket folder
+            continue
+        try:
+            socket.getaddrinfo(host, parts.port or 5432, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise SystemExit(
+                f"wavemae serve: the library database host {host!r} in WAVEMAE_LIBRARY_URL does "
+                f"not resolve ({exc.strerror or exc}); start the database (compose: "
+                "--profile postgres) or fix the URL"
+            ) from None
+
+
 def serve(settings: Settings | None = None) -> None:
     """Serve until SIGINT/SIGTERM; on SIGTERM in-flight requests finish (up to
     ``drain_timeout_s``) before the process exits. Start-up failures exit non-zero."""
@@ -108,6 +138,7 @@ def serve(settings: Settings | None = None) -> None:
             settings = get_settings()
         except ValidationError as exc:
             raise SystemExit(f"wavemae serve: invalid settings: {_reasons(exc)}") from None
+    check_library_host(settings.library_url)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

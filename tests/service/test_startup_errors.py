@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from service_process import free_port
+from wavemae.bench.servers import free_port
 
 
 def _start(env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess:
