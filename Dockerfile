@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # WaveMAE service image: FastAPI + uvicorn + ONNX Runtime, the shipped model inside, no torch.
 #
 #   docker build -t wavemae .

@@ -26,6 +26,9 @@
 # Needs: a running docker engine, python3 on the host. Prints the image size at the end.
 set -euo pipefail
 
+# The comment block above, without the leading '# ', is the usage text.
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
+
 IMAGE=wavemae:smoke
 BASE_IMAGE=python:3.11-slim-bookworm
 OFFLINE=0
@@ -46,7 +49,7 @@ while [[ $# -gt 0 ]]; do
     --port) PORT="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -58,7 +61,8 @@ fail() { echo "SMOKE FAILED: $*" >&2; exit 1; }
 WORK=$(mktemp -d)
 CONTAINER="wavemae-smoke-$$"
 cleanup() {
-  if [[ $KEEP -eq 0 ]]; then docker rm -f "$CONTAINER" >/dev/null 2>&1 || true; fi
+  # -v: the image declares /data a volume; without it every run leaves an anonymous one behind.
+  if [[ $KEEP -eq 0 ]]; then docker rm -f -v "$CONTAINER" >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -87,7 +91,8 @@ RUN_ARGS=()
 if [[ $TINY_MODEL -eq 1 ]]; then
   step "exporting a tiny model on the host"
   MODEL_DIR="$WORK/model"
-  python3 -c "import sys; from wavemae.export import export_tiny_model; \
+  PYTHONPATH="tests${PYTHONPATH:+:$PYTHONPATH}" python3 -c "import sys; \
+from tiny_artifact import export_tiny_model; \
 export_tiny_model(sys.argv[1], seq_len=64, latent_dim=16)" "$MODEL_DIR"
 fi
 if [[ -n "$MODEL_DIR" ]]; then
@@ -106,7 +111,7 @@ if curl -s -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null; then
 fi
 
 step "docker run --network host (read-only root, no capabilities), port $PORT"
-docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
+docker rm -f -v "$CONTAINER" >/dev/null 2>&1 || true
 docker run -d --name "$CONTAINER" --network host \
   --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
   -e "WAVEMAE_PORT=$PORT" -e WAVEMAE_HOST=127.0.0.1 "${RUN_ARGS[@]}" "$IMAGE" >/dev/null

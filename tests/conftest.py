@@ -90,7 +90,7 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
 def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny exported WaveMAE (seq_len 64, latent_dim 16, 1100-1700 nm grid): real files and
     parity, meaningless weights. Exported once per session (needs the train extra)."""
-    from wavemae.export import export_tiny_model
+    from tiny_artifact import export_tiny_model
 
     return export_tiny_model(
         tmp_path_factory.mktemp("artifact") / "tiny", seq_len=64, latent_dim=16

@@ -7,18 +7,64 @@ so ``wavemae --help`` is fast and works with either extra installed.
 
 from __future__ import annotations
 
+import os
+
+import click
 import typer
+from typer.core import TyperGroup
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user's mistake raises: a bad value or file, a missing extra, a broken artifact."""
+    from wavemae.manifest import ArtifactError
+
+    return (ValueError, OSError, ModuleNotFoundError, ArtifactError)
+
+
+class _UserErrorsAsOneLine(TyperGroup):
+    """Prints a user's mistake as one ``error:`` line and exits 1 instead of a traceback.
+
+    ``WAVEMAE_TRACEBACK=1`` shows the traceback (for bug reports).
+    """
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not isinstance(exc, _user_errors()) or os.environ.get("WAVEMAE_TRACEBACK"):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(code=1) from None
+
 
 app = typer.Typer(
     name="wavemae",
     help="WaveMAE: masked autoencoder for 1-D spectra — train, export, serve, benchmark.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_UserErrorsAsOneLine,
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from wavemae import __version__
+
+        typer.echo(f"wavemae {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
     """WaveMAE: masked autoencoder for 1-D spectra."""
 
 
@@ -35,15 +81,20 @@ def export_cmd(
     checkpoint: str = typer.Argument(..., help="Training checkpoint (its EMA weights are used)."),
     out: str = typer.Option(..., "--out", help="Artifact folder to create."),
     quantize: str = typer.Option(
-        None, "--quantize", help="'int8': also write encoder.int8.onnx if faster with "
-        "retrieval intact on the held-out spectra."
+        None,
+        "--quantize",
+        help="'int8': also write encoder.int8.onnx if faster with "
+        "retrieval intact on the held-out spectra.",
     ),
     name: str = typer.Option(None, "--name", help="Model name (default: from the checkpoint)."),
     model_version: str = typer.Option(
         None, "--version", help="Model version (default: '<step>-<checkpoint sha256[:8]>')."
     ),
     data: str = typer.Option(
-        "tablet:test", "--data", help="Held-out verification spectra as CORPUS[:SPLIT]."
+        None,
+        "--data",
+        help="Verification spectra: a spectra file, or CORPUS[:SPLIT] "
+        "(default: the held-out split of the data the checkpoint was trained on).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
 ) -> None:
@@ -52,14 +103,20 @@ def export_cmd(
     import shlex
     import sys
 
-    from wavemae.data import load_corpus
-    from wavemae.export import export_checkpoint
+    from wavemae.data import spectra_from_argument
 
-    corpus, _, split = data.partition(":")
-    spectra = load_corpus(corpus, split=split or None)
+    spectra = None if data is None else spectra_from_argument(data)
+    from wavemae.export import export_checkpoint  # torch: after the cheap checks
     folder = export_checkpoint(
-        checkpoint, out, data=spectra, name=name, version=model_version, quantize=quantize,
-        overwrite=overwrite, command=shlex.join(["wavemae", *sys.argv[1:]]), data_label=data,
+        checkpoint,
+        out,
+        data=spectra,
+        name=name,
+        version=model_version,
+        quantize=quantize,
+        overwrite=overwrite,
+        command=shlex.join(["wavemae", *sys.argv[1:]]),
+        data_label=data,
     )
     manifest = json.loads((folder / "manifest.json").read_text())
     enc = manifest["verification"]["encoder"]
@@ -107,14 +164,15 @@ def train_cmd(
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--set {item!r} must look like KEY=VALUE")
-            parsed = json.loads(value) if value[:1] in "[{\"-0123456789tfn" else value
+            parsed = json.loads(value) if value[:1] in '[{"-0123456789tfn' else value
             if key.startswith("model."):
-                config = config.replace(model={key[len("model."):]: parsed})
+                config = config.replace(model={key[len("model.") :]: parsed})
             else:
                 config = config.replace(**{key: parsed})
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    source = DataSource(corpus=corpus, path=data)
+    # The file's absolute path, so export and evaluate find it from any folder later.
+    source = DataSource(corpus=corpus, path=None if data is None else str(Path(data).resolve()))
     run_dir = Path(out or f"runs/{corpus or Path(data).stem}-{preset_name}")
     # The command as parsed, defaults spelled out, so the run folder says how to repeat it.
     argv = ["wavemae", "train", *(["--corpus", corpus] if corpus else ["--data", data])]
@@ -123,7 +181,13 @@ def train_cmd(
     argv += [f"--set={item}" for item in overrides or []]
     command = shlex.join(argv)
     report = run_training(
-        config, source, run_dir, seed=seed, device=device, resume=resume, command=command,
+        config,
+        source,
+        run_dir,
+        seed=seed,
+        device=device,
+        resume=resume,
+        command=command,
         progress=progress,
     )
     if report is not None:
@@ -149,11 +213,27 @@ def evaluate_cmd(
 
     if corpus is not None and data is not None:
         raise typer.BadParameter("give at most one of --corpus and --data")
-    source = DataSource(corpus=corpus, path=data) if (corpus or data) else None
+    path = None if data is None else str(Path(data).resolve())
+    source = DataSource(corpus=corpus, path=path) if (corpus or data) else None
     report = evaluate_checkpoint(checkpoint, source, weights=weights)
     typer.echo(format_report(report, title=f"WaveMAE evaluation of {checkpoint}"))
     if out:
         Path(out).write_text(json.dumps(report, indent=2))
+
+
+@app.command("sample")
+def sample_cmd(
+    out: str = typer.Option(..., "--out", help="Folder to write the sample files into."),
+    n: int = typer.Option(5, "--n", help="Spectra per multi-spectrum file."),
+) -> None:
+    """Write small real sample files (CSV wide/long, JCAMP-DX, NPY/NPZ, SPC, ENVI, SPA)."""
+    from wavemae.data.samples import write_samples
+
+    written = write_samples(out, n=n)
+    width = max(len(name) for name in written)
+    for name, description in written.items():
+        typer.echo(f"{name:<{width}}  {description}")
+    typer.echo(f"wrote {len(written)} sample files to {out}")
 
 
 @app.command("serve")
@@ -213,12 +293,18 @@ def bench_cmd(
     profile: str = typer.Option(
         None, "--profile", help="py-spy the started servers under 32-client load; stacks here."
     ),
+    servers: str = typer.Option(
+        "serve,peer,baseline",
+        help="baseline/all: servers to load side by side: serve (the service), peer (FastAPI "
+        "def endpoint + one ONNX Runtime session), baseline (FastAPI + PyTorch eager).",
+    ),
 ) -> None:
-    """Benchmark the encoder in process, the service over HTTP and a hand-written baseline."""
+    """Benchmark the encoder in process, the service over HTTP, and the service side by side
+    with the obvious ONNX Runtime server (peer) and a PyTorch eager one (baseline)."""
     if mode in ("search", "cluster"):
         _quality_bench(mode, out)
         return
-    from wavemae.bench import modes
+    from wavemae.bench import modes, peers
     from wavemae.bench.report import print_results, write_json
 
     if mode not in ("engine", "serve", "baseline", "all"):
@@ -243,22 +329,41 @@ def bench_cmd(
         "thread_counts": _ints(threads, "threads") if threads else None,
         "checkpoint": checkpoint,
     }
+    server_names = [s.strip() for s in servers.split(",") if s.strip()]
+    if not server_names or set(server_names) - set(peers.SERVERS):
+        raise typer.BadParameter(f"--servers {servers!r} must name some of {peers.SERVERS}")
     machine_before = modes.machine_info()
     if mode == "engine":
         results = {"engine": modes.engine_mode(model_dir, seconds=engine_seconds, **engine_args)}
     elif mode == "serve":
-        results = {"serve": modes.serve_mode(
-            model_dir, url=url, plan=plan, env=settings, profile_dir=profile,
-            engine_seconds=engine_seconds,
-        )}
+        results = {
+            "serve": modes.serve_mode(
+                model_dir,
+                url=url,
+                plan=plan,
+                env=settings,
+                profile_dir=profile,
+                engine_seconds=engine_seconds,
+            )
+        }
     elif mode == "baseline":
-        results = {"baseline": modes.baseline_mode(
-            model_dir, plan=plan, profile_dir=profile, engine_seconds=engine_seconds
-        )}
+        results = peers.baseline_mode(
+            model_dir,
+            plan=plan,
+            env=settings,
+            servers=server_names,
+            profile_dir=profile,
+            engine_seconds=engine_seconds,
+        )
     else:
-        results = modes.all_mode(
-            model_dir, plan=plan, engine_seconds=engine_seconds, env=settings,
-            profile_dir=profile, **engine_args,
+        results = peers.all_mode(
+            model_dir,
+            plan=plan,
+            engine_seconds=engine_seconds,
+            env=settings,
+            servers=server_names,
+            profile_dir=profile,
+            **engine_args,
         )
     results.setdefault("targets", modes.evaluate_targets(results))
     results["machine"] = {**machine_before, "loadavg_after": modes.machine_info()["loadavg_1_5_15"]}

@@ -25,11 +25,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .errors import ServiceError, error_body
+from .errors import InternalError, InvalidInput, ServiceError, error_body, type_for_status
+from .inference import Inference
 from .inputs import field_name
+from .library.service import LibraryService
 from .metrics import ServiceMetrics
 from .routes import ROUTERS
 from .routes.common import json_response
+from .routes.ui import router as ui_router
 from .schemas import (
     EmbedRequest,
     LibraryBatchRequest,
@@ -50,20 +53,13 @@ _REQUEST_MODELS = (
     LibraryPutRequest,
     LibraryBatchRequest,
 )
-_HTTP_TYPES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-}
 
 
-def _load(settings: Settings, metrics: ServiceMetrics) -> Any:
-    """Blocking start-up work; returns the (not yet started) pipeline."""
+def _load(settings: Settings, metrics: ServiceMetrics) -> tuple[Inference, LibraryService]:
+    """Blocking start-up work; returns the (not yet started) inference layer and library."""
     from wavemae.artifact import load_artifact
 
     from .library import open_store
-    from .pipeline import SpectraPipeline
     from .runtime import OnnxModel
 
     model_dir = settings.resolved_model_dir()
@@ -84,25 +80,31 @@ def _load(settings: Settings, metrics: ServiceMetrics) -> Any:
         store = open_store(
             settings.library_url, latent_dim=artifact.latent_dim, seq_len=artifact.seq_len
         )
-    pipeline = SpectraPipeline(artifact, model, settings, store, observer=metrics)
+    inference = Inference(artifact, model, settings, observer=metrics)
+    library = LibraryService(
+        store,
+        inference,
+        reembed_batch_size=settings.reembed_batch_size,
+        max_search_response_bytes=settings.max_search_response_bytes,
+    )
     metrics.model_info.labels(artifact.name, artifact.version, ",".join(model.providers)).set(1)
     log.info(
         "serving %s from %s on %s (library: %s) — ready after %.2f s",
         artifact.model_id,
         model_dir,
         ",".join(model.providers),
-        type(store).__name__ if store else "none",
+        library.backend or "none",
         time.perf_counter() - started,
     )
-    return pipeline
+    return inference, library
 
 
-async def _reembed(pipeline: Any, batch_size: int) -> None:
+async def _reembed(library: LibraryService, old_version: str) -> None:
     """Start-up re-embedding in the background: /embed and /reconstruct serve meanwhile, the
     library answers 409 until it finishes. A failure is logged; the library keeps its version."""
-    log.info("re-embedding the library (%s -> %s)", pipeline.store.model_version, pipeline.model_id)
+    log.info("re-embedding the library (%s -> %s)", old_version, library.model_id)
     try:
-        await asyncio.to_thread(pipeline.reembed_sync, batch_size)
+        await library.reembed()
     except ServiceError as exc:
         log.error("re-embedding the library failed: %s", exc.message)
     except Exception:
@@ -112,31 +114,32 @@ async def _reembed(pipeline: Any, batch_size: int) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    pipeline = await asyncio.to_thread(_load, settings, app.state.metrics)
-    await pipeline.start()
-    app.state.pipeline = pipeline
+    inference, library = await asyncio.to_thread(_load, settings, app.state.metrics)
+    stale_version = await asyncio.to_thread(library.stale_version)
+    await inference.start()
+    app.state.inference = inference
+    app.state.library = library
     app.state.ready = True
     reembedding = None
-    store = pipeline.store
-    if store is not None and store.model_version not in (None, pipeline.model_id):
+    if stale_version is not None:
         if settings.reembed_on_start:
-            reembedding = asyncio.create_task(_reembed(pipeline, settings.reembed_batch_size))
+            reembedding = asyncio.create_task(_reembed(library, stale_version))
         else:
             log.warning(
                 "the library is embedded with %s, not %s: /similar and library writes answer "
                 "409 until POST /library/reembed",
-                store.model_version,
-                pipeline.model_id,
+                stale_version,
+                library.model_id,
             )
     try:
         yield
     finally:
         app.state.ready = False
-        await pipeline.stop(settings.drain_timeout_s)
+        library.stop()  # a background re-embedding stops after its current batch
+        await inference.stop(settings.drain_timeout_s)
         if reembedding is not None:
             await reembedding
-        if pipeline.store is not None:
-            pipeline.store.close()
+        library.close()
         log.info("stopped")
 
 
@@ -187,11 +190,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         loc = tuple(p for p in first.get("loc", ()) if p not in ("body", "query", "path"))
         where = field_name(loc) if loc else None
         message = f"{where}: {first['msg']}" if where else str(first["msg"])
-        return json_response(error_body("invalid_input", message, where), 422)
+        return json_response(error_body(InvalidInput.type, message, where), InvalidInput.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Any:
-        error_type = _HTTP_TYPES.get(exc.status_code, "error")
+        error_type = type_for_status(exc.status_code)
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         response = json_response(error_body(error_type, message), exc.status_code)
         response.headers.update(exc.headers or {})
@@ -201,7 +204,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> Any:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return json_response(
-            error_body("internal_error", "the server failed to process the request"), 500
+            error_body(InternalError.type, "the server failed to process the request"),
+            InternalError.status,
         )
 
 
@@ -236,15 +240,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "(NIR, mid-IR, Raman) with a WaveMAE model on ONNX Runtime. Errors have the shape "
         '`{"error": {"type", "message", "field"}}`.',
         lifespan=_lifespan,
+        docs_url=None,  # /docs and /redoc come from routes/ui.py, with self-hosted assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.ready = False
     app.state.draining = False  # set on SIGTERM (serve.py): /readyz 503, requests still served
-    app.state.pipeline = None
+    app.state.inference = None
+    app.state.library = None
     app.state.metrics = ServiceMetrics()
     _install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(ui_router)
     app.add_middleware(_RequestMetrics, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

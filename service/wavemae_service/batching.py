@@ -1,13 +1,16 @@
-"""Micro-batching across requests: one bounded queue in front of one inference worker.
+"""Micro-batching across requests: one bounded queue in front of the inference workers.
 
 Routes ``await batcher.submit(x)`` with ``x`` of shape ``(n, ...)``. Requests are split into
 chunks of at most ``max_batch_size`` rows. A batch closes when it holds ``max_batch_size`` rows
-or ``max_wait_ms`` after its first row was queued, whichever comes first; while the worker runs
-one batch, the next fills up, so the batch size adapts to the load. Inference runs in a worker
-thread, off the event loop. Rows of requests that were cancelled (client gone, timeout) are
-dropped before inference. An exception fails only the requests in that batch. When the queue
-already holds ``max_queue_spectra`` rows, :meth:`MicroBatcher.submit` raises
-:class:`~wavemae_service.errors.Overloaded` at once (429 + Retry-After).
+or ``max_wait_ms`` after its first row was queued, whichever comes first; while the workers run
+batches, the next fills up, so the batch size adapts to the load. Inference runs in a worker
+thread, off the event loop. An idle batcher does not queue: with no batching window
+(``max_wait_ms=0``), nothing queued and a worker free, a request runs at once from the caller's
+own task, without the hops through the batch loop's task. Rows of requests that were cancelled
+(client gone, timeout) are dropped before inference. An exception fails only the requests in
+that batch. When the queue already holds ``max_queue_spectra`` rows,
+:meth:`MicroBatcher.submit` raises :class:`~wavemae_service.errors.Overloaded` at once (429 +
+Retry-After).
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class _Item:
 
 if sys.version_info >= (3, 11):
 
+    async def _within(future: asyncio.Future, timeout_s: float) -> Any:
+        async with asyncio.timeout(timeout_s):
+            return await future
+
     async def _wait(futures: list[asyncio.Future], timeout_s: float) -> list[Any]:
         # asyncio.timeout arms one timer; wait_for would wrap each request in an extra task.
         async with asyncio.timeout(timeout_s):
@@ -64,6 +71,9 @@ else:  # pragma: no cover - Python 3.10
 
     async def _wait(futures: list[asyncio.Future], timeout_s: float) -> list[Any]:
         return list(await asyncio.wait_for(asyncio.gather(*futures), timeout_s))
+
+    async def _within(future: asyncio.Future, timeout_s: float) -> Any:
+        return await asyncio.wait_for(future, timeout_s)
 
 
 class MicroBatcher:
@@ -114,10 +124,11 @@ class MicroBatcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._running: dict[asyncio.Task, float] = {}  # batch task -> start time
+        self._running: dict[asyncio.Future, float] = {}  # running batch -> start time
         self._slots: asyncio.Semaphore | None = None
         self._batches = 0
         self._last_error: str | None = None
+        self._broken = False  # a fault outside the engine stopped the loop
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -195,6 +206,8 @@ class MicroBatcher:
         if self._task is None or self._task.done() or self._wakeup is None:
             raise NotReady("the inference loop is not running")
         rows = int(inputs[0].shape[0])
+        if self._idle_worker_for(rows):
+            return await self._run_now(inputs, rows)
         if self._queued_rows > 0 and self._queued_rows + rows > self.max_queue_spectra:
             self._observer.rejected(self.name)
             raise Overloaded(
@@ -228,6 +241,60 @@ class MicroBatcher:
             return tuple(np.concatenate(group) for group in zip(*parts, strict=True))
         return np.concatenate(parts)
 
+    # -- an idle worker: no queue ------------------------------------------------------------
+
+    def _idle_worker_for(self, rows: int) -> bool:
+        """Whether a request of ``rows`` may skip the queue: no batching window asked for,
+        nothing waiting (so no one is overtaken), one batch's worth of rows, a worker free."""
+        assert self._slots is not None
+        return (
+            self.max_wait_s == 0
+            and not self._queue
+            and rows <= self.max_batch_size
+            and not self._slots.locked()
+        )
+
+    async def _run_now(
+        self, inputs: tuple[np.ndarray, ...], rows: int
+    ) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run ``inputs`` as one batch in a worker thread, awaited by the caller's task."""
+        assert self._slots is not None
+        await self._slots.acquire()  # free (checked just before): returns without suspending
+        started = time.perf_counter()
+        running = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._run_batch, *inputs
+        )
+        self._running[running] = started
+
+        def finished(future: asyncio.Future) -> None:
+            # Only when the thread is done: a caller that gave up must not free its worker early.
+            assert self._slots is not None
+            self._running.pop(future, None)
+            self._slots.release()
+            self._batches += 1
+            error = None if future.cancelled() else future.exception()
+            ok = not future.cancelled() and error is None
+            if error is not None:
+                self._last_error = type(error).__name__
+                log.error("batch of %d spectra failed in %s", rows, self.name, exc_info=error)
+            try:
+                self._observer.batch_done(self.name, rows, 0.0, time.perf_counter() - started, ok)
+            except Exception as exc:  # a fault outside the engine: as in the batch loop
+                self._stop_on_fault(exc)
+
+        running.add_done_callback(finished)  # before shield's: it runs before the caller resumes
+        try:
+            outputs = await _within(asyncio.shield(running), self.timeout_s)
+        except TimeoutError:
+            raise NotReady(
+                f"inference did not finish within {self.timeout_s:g} s; retry shortly"
+            ) from None
+        except Exception:
+            raise InferenceFailed("inference failed for this batch; retry the request") from None
+        if self._broken:
+            raise NotReady("the inference loop failed; retry")
+        return outputs
+
     # -- loop --------------------------------------------------------------------------------
 
     def _take_batch(self) -> list[_Item]:
@@ -247,38 +314,47 @@ class MicroBatcher:
             rows += item.rows
         return batch
 
-    async def _next_batch(self) -> list[_Item]:
-        """Wait for rows, then until the batch is full or its first row's deadline passed."""
+    async def _rows_queued(self) -> None:
         assert self._wakeup is not None
-        while True:
-            while not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            deadline = self._queue[0].queued_at + self.max_wait_s
-            while self._queued_rows < self.max_batch_size:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), remaining)
-            batch = self._take_batch()
-            self._observer.queue_depth(self.name, self._queued_rows)
-            if batch:
-                return batch
+        while not self._queue:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _next_batch(self) -> list[_Item]:
+        """Wait until the batch is full or its first row's deadline passed, then take it
+        (empty when every queued row was cancelled meanwhile)."""
+        assert self._wakeup is not None
+        if not self._queue:
+            return []
+        deadline = self._queue[0].queued_at + self.max_wait_s
+        while self._queued_rows < self.max_batch_size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+        batch = self._take_batch()
+        self._observer.queue_depth(self.name, self._queued_rows)
+        return batch
 
     async def _loop(self) -> None:
         assert self._slots is not None
         loop = asyncio.get_running_loop()
         while True:
-            # Form the next batch only once a worker is free: rows keep arriving meanwhile,
-            # so the batch size follows the load.
+            # Rows first, then a free worker, then the batch: rows keep arriving while the
+            # workers are busy, so the batch size follows the load. No worker is held while
+            # nothing is queued, so an idle worker stays free for a request to run at once.
+            await self._rows_queued()
             await self._slots.acquire()
             try:
                 batch = await self._next_batch()
             except BaseException:
                 self._slots.release()
                 raise
+            if not batch:
+                self._slots.release()
+                continue
             task = loop.create_task(self._run(loop, batch))
             self._running[task] = time.perf_counter()
             task.add_done_callback(self._batch_finished)
@@ -288,12 +364,16 @@ class MicroBatcher:
         assert self._slots is not None
         self._slots.release()
         if not task.cancelled() and task.exception() is not None:
-            # A fault outside the engine (a bug, a failing hook): stop accepting work so that
-            # /readyz says so and callers get 503 at once instead of waiting for timeouts.
-            self._last_error = type(task.exception()).__name__
-            log.error("the %s batch loop failed", self.name, exc_info=task.exception())
-            if self._task is not None:
-                self._task.cancel()
+            self._stop_on_fault(task.exception())
+
+    def _stop_on_fault(self, exc: BaseException) -> None:
+        """A fault outside the engine (a bug, a failing hook): stop accepting work so that
+        /readyz says so and callers get 503 at once instead of waiting for timeouts."""
+        self._broken = True
+        self._last_error = type(exc).__name__
+        log.error("the %s batch loop failed", self.name, exc_info=exc)
+        if self._task is not None:
+            self._task.cancel()
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
         started = time.perf_counter()

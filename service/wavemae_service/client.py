@@ -8,13 +8,16 @@ Sync::
         hits = client.similar(spectra, k=5)
 
 Async: :class:`AsyncWaveMAEClient` has the same methods as coroutines. Errors raise
-:class:`WaveMAEError` carrying the HTTP status and the service's error ``type``/``field``.
+:class:`WaveMAEError` carrying the HTTP status and the service's error ``type``/``field``; so do
+answers that are not the service's (a redirect, an HTML page from a proxy). Entry ids are
+percent-encoded, so any id the service accepts (``"a?b"``, ``"a#b"``) addresses that entry.
 """
 
 from __future__ import annotations
 
 import io
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -26,14 +29,32 @@ NPY = "application/x-npy"
 
 
 class WaveMAEError(Exception):
-    """An error answer: ``status`` (HTTP), ``type``, ``message``, ``field``, ``retry_after``."""
+    """An error answer: ``status`` (HTTP), ``type``, ``message``, ``field``, ``retry_after``.
+
+    Answers that are not the service's have ``type`` ``"redirect"`` (a 3xx: the client does not
+    follow redirects, fix ``base_url``) or ``"unexpected_response"`` (not JSON, e.g. a proxy's
+    HTML page).
+    """
 
     def __init__(self, response: httpx.Response) -> None:
         self.status = response.status_code
-        try:
-            error = response.json()["error"]
-        except Exception:
-            error = {"type": "http_error", "message": response.text[:200], "field": None}
+        kind = response.headers.get("content-type", "no Content-Type")
+        if 300 <= self.status < 400:
+            location = response.headers.get("location", "nowhere")
+            error = {
+                "type": "redirect",
+                "message": f"the server redirects {response.request.url.path} to {location}; "
+                "the client does not follow redirects: check base_url and the entry id",
+            }
+        else:
+            try:
+                error = orjson.loads(response.content)["error"]
+            except Exception:
+                error = {
+                    "type": "http_error" if self.status >= 400 else "unexpected_response",
+                    "message": f"the server answered {kind}, not the service's JSON: "
+                    + response.text[:200],
+                }
         self.type = error.get("type")
         self.message = error.get("message")
         self.field = error.get("field")
@@ -62,14 +83,21 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+def _entry_path(entry_id: str) -> str:
+    return "/library/" + quote(entry_id, safe="")
+
+
 def _json(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
+    if not 200 <= response.status_code < 300:
         raise WaveMAEError(response)
-    return orjson.loads(response.content)
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise WaveMAEError(response) from None
 
 
 def _npy(response: httpx.Response) -> np.ndarray:
-    if response.status_code >= 400:
+    if not 200 <= response.status_code < 300 or response.headers.get("content-type") != NPY:
         raise WaveMAEError(response)
     return np.load(io.BytesIO(response.content), allow_pickle=False)
 
@@ -187,7 +215,7 @@ class WaveMAEClient:
     ) -> dict[str, Any]:
         """Store one library entry (admin key)."""
         body = _entry_body(spectrum, wavelengths, metadata)
-        return _json(self._http.put(f"/library/{entry_id}", json=body))
+        return _json(self._http.put(_entry_path(entry_id), json=body))
 
     def put_many(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         """Store ``[{"id", "spectrum", "wavelengths"?, "metadata"?}, ...]`` in one transaction."""
@@ -199,10 +227,10 @@ class WaveMAEClient:
 
     def get(self, entry_id: str, *, include_embedding: bool = False) -> dict[str, Any]:
         params = {"include_embedding": "true"} if include_embedding else None
-        return _json(self._http.get(f"/library/{entry_id}", params=params))
+        return _json(self._http.get(_entry_path(entry_id), params=params))
 
     def delete(self, entry_id: str) -> dict[str, Any]:
-        return _json(self._http.delete(f"/library/{entry_id}"))
+        return _json(self._http.delete(_entry_path(entry_id)))
 
     def list(self, *, offset: int = 0, limit: int = 100, where: Any = None) -> dict[str, Any]:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
@@ -287,14 +315,14 @@ class AsyncWaveMAEClient:
         self, entry_id: str, spectrum: Any, *, wavelengths: Any = None, metadata: Any = None
     ) -> dict[str, Any]:
         body = _entry_body(spectrum, wavelengths, metadata)
-        return _json(await self._http.put(f"/library/{entry_id}", json=body))
+        return _json(await self._http.put(_entry_path(entry_id), json=body))
 
     async def get(self, entry_id: str, *, include_embedding: bool = False) -> dict[str, Any]:
         params = {"include_embedding": "true"} if include_embedding else None
-        return _json(await self._http.get(f"/library/{entry_id}", params=params))
+        return _json(await self._http.get(_entry_path(entry_id), params=params))
 
     async def delete(self, entry_id: str) -> dict[str, Any]:
-        return _json(await self._http.delete(f"/library/{entry_id}"))
+        return _json(await self._http.delete(_entry_path(entry_id)))
 
     async def model(self) -> dict[str, Any]:
         return _json(await self._http.get("/model"))

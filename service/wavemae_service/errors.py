@@ -1,4 +1,4 @@
-"""One error hierarchy, one table to HTTP status, one JSON shape.
+"""One error hierarchy; the status table and the OpenAPI error responses are generated from it.
 
 Every error answer has the body::
 
@@ -7,6 +7,10 @@ Every error answer has the body::
 
 ``type`` is a stable machine-readable code, ``message`` is meant for people and never holds
 internal text (paths, tracebacks), ``field`` names the offending input or is null.
+
+Each class carries its ``type``, its HTTP ``status`` and a ``description`` for the API
+document; :data:`STATUS_BY_TYPE`, :func:`type_for_status` and :func:`openapi_responses` are all
+computed from :data:`ERRORS`, so adding an error is adding a class here and nothing else.
 This module does not import FastAPI: :mod:`wavemae_service.app` installs the handlers.
 """
 
@@ -14,31 +18,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from .library.base import (
-    DimensionMismatchError,
-    EntryNotFoundError,
-    LibraryError,
-    LibraryUnavailableError,
-    ModelVersionMismatchError,
-)
+from .schemas import ErrorResponse
 
 __all__ = [
+    "ERRORS",
     "STATUS_BY_TYPE",
-    "Conflict",
+    "BadRequest",
     "Forbidden",
     "InferenceFailed",
     "InternalError",
     "InvalidInput",
+    "LibraryVersionMismatch",
+    "MethodNotAllowed",
     "NotAcceptable",
     "NotFound",
     "NotReady",
     "Overloaded",
     "PayloadTooLarge",
+    "ReembedInProgress",
     "ServiceError",
     "Unauthorized",
     "UnsupportedMediaType",
     "error_body",
-    "from_library_error",
+    "openapi_responses",
+    "type_for_status",
 ]
 
 
@@ -51,50 +54,28 @@ class ServiceError(Exception):
     """
 
     type: str = "error"
+    status: int = 500
+    description: str = "The server failed"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
 
-    @property
-    def status(self) -> int:
-        return STATUS_BY_TYPE[self.type]
-
     def headers(self) -> dict[str, str]:
         return {}
 
 
-class InvalidInput(ServiceError):
-    """The request is well-formed HTTP but its content is not acceptable."""
-
-    type = "invalid_input"
-
-
-class PayloadTooLarge(ServiceError):
-    type = "payload_too_large"
-
-
-class UnsupportedMediaType(ServiceError):
-    type = "unsupported_media_type"
-
-
-class NotAcceptable(ServiceError):
-    type = "not_acceptable"
-
-
-class NotFound(ServiceError):
-    type = "not_found"
-
-
-class Conflict(ServiceError):
-    """The library is embedded with another model version (re-embed first)."""
-
-    type = "library_version_mismatch"
+class BadRequest(ServiceError):
+    type = "bad_request"
+    status = 400
+    description = "The request is not well-formed HTTP"
 
 
 class Unauthorized(ServiceError):
     type = "unauthorized"
+    status = 401
+    description = "Missing or invalid API key"
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": "Bearer"}
@@ -102,12 +83,70 @@ class Unauthorized(ServiceError):
 
 class Forbidden(ServiceError):
     type = "forbidden"
+    status = 403
+    description = "The key lacks the admin scope"
+
+
+class NotFound(ServiceError):
+    type = "not_found"
+    status = 404
+    description = "No such entry"
+
+
+class MethodNotAllowed(ServiceError):
+    type = "method_not_allowed"
+    status = 405
+    description = "The path does not take this method"
+
+
+class NotAcceptable(ServiceError):
+    type = "not_acceptable"
+    status = 406
+    description = "The Accept header asks for a media type this endpoint cannot send"
+
+
+class LibraryVersionMismatch(ServiceError):
+    """The library is embedded with another model version (re-embed first)."""
+
+    type = "library_version_mismatch"
+    status = 409
+    description = "The library is embedded by another model version (re-embed first)"
+
+
+class ReembedInProgress(ServiceError):
+    """A re-embedding of the library is already running."""
+
+    type = "reembed_in_progress"
+    status = 409
+    description = "A re-embedding is already running"
+
+
+class PayloadTooLarge(ServiceError):
+    type = "payload_too_large"
+    status = 413
+    description = "Too many spectra or too large a body"
+
+
+class UnsupportedMediaType(ServiceError):
+    type = "unsupported_media_type"
+    status = 415
+    description = "Unsupported Content-Type"
+
+
+class InvalidInput(ServiceError):
+    """The request is well-formed HTTP but its content is not acceptable."""
+
+    type = "invalid_input"
+    status = 422
+    description = "Invalid input: the error names the field and the reason"
 
 
 class Overloaded(ServiceError):
     """The inference queue is full; retry after ``retry_after_s`` seconds."""
 
     type = "overloaded"
+    status = 429
+    description = "Overloaded: retry after the Retry-After header's seconds"
 
     def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
         super().__init__(message)
@@ -117,56 +156,72 @@ class Overloaded(ServiceError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
-class NotReady(ServiceError):
-    """The model is not loaded yet, the batch loop is unhealthy, or the server is draining."""
-
-    type = "not_ready"
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "1"}
+class InternalError(ServiceError):
+    type = "internal_error"
+    status = 500
+    description = "The server failed (never for anything the client sent)"
 
 
 class InferenceFailed(ServiceError):
     """The engine raised while running a batch (a server fault, never the caller's)."""
 
     type = "inference_failed"
+    status = 500
+    description = "The inference engine failed on this batch"
 
 
-class InternalError(ServiceError):
-    type = "internal_error"
+class NotReady(ServiceError):
+    """The model is not loaded yet, the batch loop is unhealthy, the library's database is
+    unreachable, or the server is draining."""
 
+    type = "not_ready"
+    status = 503
+    description = "Not ready (loading, draining or unhealthy)"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+#: Every error the service answers, the first of each status being that status's generic one.
+ERRORS: tuple[type[ServiceError], ...] = (
+    ServiceError,
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    NotAcceptable,
+    LibraryVersionMismatch,
+    ReembedInProgress,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidInput,
+    Overloaded,
+    InternalError,
+    InferenceFailed,
+    NotReady,
+)
 
 #: The one table from error type to HTTP status.
-STATUS_BY_TYPE: dict[str, int] = {
-    "error": 500,
-    "bad_request": 400,
-    "invalid_input": 422,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "not_acceptable": 406,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "library_version_mismatch": 409,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "overloaded": 429,
-    "not_ready": 503,
-    "inference_failed": 500,
-    "internal_error": 500,
-}
+STATUS_BY_TYPE: dict[str, int] = {cls.type: cls.status for cls in ERRORS}
 
 
-def from_library_error(exc: LibraryError) -> ServiceError:
-    """Translate a store error into the service error the caller sees."""
-    if isinstance(exc, EntryNotFoundError):
-        return NotFound(str(exc), field="id")
-    if isinstance(exc, ModelVersionMismatchError):
-        return Conflict(str(exc))
-    if isinstance(exc, DimensionMismatchError):
-        return InvalidInput(str(exc))
-    if isinstance(exc, LibraryUnavailableError):
-        return NotReady("the reference library is unreachable; retry shortly")
-    return InternalError("the library could not complete the request")
+def type_for_status(status: int) -> str:
+    """The error type of an HTTP error raised outside the service's own code (routing: 404,
+    405; the server: 400, 413), or ``"error"`` for a status no class answers."""
+    return next((cls.type for cls in ERRORS[1:] if cls.status == status), ServiceError.type)
+
+
+def openapi_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
+    """FastAPI ``responses=`` for the errors a route can answer: one entry per status, with the
+    shared error body model and the classes' descriptions joined."""
+    descriptions: dict[int, list[str]] = {}
+    for cls in errors:
+        descriptions.setdefault(cls.status, []).append(cls.description)
+    return {
+        status: {"model": ErrorResponse, "description": "; ".join(texts)}
+        for status, texts in sorted(descriptions.items())
+    }
 
 
 def error_body(error_type: str, message: str, field: str | None = None) -> dict[str, Any]:

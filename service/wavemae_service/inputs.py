@@ -8,35 +8,42 @@ No FastAPI here: the routes pass in bytes and the content type.
 
 from __future__ import annotations
 
+import csv
 import io
+import math
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-import orjson
 from pydantic import BaseModel, ValidationError
 
-from .errors import InvalidInput, PayloadTooLarge
+from .errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from .schemas import EmbedRequest, ReconstructRequest
+from .validation import clean_loc
 
 __all__ = [
+    "CSV_MEDIA_TYPES",
     "NPY_MEDIA_TYPE",
-    "check_no_nul",
+    "SpectraBody",
+    "check_json",
     "field_name",
     "load_npy",
     "parse_csv",
     "parse_json",
-    "parse_json_as",
+    "read_spectra",
     "spectra_array",
     "vector_array",
 ]
 
 NPY_MEDIA_TYPE = "application/x-npy"
+CSV_MEDIA_TYPES = ("text/csv", "application/csv")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def field_name(loc: tuple[Any, ...]) -> str:
-    """``("spectra", 3, 17)`` -> ``"spectra[3][17]"``."""
+    """``("spectra", 3, 17)`` -> ``"spectra[3][17]"`` (union member tags left out)."""
     out = ""
-    for part in loc:
+    for part in clean_loc(loc):
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -70,27 +77,6 @@ def parse_json(model: type[ModelT], body: bytes) -> ModelT:
         if first["type"] == "extra_forbidden":
             message = "is not a known field"
         raise InvalidInput(f"{where}: {message}", field=where) from None
-
-
-def parse_json_as(body: bytes, model: type[ModelT]) -> ModelT:
-    """:func:`parse_json` with the body first (for :func:`routes.common.decode`)."""
-    return parse_json(model, body)
-
-
-def check_no_nul(value: Any, field: str) -> None:
-    """Refuse NUL characters anywhere in a JSON value: not every store can hold or query them."""
-    if value is None:
-        return
-    try:
-        encoded = orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        raise InvalidInput(
-            f"{field} cannot be stored: integers must fit in 64 bits and strings must be valid "
-            "Unicode (no lone surrogates)",
-            field=field,
-        ) from None
-    if b"\\u0000" in encoded:
-        raise InvalidInput(f"{field} must not contain NUL characters", field=field)
 
 
 def spectra_array(rows: list[list[float]], *, field: str, max_spectra: int) -> np.ndarray:
@@ -132,34 +118,64 @@ def vector_array(values: list[float] | None, *, field: str) -> np.ndarray | None
 def load_npy(body: bytes, *, max_spectra: int) -> np.ndarray:
     """A ``.npy`` body -> ``(N, L)`` float64 (a 1-D array is one spectrum).
 
+    The header's shape and dtype are checked against the body's length before any array is
+    made, so a header declaring a huge shape costs nothing.
+
     Raises:
-        InvalidInput: not a .npy file, object/non-numeric dtype, wrong rank, empty, NaN/inf.
+        InvalidInput: not a .npy file, object/non-numeric dtype, wrong rank, empty, a shape the
+            data does not fill, NaN/inf.
         PayloadTooLarge: more than ``max_spectra`` rows.
     """
-    try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        raise InvalidInput(
-            "the body is not a .npy array (numpy.save format, no pickled objects)", field="body"
-        ) from None
-    if not isinstance(array, np.ndarray):
-        raise InvalidInput("send one .npy array, not an .npz archive", field="body")
-    if array.dtype.kind not in "fiu" or array.dtype.kind == "b":
-        raise InvalidInput(f"the array has dtype {array.dtype}; send float32", field="body")
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2:
-        raise InvalidInput(f"the array has shape {array.shape}; send (N, L) spectra", field="body")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise InvalidInput(f"the array has shape {array.shape}; it is empty", field="body")
-    if array.shape[0] > max_spectra:
+    shape, dtype, fortran_order, offset = _npy_header(body)
+    if dtype.kind not in "fiu":
+        raise InvalidInput(f"the array has dtype {dtype}; send float32", field="body")
+    if len(shape) not in (1, 2):
+        raise InvalidInput(f"the array has shape {shape}; send (N, L) spectra", field="body")
+    rows = shape[0] if len(shape) == 2 else 1
+    if rows > max_spectra:
         raise PayloadTooLarge(
-            f"the array holds {array.shape[0]} spectra; at most {max_spectra} per request",
+            f"the array holds {rows} spectra; at most {max_spectra} per request", field="body"
+        )
+    count = math.prod(shape)
+    if count == 0:
+        raise InvalidInput(f"the array has shape {shape}; it is empty", field="body")
+    if count * dtype.itemsize != len(body) - offset:
+        raise InvalidInput(
+            f"the .npy header declares shape {shape} ({count * dtype.itemsize} bytes of "
+            f"{dtype}) but the body holds {len(body) - offset} bytes of data",
             field="body",
         )
+    array = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
+    array = array.reshape(shape, order="F" if fortran_order else "C").reshape(rows, -1)
     array = array.astype(np.float64)
     _check_finite(array, "body")
     return array
+
+
+def _npy_header(body: bytes) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """``(shape, dtype, fortran_order, data offset)`` from a .npy header, reading nothing else.
+
+    Raises:
+        InvalidInput: not a .npy header, or one describing pickled objects.
+    """
+    stream = io.BytesIO(body)
+    try:
+        major, _ = np.lib.format.read_magic(stream)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if major == 1
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran_order, dtype = read(stream)
+    except (ValueError, OSError, EOFError, SyntaxError):
+        raise InvalidInput(
+            "the body is not a .npy array (numpy.save format, no pickled objects)", field="body"
+        ) from None
+    if dtype.hasobject:
+        raise InvalidInput(
+            "the body is not a .npy array (numpy.save format, no pickled objects)", field="body"
+        )
+    return tuple(int(n) for n in shape), dtype, bool(fortran_order), stream.tell()
 
 
 def _check_finite(array: np.ndarray, field: str) -> None:
@@ -191,6 +207,8 @@ def parse_csv(body: bytes, *, max_spectra: int) -> tuple[np.ndarray, np.ndarray,
         raise InvalidInput("the CSV upload is not UTF-8 text", field="body") from None
     try:
         spectra = parse_csv_wide(text, source="upload")
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+        raise InvalidInput(f"the CSV upload cannot be read: {exc}", field="body") from None
     except (SpectraFormatError, ValueError) as exc:
         problem = exc.problem if isinstance(exc, SpectraFormatError) else str(exc)
         line = getattr(exc, "line", None)
@@ -202,3 +220,64 @@ def parse_csv(body: bytes, *, max_spectra: int) -> tuple[np.ndarray, np.ndarray,
             field="body",
         )
     return spectra.values.astype(np.float64), spectra.wavelengths, spectra.ids
+
+
+def check_json(kind: str, allowed: tuple[str, ...] = ()) -> None:
+    """Accept JSON (or no Content-Type) and the media types in ``allowed``; else 415."""
+    if kind in ("", "application/json", *allowed) or kind.endswith("+json"):
+        return
+    accepted = ", ".join(("application/json", *allowed))
+    raise UnsupportedMediaType(f"Content-Type {kind!r} is not accepted here; send {accepted}")
+
+
+@dataclass(frozen=True)
+class SpectraBody:
+    """A request body of spectra, decoded.
+
+    Attributes:
+        values: ``(N, L)`` float64, finite.
+        wavelengths: ``(L,)`` float64, or None (the model's grid).
+        ids: row ids of a CSV upload with an id column, else None.
+        missing: ``missing`` of a /reconstruct JSON body, else None.
+    """
+
+    values: np.ndarray
+    wavelengths: np.ndarray | None
+    ids: list[str] | None = None
+    missing: list[list[Any]] | None = None
+
+
+def read_spectra(
+    body: bytes,
+    kind: str,
+    *,
+    max_spectra: int,
+    model: type[EmbedRequest] = EmbedRequest,
+    csv: bool = False,
+) -> SpectraBody:
+    """A body of spectra in any accepted format -> arrays.
+
+    Args:
+        body: the raw body.
+        kind: its media type without parameters (``""`` when absent = JSON).
+        max_spectra: more spectra answer 413.
+        model: the JSON request model (:class:`EmbedRequest` or :class:`ReconstructRequest`).
+        csv: whether ``text/csv`` is accepted.
+
+    Raises:
+        InvalidInput, PayloadTooLarge: see :func:`load_npy`, :func:`parse_csv`,
+            :func:`parse_json` and :func:`spectra_array`.
+        UnsupportedMediaType: another media type.
+    """
+    if kind == NPY_MEDIA_TYPE:
+        return SpectraBody(load_npy(body, max_spectra=max_spectra), None)
+    if csv and kind in CSV_MEDIA_TYPES:
+        values, wavelengths, ids = parse_csv(body, max_spectra=max_spectra)
+        return SpectraBody(values, wavelengths, ids)
+    check_json(kind, (NPY_MEDIA_TYPE, *CSV_MEDIA_TYPES) if csv else (NPY_MEDIA_TYPE,))
+    req = parse_json(model, body)
+    return SpectraBody(
+        spectra_array(req.spectra, field="spectra", max_spectra=max_spectra),
+        vector_array(req.wavelengths, field="wavelengths"),
+        missing=req.missing if isinstance(req, ReconstructRequest) else None,
+    )

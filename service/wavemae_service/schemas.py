@@ -33,8 +33,13 @@ __all__ = [
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Spectrum = list[Number]
-EntryId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^/\s][^/]*$")]
-FilterValue = str | int | float | bool | None | list[str | int | float | bool | None]
+#: Ids are checked by :func:`wavemae_service.validation.check_entry_id` (one rule for paths and
+#: bodies, with messages that name the broken rule), so the schema only states it.
+ID_DOC = (
+    "Entry id: 1 to 256 characters of valid Unicode; no '/', control characters or U+FFFD, no "
+    "leading or trailing whitespace, not '.' or '..'. Percent-encode it in URLs."
+)
+EntryId = Annotated[str, Field(min_length=1, max_length=256, description=ID_DOC)]
 
 _SPECTRA_DOC = (
     "Spectra, one list of numbers per spectrum, all of one length. Without `wavelengths` each "
@@ -107,16 +112,29 @@ class SimilarRequest(_Strict):
         description="'embedding': cosine between model embeddings. 'spectrum': cosine between "
         "the spectra after the model's preprocessing (classic library correlation search).",
     )
-    filter: dict[str, FilterValue] | None = Field(
+    filter: dict[str, JsonValue] | None = Field(
         None,
-        description="Metadata filter: every key must match; a list value means any of.",
+        description="Metadata filter: every key must match. A value is a string, finite "
+        "number, boolean or null (equality), or a list of them (any of).",
+    )
+    include_metadata: Annotated[bool, Strict()] = Field(
+        True, description="Return each hit's metadata (false: ids and scores only)."
+    )
+    fields: list[str] | None = Field(
+        None,
+        description="Return only these metadata keys of each hit (absent keys are left out).",
+        max_length=256,
     )
 
 
 class Neighbour(BaseModel):
     id: str
     score: float = Field(..., description="Cosine similarity in [-1, 1].")
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description="The entry's metadata (or the requested fields); absent when "
+        "include_metadata is false.",
+    )
 
 
 class SimilarResponse(BaseModel):
@@ -128,7 +146,11 @@ class SimilarResponse(BaseModel):
 class LibraryPutRequest(_Strict):
     spectrum: Spectrum = Field(..., description="The reference spectrum, stored unchanged.")
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    metadata: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="JSON object stored with the entry (finite numbers, at most "
+        "max_metadata_bytes as compact JSON; see GET /model limits).",
+    )
 
 
 class LibraryItem(LibraryPutRequest):

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_LIBRARY_PATH", "Settings", "get_settings"]
@@ -109,6 +109,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="Larger request bodies answer 413."
     )
+    max_metadata_bytes: int = Field(
+        16 * 1024,
+        ge=2,
+        description="Largest metadata object of one library entry, as compact JSON; larger "
+        "ones answer 413. Bounds what every search hit can carry.",
+    )
+    max_search_response_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Largest /similar answer; a search whose hits' metadata would exceed it "
+        "answers 422 (ask for fewer queries or a smaller k, select metadata 'fields', or set "
+        "include_metadata=false).",
+    )
 
     # -- library ----------------------------------------------------------------------------
     library_url: str = Field(
@@ -155,6 +168,44 @@ class Settings(BaseSettings):
         ge=0,
         description="During shutdown, wait at most this long for in-flight requests to finish.",
     )
+
+    # -- connections (README, Limits) -------------------------------------------------------
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection must deliver a request's complete headers within this many "
+        "seconds of opening (or of its previous answer), else it is closed (slow-header "
+        "clients hold a socket each).",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Request line plus headers larger than this answer 431 and are closed.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Open connections beyond this are closed as soon as they are accepted (their "
+        "file descriptor freed at once). Lowered at start-up to fit the process's open-file "
+        "limit (ulimit -n).",
+    )
+
+    @model_validator(mode="after")
+    def _keys_are_keys(self) -> Settings:
+        # ' , ' must not silently turn auth off: it says the operator meant to set keys.
+        for name, value, keys in (
+            ("WAVEMAE_API_KEYS", self.api_keys, self.read_keys),
+            ("WAVEMAE_ADMIN_KEYS", self.admin_keys, self.admin_key_list),
+        ):
+            if value.strip() and not keys:
+                raise ValueError(
+                    f"{name}={value!r} holds no key (only commas and spaces); set keys or "
+                    "leave it empty to turn auth off"
+                )
+        return self
 
     @property
     def read_keys(self) -> tuple[str, ...]:

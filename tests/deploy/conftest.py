@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from service_process import ServerProcess
+
+from wavemae.bench.servers import ServerProcess, service_process
 
 
 @pytest.fixture
@@ -22,10 +23,10 @@ def start_replica(tiny_artifact, tmp_path) -> Iterator:
             "WAVEMAE_LOG_LEVEL": "warning",
             **{f"WAVEMAE_{k.upper()}": str(v) for k, v in settings.items()},
         }
-        replica = ServerProcess(env, tmp_path / f"replica{len(replicas)}.log")
+        replica = service_process(env, log_path=tmp_path / f"replica{len(replicas)}.log")
         replicas.append(replica)
-        return replica.wait_ready()
+        return replica.start()
 
     yield start
     for replica in replicas:
-        replica.stop()
+        replica.close()

@@ -43,6 +43,11 @@ def test_dockerfile_passes_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_dockerfile_builds_air_gapped_with_buildkit():
+    """A ``# syntax=`` line makes BuildKit pull a frontend image from Docker Hub first."""
+    assert not re.search(r"^#\s*syntax\s*=", (ROOT / "Dockerfile").read_text(), re.M | re.I)
+
+
 def _final_stage(dockerfile: str) -> list[str]:
     lines = dockerfile.replace("\\\n", " ").splitlines()
     starts = [i for i, line in enumerate(lines) if line.upper().startswith("FROM ")]
@@ -288,6 +293,17 @@ def test_gpu_overlay_requests_a_gpu_and_the_cuda_provider():
 
 def _engine_running() -> bool:
     return shutil.which("docker") is not None and _run(["docker", "info"]).returncode == 0
+
+
+def test_docker_smoke_help_is_usage_text_and_runs_leave_no_volume():
+    result = _run(["bash", "deploy/docker-smoke.sh", "--help"])
+    assert result.returncode == 0, result.stderr
+    assert "--tiny-model" in result.stdout and "Needs:" in result.stdout
+    assert not re.search(r"^(set |IMAGE=|#)", result.stdout, re.M), result.stdout
+    script = (ROOT / "deploy/docker-smoke.sh").read_text()
+    # The image declares a /data volume: removing the container without -v leaks one per run.
+    removals = re.findall(r"docker rm [^\n]*", script)
+    assert removals and all(" -v " in f" {r} " for r in removals), removals
 
 
 @pytest.mark.docker

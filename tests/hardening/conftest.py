@@ -41,8 +41,7 @@ def start_service(tiny_artifact: Path, tmp_path: Path) -> Iterator[Callable[...,
 
     yield start
     for server in servers:
-        server.stop()
-        server.__exit__(None, None, None)
+        server.close()
 
 
 @pytest.fixture(scope="session")

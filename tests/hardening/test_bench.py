@@ -13,7 +13,13 @@ from hardening_helpers import LATENT_DIM, SEQ_LEN, service_env
 
 from wavemae.bench.flops import encoder_flops_per_spectrum
 from wavemae.bench.loadgen import check_loopback, run_load
-from wavemae.bench.servers import ServerProcess, baseline_command, free_port, service_command
+from wavemae.bench.servers import (
+    ServerProcess,
+    baseline_command,
+    free_port,
+    peer_command,
+    service_command,
+)
 from wavemae.bench.wrk import run_load_wrk, wrk_available
 
 
@@ -128,3 +134,54 @@ def test_baseline_server_answers_like_the_model(tiny_artifact, raw_spectra, refe
     assert got.shape == (3, LATENT_DIM)
     np.testing.assert_allclose(got, reference(raw_spectra[:3]), atol=1e-5)
     assert raw_spectra.shape[1] == SEQ_LEN
+
+
+def test_peer_server_answers_like_the_model(tiny_artifact, raw_spectra, reference):
+    port = free_port()
+    with ServerProcess(peer_command(port, tiny_artifact), port) as server:
+        response = httpx.post(server.url + "/embed", json={"spectra": raw_spectra[:3].tolist()})
+    assert response.status_code == 200
+    got = np.asarray(response.json()["embeddings"])
+    np.testing.assert_allclose(got, reference(raw_spectra[:3]), atol=1e-5)
+
+
+def test_baseline_mode_puts_the_service_and_the_peer_side_by_side(tiny_artifact):
+    """One run loads both servers at every point and states the peer targets from it."""
+    from wavemae.bench.modes import LoadPlan
+    from wavemae.bench.peers import baseline_mode
+    from wavemae.bench.report import to_markdown
+    from wavemae.bench.targets import evaluate_targets
+
+    plan = LoadPlan(
+        concurrencies=(1, 4),
+        bodies=("json", "npy"),
+        max_requests=40,
+        max_seconds=5,
+        warmup_requests=4,
+        client="httpx",
+    )
+    results = baseline_mode(
+        tiny_artifact, plan=plan, servers=("serve", "peer"), engine_seconds=0.05
+    )
+    json.dumps(results)  # JSON-ready
+    assert [(r["body"], r["concurrency"]) for r in results["serve"]["rows"]] == [
+        ("json", 1),
+        ("json", 4),
+        ("npy", 1),
+        ("npy", 4),
+    ]
+    # The peer speaks JSON only: its npy points are not measured, and say so with None.
+    assert [r["concurrency"] for r in results["peer"]["rows"]] == [1, 4]
+    for row in results["serve"]["rows"] + results["peer"]["rows"]:
+        assert row["ok"] == row["requests"] == 40, row["statuses"]
+    by = {(r["body"], r["concurrency"]): r for r in results["comparison"]}
+    assert by[("npy", 4)]["peer"] is None and by[("npy", 4)]["serve_vs_peer"] is None
+    ratio = by[("json", 4)]["serve_vs_peer"]
+    assert (
+        ratio
+        == by[("json", 4)]["serve"]["spectra_per_s"] / by[("json", 4)]["peer"]["spectra_per_s"]
+    )
+    names = [t["name"] for t in evaluate_targets(results)]
+    assert "p50 at 1 client / peer's" in names
+    assert {"spectra/s at 4 clients / peer's", "p99 at 4 clients / peer's"} <= set(names)
+    assert "| json | 4 |" in to_markdown(results)

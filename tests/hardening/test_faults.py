@@ -220,3 +220,18 @@ def test_sigterm_under_load_drains_in_flight_requests(start_service, raw_spectra
         np.testing.assert_allclose(got, expected, atol=1e-5)
     with pytest.raises(httpx.TransportError):
         httpx.get(server.url + "/healthz", timeout=2)
+
+
+def test_library_host_that_does_not_resolve_fails_startup_in_one_line(tiny_artifact, tmp_path):
+    """compose without the postgres profile leaves WAVEMAE_LIBRARY_URL pointing at a host that
+    does not exist: the service must say so at once, not serve without its library."""
+    url = "postgresql://wavemae:secret@no-such-db-host.invalid:5432/wavemae"
+    argv = [sys.executable, "-m", "wavemae.cli", "serve", "--model-dir", str(tiny_artifact)]
+    argv += ["--host", "127.0.0.1", "--port", str(free_port()), "--library", url]
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "no-such-db-host.invalid" in lines[0] and "WAVEMAE_LIBRARY_URL" in lines[0]
+    assert "secret" not in result.stderr  # the password stays out of logs

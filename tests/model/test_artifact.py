@@ -23,6 +23,7 @@ from wavemae.artifact import (
     load_artifact,
     sha256_file,
 )
+from wavemae.bench.spectra import synthetic_raw_spectra
 
 pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
@@ -30,7 +31,7 @@ ort = pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from wavemae.export import export_tiny_model
+    from tiny_artifact import export_tiny_model
 
     return export_tiny_model(tmp_path_factory.mktemp("artifact") / "tiny", seq_len=64)
 
@@ -88,15 +89,13 @@ def test_manifest_round_trips_through_json(tiny_dir: Path) -> None:
 
 
 def test_preprocess_resamples_and_rejects_bad_spectra(tiny_dir: Path) -> None:
-    from wavemae.export import synthetic_spectra
-
     art = load_artifact(tiny_dir)
-    on_grid = synthetic_spectra(3, art.wavelengths, seed=5)
+    on_grid = synthetic_raw_spectra(3, art.seq_len, seed=5)
     x = art.preprocess(on_grid)
     assert x.shape == (3, 64) and x.dtype == np.float32 and x.flags.c_contiguous
     # A finer grid covering the model's range resamples onto it (same spectra, close values).
     fine = np.linspace(art.wavelengths[0] - 50, art.wavelengths[-1] + 50, 400)
-    x_fine = art.preprocess(synthetic_spectra(3, fine, seed=5), fine)
+    x_fine = art.preprocess(synthetic_raw_spectra(3, fine.size, seed=5), fine)
     assert x_fine.shape == (3, 64)
     with pytest.raises(ValueError, match="64"):
         art.preprocess(on_grid[:, :50])
@@ -142,11 +141,17 @@ def test_missing_file_is_named(copy_dir: Path) -> None:
         (lambda d: d["files"]["encoder"].update(path="../encoder.onnx"), "plain file name"),
         (lambda d: d["files"]["decoder"].update(sha256="abc"), "sha256='abc'"),
         (lambda d: d["files"].pop("encoder_masked"), "'encoder_masked'"),
-        (lambda d: d["tensors"]["encoder"]["outputs"][0].update(shape=["batch", 8]),
-         "tensors.encoder"),
+        (
+            lambda d: d["tensors"]["encoder"]["outputs"][0].update(shape=["batch", 8]),
+            "tensors.encoder",
+        ),
         (lambda d: d["preprocessing"].update(normalization="magic"), "preprocessing"),
-        (lambda d: d["preprocessing"].update(wavelengths=[float(w) + 1 for w in
-                                                          d["wavelengths"]]), "grid"),
+        (
+            lambda d: d["preprocessing"].update(
+                wavelengths=[float(w) + 1 for w in d["wavelengths"]]
+            ),
+            "grid",
+        ),
     ],
 )
 def test_invalid_manifest_names_the_key(copy_dir: Path, edit, match: str) -> None:
@@ -167,10 +172,8 @@ def test_not_an_artifact_folder(tmp_path: Path) -> None:
 
 def test_artifact_loads_and_runs_with_torch_blocked(tiny_dir: Path) -> None:
     """The service's path: manifest, checksums, preprocessing and ONNX Runtime, no torch."""
-    from wavemae.export import synthetic_spectra
-
     art = load_artifact(tiny_dir)
-    raw = synthetic_spectra(4, art.wavelengths, seed=9)
+    raw = synthetic_raw_spectra(4, art.seq_len, seed=9)
     session = ort.InferenceSession(str(art.file("encoder")), providers=["CPUExecutionProvider"])
     expected = session.run(None, {"spectra": art.preprocess(raw)})[0]
     np.save(tiny_dir.parent / "raw.npy", raw)
@@ -189,8 +192,9 @@ def test_artifact_loads_and_runs_with_torch_blocked(tiny_dir: Path) -> None:
                                                      if sys.modules[m] is not None]}}))
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["torch"] == []

@@ -351,9 +351,12 @@ def test_npy_broken_files(tmp_path: Path) -> None:
 
 
 def test_read_spectra_unknown_types(tmp_path: Path) -> None:
-    (tmp_path / "a.xyz").write_text("1,2\n")
-    with pytest.raises(SpectraFormatError, match=r"unknown file type '\.xyz'"):
+    (tmp_path / "a.xyz").write_bytes(b"\x01\x02\x00\x00binary")
+    with pytest.raises(SpectraFormatError, match=r"a\.xyz: binary content of no known format"):
         read_spectra(tmp_path / "a.xyz")
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04 workbook")
+    with pytest.raises(SpectraFormatError, match=r"book\.xlsx: a spreadsheet workbook; save"):
+        read_spectra(tmp_path / "book.xlsx")
     with pytest.raises(SpectraFormatError, match="no such file"):
         read_spectra(tmp_path / "missing.csv")
     with pytest.raises(ValueError, match="format='xls'"):

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from service_process import ServerProcess
+
+from wavemae.bench.servers import ServerProcess, service_process
 
 
 @pytest.fixture(scope="session")
@@ -29,13 +30,13 @@ def start_server(tiny_artifact, tmp_path_factory):
             "WAVEMAE_LOG_LEVEL": "warning",
         }
         env.update({f"WAVEMAE_{k.upper()}": str(v) for k, v in settings.items()})
-        server = ServerProcess(env, folder / "server.log")
+        server = service_process(env, log_path=folder / "server.log")
         servers.append(server)
-        return server.wait_ready() if wait else server
+        return server.start(wait=wait)
 
     yield start
     for server in servers:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture(scope="session")

@@ -263,3 +263,41 @@ def test_a_fault_outside_the_engine_stops_the_loop_and_answers_at_once():
         return healthy
 
     assert run(scenario()) is False
+
+
+def test_an_idle_batcher_runs_at_once_and_a_busy_one_batches_what_queued():
+    """No batching window and a free worker: the request runs at once (no queue wait
+    recorded). While the worker is busy, later requests queue and then share one batch."""
+    from wavemae_service.batching import BatchObserver
+
+    class Waits(BatchObserver):
+        def __init__(self) -> None:
+            self.batches: list[tuple[int, float]] = []
+
+        def batch_done(self, name: str, size: int, wait_s: float, run_s: float, ok: bool) -> None:
+            self.batches.append((size, wait_s))
+
+    backend, observer = RecordingBackend(), Waits()
+
+    async def scenario():
+        batcher = MicroBatcher(backend, max_batch_size=8, max_wait_ms=0, observer=observer)
+        await batcher.start()
+        idle = await batcher.submit(np.ones((2, 2), np.float32))
+        backend.release.clear()  # the next request holds the only worker
+        first = asyncio.create_task(batcher.submit(np.ones((1, 2), np.float32)))
+        await asyncio.sleep(0.05)
+        queued = [
+            asyncio.create_task(batcher.submit(np.full((n, 2), 3.0, np.float32))) for n in (3, 2)
+        ]
+        await asyncio.sleep(0.05)
+        backend.release.set()
+        results = await asyncio.gather(first, *queued)
+        await batcher.stop()
+        return idle, results
+
+    idle, results = run(scenario())
+    np.testing.assert_array_equal(idle, np.full((2, 2), 2.0))
+    assert [r.shape[0] for r in results] == [1, 3, 2]
+    assert backend.batches == [2, 1, 5]  # the two queued requests ran together, in order
+    assert observer.batches[0] == (2, 0.0) and observer.batches[1] == (1, 0.0)
+    assert observer.batches[2][0] == 5 and observer.batches[2][1] >= 0.04

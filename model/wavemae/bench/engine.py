@@ -11,8 +11,7 @@ spectra: top-1 neighbour agreement and recall@5 (cosine, leave-one-out).
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,75 +19,17 @@ import numpy as np
 from wavemae.artifact import Artifact
 from wavemae.bench.backends import EncoderBackend, available_backends, cpu_has_bf16
 from wavemae.bench.flops import encoder_flops_per_spectrum, measure_matmul_gflops
+from wavemae.bench.measure import measure_throughput, neighbour_agreement
 from wavemae.bench.spectra import heldout_spectra
 
 __all__ = [
     "DEFAULT_BATCH_SIZES",
     "PARITY_THRESHOLD",
-    "measure_throughput",
-    "neighbour_agreement",
     "run_engine",
 ]
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 PARITY_THRESHOLD = 0.99  # top-1 neighbour agreement a faster precision must keep
-
-
-def measure_throughput(
-    run: Callable[[np.ndarray], np.ndarray],
-    pool: np.ndarray,
-    batch: int,
-    *,
-    seconds: float = 0.5,
-    min_calls: int = 2,
-) -> dict[str, float]:
-    """Spectra/s of ``run`` on batches of ``batch`` rows drawn from ``pool`` ``(N, L)``.
-
-    Returns:
-        ``{"spectra_per_s", "ms_per_batch", "calls"}``; ``ms_per_batch`` is the median call.
-    """
-    reps = -(-batch // pool.shape[0])
-    x = np.ascontiguousarray(np.tile(pool, (reps, 1))[:batch])
-    run(x)  # warm-up: the first call allocates and picks kernels
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_calls or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t0)
-    elapsed = time.perf_counter() - start
-    return {
-        "spectra_per_s": batch * len(times) / elapsed,
-        "ms_per_batch": float(np.median(times)) * 1e3,
-        "calls": len(times),
-    }
-
-
-def neighbour_agreement(reference: np.ndarray, other: np.ndarray, k: int = 5) -> dict[str, float]:
-    """Leave-one-out cosine retrieval of ``other`` compared with ``reference``, both ``(N, Z)``.
-
-    Returns:
-        ``top1_agreement`` (fraction of queries whose nearest other spectrum is the same),
-        ``recall_at_k`` (mean overlap of the two top-k lists / k), ``max_abs_diff``.
-    """
-    if reference.shape != other.shape or reference.shape[0] < k + 1:
-        raise ValueError(
-            f"need equal shapes with more than k={k} rows, got {reference.shape}, {other.shape}"
-        )
-
-    def ranks(z: np.ndarray) -> np.ndarray:
-        z = z / np.linalg.norm(z, axis=1, keepdims=True)
-        sim = z @ z.T
-        np.fill_diagonal(sim, -np.inf)
-        return np.argsort(-sim, axis=1, kind="stable")[:, :k]
-
-    ref, oth = ranks(reference.astype(np.float64)), ranks(other.astype(np.float64))
-    overlap = [len(set(a) & set(b)) / k for a, b in zip(ref, oth, strict=True)]
-    return {
-        "top1_agreement": float(np.mean(ref[:, 0] == oth[:, 0])),
-        f"recall_at_{k}": float(np.mean(overlap)),
-        "max_abs_diff": float(np.max(np.abs(reference - other))),
-    }
 
 
 def _embed_all(backend: EncoderBackend, x: np.ndarray, batch: int = 64) -> np.ndarray:

@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     model = WaveMAE(seq_len=args.seq_len).eval()
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"WaveMAE(seq_len={args.seq_len}) defaults: {n_params:,} parameters, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"WaveMAE(seq_len={args.seq_len}) defaults: {n_params:,} parameters, "
+        f"{torch.get_num_threads()} threads"
+    )
     for b in args.batch:
         x = torch.randn(b, args.seq_len)
         visible = torch.ones(b, args.seq_len, dtype=torch.bool)

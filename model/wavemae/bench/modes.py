@@ -1,7 +1,8 @@
-"""The three benchmark modes and ``all``, each returning a JSON-ready dict.
+"""The ``engine`` and ``serve`` benchmark modes and the load-point helpers, JSON-ready dicts.
 
-``serve`` and ``baseline`` drive an HTTP server with :func:`wavemae.bench.loadgen.run_load`
-and relate its spectra/s to the in-process engine measured in the same run (ONNX Runtime at
+``baseline`` and ``all`` (service next to its peers) are in :mod:`wavemae.bench.peers`.
+``serve`` drives an HTTP server with :func:`wavemae.bench.loadgen.run_load`
+and relates its spectra/s to the in-process engine measured in the same run (ONNX Runtime at
 its best batch size and thread count, in the precision the server runs). Servers the bench
 starts itself bind to 127.0.0.1 on a free port and are stopped before the mode returns.
 """
@@ -21,18 +22,20 @@ import httpx
 from wavemae.artifact import Artifact, default_model_dir, load_artifact
 from wavemae.bench.engine import DEFAULT_BATCH_SIZES, run_engine
 from wavemae.bench.loadgen import BODY_KINDS, check_loopback, run_load
-from wavemae.bench.servers import ServerProcess, baseline_command, free_port, service_command
+from wavemae.bench.servers import ServerProcess, free_port, service_command
 from wavemae.bench.spectra import raw_request_spectra
-from wavemae.bench.targets import compare, evaluate_targets
+from wavemae.bench.targets import evaluate_targets
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "LoadPlan",
-    "all_mode",
-    "baseline_mode",
+    "artifact_or_default",
     "engine_mode",
+    "engine_reference",
     "evaluate_targets",
     "machine_info",
+    "measure_point",
+    "profile_server",
     "serve_mode",
     "service_env",
 ]
@@ -94,7 +97,7 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _artifact(model_dir: str | os.PathLike | None) -> Artifact:
+def artifact_or_default(model_dir: str | os.PathLike | None) -> Artifact:
     return load_artifact(model_dir if model_dir is not None else default_model_dir())
 
 
@@ -123,7 +126,7 @@ def engine_mode(
 ) -> dict[str, Any]:
     """Every available backend in process (see :func:`wavemae.bench.engine.run_engine`)."""
     return run_engine(
-        _artifact(model_dir),
+        artifact_or_default(model_dir),
         batch_sizes=batch_sizes,
         seconds=seconds,
         thread_counts=thread_counts,
@@ -131,7 +134,7 @@ def engine_mode(
     )
 
 
-def _reference(engine: Mapping[str, Any], backend: str) -> dict[str, Any]:
+def engine_reference(engine: Mapping[str, Any], backend: str) -> dict[str, Any]:
     for row in engine["backends"]:
         if row["name"] == backend:
             return {
@@ -155,49 +158,65 @@ def _cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
+async def measure_point(
+    url: str,
+    spectra: Any,
+    plan: LoadPlan,
+    body: str,
+    concurrency: int,
+    pid: int | None,
+    reference: float,
+) -> dict[str, Any]:
+    """One load point (``concurrency`` clients, ``body`` requests) as a JSON-ready row, with
+    its fraction of the in-process ``reference`` spectra/s and the server's CPU cores."""
+    from wavemae.bench.wrk import run_load_wrk
+
+    client = plan.resolved_client()
+    cpu0 = _cpu_seconds(pid)
+    if client == "wrk":
+        result = await asyncio.to_thread(
+            run_load_wrk,
+            url,
+            spectra,
+            concurrency=concurrency,
+            body=body,
+            max_requests=plan.max_requests,
+            max_seconds=plan.max_seconds,
+        )
+    else:
+        result = await run_load(
+            url,
+            spectra,
+            concurrency=concurrency,
+            body=body,
+            max_requests=plan.max_requests,
+            max_seconds=plan.max_seconds,
+            warmup_requests=plan.warmup_requests,
+        )
+    cpu1 = _cpu_seconds(pid)
+    row = result.to_dict()
+    row["client"] = client
+    row["fraction_of_engine"] = result.spectra_per_s / reference if reference else None
+    # Server CPU includes the warm-up, so it is a slight over-estimate.
+    row["server_cpu_cores"] = (
+        (cpu1 - cpu0) / result.seconds if cpu0 is not None and cpu1 is not None else None
+    )
+    return row
+
+
 async def _run_series(
     url: str, spectra: Any, plan: LoadPlan, pid: int | None, reference: float
 ) -> list[dict[str, Any]]:
-    from wavemae.bench.wrk import run_load_wrk
-
-    rows = []
-    client = plan.resolved_client()
-    for body in plan.bodies:
-        for concurrency in plan.concurrencies:
-            cpu0 = _cpu_seconds(pid)
-            if client == "wrk":
-                result = await asyncio.to_thread(
-                    run_load_wrk,
-                    url,
-                    spectra,
-                    concurrency=concurrency,
-                    body=body,
-                    max_requests=plan.max_requests,
-                    max_seconds=plan.max_seconds,
-                )
-            else:
-                result = await run_load(
-                    url,
-                    spectra,
-                    concurrency=concurrency,
-                    body=body,
-                    max_requests=plan.max_requests,
-                    max_seconds=plan.max_seconds,
-                    warmup_requests=plan.warmup_requests,
-                )
-            cpu1 = _cpu_seconds(pid)
-            row = result.to_dict()
-            row["client"] = client
-            row["fraction_of_engine"] = result.spectra_per_s / reference if reference else None
-            # Server CPU includes the warm-up, so it is a slight over-estimate.
-            row["server_cpu_cores"] = (
-                (cpu1 - cpu0) / result.seconds if cpu0 is not None and cpu1 is not None else None
-            )
-            rows.append(row)
-    return rows
+    return [
+        await measure_point(url, spectra, plan, body, concurrency, pid, reference)
+        for body in plan.bodies
+        for concurrency in plan.concurrencies
+    ]
 
 
-def _profile(url: str, spectra: Any, pid: int, seconds: float, out_dir: Path) -> dict[str, Any]:
+def profile_server(
+    url: str, spectra: Any, pid: int, seconds: float, out_dir: Path
+) -> dict[str, Any]:
     """py-spy the server during a 32-client JSON load; summary plus the raw stacks' path."""
     from wavemae.bench.profile import start_py_spy, summarise_collapsed
 
@@ -257,7 +276,7 @@ def _drive(
         "rows": rows,
     }
     if profile_dir is not None and pid is not None:
-        out["profile"] = _profile(url, spectra, pid, profile_seconds, profile_dir / kind)
+        out["profile"] = profile_server(url, spectra, pid, profile_seconds, profile_dir / kind)
     return out
 
 
@@ -286,7 +305,7 @@ def serve_mode(
         profile_seconds: length of that profile.
         engine_seconds: time per point for the engine reference if measured here.
     """
-    artifact = _artifact(model_dir)
+    artifact = artifact_or_default(model_dir)
     plan = plan or LoadPlan()
     served_int8 = (env or {}).get("WAVEMAE_ENCODER_PRECISION", "fp32") == "int8"
     backend = "onnxruntime-int8" if served_int8 else "onnxruntime-fp32"
@@ -300,7 +319,14 @@ def serve_mode(
         with httpx.Client(timeout=10) as client:
             model = client.get(url.rstrip("/") + "/model").json()
         result = _drive(
-            "serve", None, url, artifact, plan, _reference(engine, backend), None, profile_seconds
+            "serve",
+            None,
+            url,
+            artifact,
+            plan,
+            engine_reference(engine, backend),
+            None,
+            profile_seconds,
         )
         result.update(server="wavemae service (external)", model_info=model)
         return result
@@ -319,93 +345,9 @@ def serve_mode(
                 server.url,
                 artifact,
                 plan,
-                _reference(engine, backend),
+                engine_reference(engine, backend),
                 profile_path,
                 profile_seconds,
             )
     result.update(server="wavemae serve", model_info=model, env=dict(env or {}))
     return result
-
-
-def baseline_mode(
-    model_dir: str | os.PathLike | None = None,
-    *,
-    plan: LoadPlan | None = None,
-    engine: Mapping[str, Any] | None = None,
-    torch_threads: int | None = None,
-    profile_dir: str | os.PathLike | None = None,
-    profile_seconds: float = 8.0,
-    engine_seconds: float = 0.5,
-) -> dict[str, Any]:
-    """Load a hand-written FastAPI + PyTorch eager server (started here) the same way.
-
-    ``torch_threads`` defaults to the eager backend's best thread count in ``engine`` (1 if
-    unknown): the baseline gets its best setting, so the comparison flatters it if anything.
-    """
-    artifact = _artifact(model_dir)
-    plan = plan or LoadPlan()
-    if engine is None:
-        engine = run_engine(
-            artifact, backends=["pytorch-eager"], seconds=engine_seconds, measure_peaks=False
-        )
-    if torch_threads is None:
-        eager = [r for r in engine["backends"] if r["name"] == "pytorch-eager"]
-        torch_threads = eager[0]["best_threads"] if eager else 1
-    port = free_port()
-    profile_path = Path(profile_dir) if profile_dir is not None else None
-    with ServerProcess(
-        baseline_command(port, artifact.path.resolve(), torch_threads), port
-    ) as server:
-        result = _drive(
-            "baseline",
-            server,
-            server.url,
-            artifact,
-            plan,
-            _reference(engine, "onnxruntime-fp32"),
-            profile_path,
-            profile_seconds,
-        )
-    result.update(server="FastAPI + PyTorch eager per request", torch_threads=torch_threads)
-    return result
-
-
-def all_mode(
-    model_dir: str | os.PathLike | None = None,
-    *,
-    plan: LoadPlan | None = None,
-    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-    engine_seconds: float = 0.5,
-    thread_counts: Sequence[int] | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    env: Mapping[str, str] | None = None,
-    profile_dir: str | os.PathLike | None = None,
-    profile_seconds: float = 8.0,
-) -> dict[str, Any]:
-    """Engine, service and baseline in one run, with the ratios and issue 7's targets."""
-    engine = engine_mode(
-        model_dir,
-        batch_sizes=batch_sizes,
-        seconds=engine_seconds,
-        thread_counts=thread_counts,
-        checkpoint=checkpoint,
-    )
-    results: dict[str, Any] = {"engine": engine}
-    results["serve"] = serve_mode(
-        model_dir,
-        plan=plan,
-        engine=engine,
-        env=env,
-        profile_dir=profile_dir,
-        profile_seconds=profile_seconds,
-    )
-    results["baseline"] = baseline_mode(
-        model_dir,
-        plan=plan,
-        engine=engine,
-        profile_dir=profile_dir,
-        profile_seconds=profile_seconds,
-    )
-    results["comparison"] = compare(results["serve"], results["baseline"])
-    results["targets"] = evaluate_targets(results)
-    return results

@@ -112,6 +112,58 @@ def _load_table(title: str, rows: list[dict[str, Any]], console: Any) -> None:
     console.print(table)
 
 
+def _cell(point: dict[str, float] | None, key: str, digits: int = 0) -> str:
+    return "-" if point is None else _fmt(point[key], digits)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _p_ratio(rows: dict[str, Any], key: str) -> str:
+    serve, peer = rows["serve"], rows.get("peer")
+    if not peer or not peer[key] or serve[key] is None:
+        return "-"
+    return f"{serve[key] / peer[key]:.2f}"
+
+
+#: Columns of the side-by-side comparison: header, cell from a comparison row.
+_COMPARISON_COLUMNS = (
+    ("body", lambda r: r["body"]),
+    ("clients", lambda r: str(r["concurrency"])),
+    ("service spectra/s", lambda r: _cell(r["serve"], "spectra_per_s")),
+    ("peer spectra/s", lambda r: _cell(r.get("peer"), "spectra_per_s")),
+    ("eager spectra/s", lambda r: _cell(r.get("baseline"), "spectra_per_s")),
+    (
+        "service p50 / p99 ms",
+        lambda r: f"{_cell(r['serve'], 'p50_ms', 1)} / {_cell(r['serve'], 'p99_ms', 1)}",
+    ),
+    (
+        "peer p50 / p99 ms",
+        lambda r: f"{_cell(r.get('peer'), 'p50_ms', 1)} / {_cell(r.get('peer'), 'p99_ms', 1)}",
+    ),
+    ("spectra/s vs peer", lambda r: _ratio(r.get("serve_vs_peer"))),
+    ("p50 vs peer", lambda r: _p_ratio(r, "p50_ms")),
+    ("p99 vs peer", lambda r: _p_ratio(r, "p99_ms")),
+    ("spectra/s vs eager", lambda r: _ratio(r.get("serve_vs_baseline"))),
+    ("spectra per CPU-s vs peer", lambda r: _ratio(r.get("cpu_efficiency_vs_peer"))),
+)
+
+
+def _comparison_table(comparison: list[dict[str, Any]], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title="service vs peer (FastAPI def + one ONNX Runtime session) vs eager baseline",
+        title_justify="left",
+    )
+    for header, _ in _COMPARISON_COLUMNS:
+        table.add_column(header, justify="left" if header == "body" else "right")
+    for r in comparison:
+        table.add_row(*(cell(r) for _, cell in _COMPARISON_COLUMNS))
+    console.print(table)
+
+
 def print_results(results: dict[str, Any]) -> None:
     """Print every part present in ``results`` (engine, serve, baseline, comparison)."""
     from rich.console import Console
@@ -126,7 +178,7 @@ def print_results(results: dict[str, Any]) -> None:
         )
     if "engine" in results:
         _engine_tables(results["engine"], console)
-    for key in ("serve", "baseline"):
+    for key in ("serve", "peer", "baseline"):
         part = results.get(key)
         if part:
             ref = part["reference"]
@@ -150,20 +202,9 @@ def print_results(results: dict[str, Any]) -> None:
                 console.print(f"py-spy failed: {profile.get('error')}")
     comparison = results.get("comparison")
     if comparison:
-        from rich.table import Table
-
-        table = Table(title="service vs hand-written baseline", title_justify="left")
-        for col in ("body", "clients", "service spectra/s", "baseline spectra/s", "ratio"):
-            table.add_column(col, justify="left" if col == "body" else "right")
-        for r in comparison:
-            table.add_row(
-                r["body"],
-                str(r["concurrency"]),
-                _fmt(r["service"]),
-                _fmt(r["baseline"]),
-                f"{r['ratio']:.1f}x",
-            )
-        console.print(table)
+        _comparison_table(comparison, console)
+    for note in results.get("skipped", []):
+        console.print(f"[dim]skipped {note}[/dim]")
     for target in results.get("targets", []):
         mark = "[green]met[/green]" if target["met"] else "[red]missed[/red]"
         console.print(
@@ -222,7 +263,11 @@ def to_markdown(results: dict[str, Any]) -> str:
                 f"{'holds' if row['parity_holds'] else 'fails'} |"
             )
         out.append("")
-    for key, label in (("serve", "Service"), ("baseline", "Hand-written baseline")):
+    for key, label in (
+        ("serve", "Service"),
+        ("peer", "Peer"),
+        ("baseline", "Hand-written eager baseline"),
+    ):
         part = results.get(key)
         if not part:
             continue
@@ -246,14 +291,11 @@ def to_markdown(results: dict[str, Any]) -> str:
             )
         out.append("")
     if results.get("comparison"):
-        out.append("**Service vs baseline** (spectra/s, same load, same run):\n")
-        out.append("| body | clients | service | baseline | ratio |")
-        out.append("|---|---:|---:|---:|---:|")
+        out.append("**Side by side** (same load, same run; ratios are service / other):\n")
+        out.append("| " + " | ".join(h for h, _ in _COMPARISON_COLUMNS) + " |")
+        out.append("|---|" + "---:|" * (len(_COMPARISON_COLUMNS) - 1))
         for r in results["comparison"]:
-            out.append(
-                f"| {r['body']} | {r['concurrency']} | {r['service']:,.0f} | "
-                f"{r['baseline']:,.0f} | {r['ratio']:.1f}x |"
-            )
+            out.append("| " + " | ".join(cell(r) for _, cell in _COMPARISON_COLUMNS) + " |")
         out.append("")
     for t in results.get("targets", []):
         out.append(

@@ -1,7 +1,9 @@
 """Start a server as a subprocess on a free loopback port, wait until it is ready, stop it.
 
-Used by ``wavemae bench`` (the service and the hand-written baseline) and by the hardening
-tests. The child's output goes to a log file whose tail is shown when start-up fails.
+The one launcher for ``wavemae bench`` (the service, the peer and the eager baseline) and for
+every test suite that runs a real server (``tests/service``, ``tests/deploy``,
+``tests/hardening``). stdlib + httpx only, so it runs where torch is not installed. The child's
+output goes to a log file whose tail is shown when start-up fails.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ServerProcess", "baseline_command", "free_port", "service_command"]
+__all__ = [
+    "ServerProcess",
+    "baseline_command",
+    "free_port",
+    "peer_command",
+    "service_command",
+    "service_process",
+]
 
 
 def free_port() -> int:
@@ -45,6 +54,12 @@ def baseline_command(
     return argv
 
 
+def peer_command(port: int, model_dir: str | os.PathLike) -> list[str]:
+    """The peer: a plain FastAPI ``def`` endpoint over one ONNX Runtime session, on ``port``."""
+    module = "wavemae.bench.peer_app"
+    return [sys.executable, "-m", module, "--model-dir", str(model_dir), "--port", str(port)]
+
+
 class ServerProcess:
     """A server child process; use as a context manager or call :meth:`start`/:meth:`stop`.
 
@@ -55,6 +70,11 @@ class ServerProcess:
         ready_path: polled until it answers 200.
         startup_timeout_s: how long start-up may take.
         cwd: the child's working directory (default: this process's).
+        log_path: keep the child's output in this file (appended); default a temporary file
+            deleted on :meth:`close`.
+        inherit_wavemae_env: pass this process's ``WAVEMAE_*`` variables on to the child (the
+            bench does, so an operator's settings reach the server it starts); tests do not,
+            so a developer's shell cannot change what they test.
     """
 
     def __init__(
@@ -66,18 +86,29 @@ class ServerProcess:
         ready_path: str = "/readyz",
         startup_timeout_s: float = 90.0,
         cwd: str | os.PathLike | None = None,
+        log_path: str | os.PathLike | None = None,
+        inherit_wavemae_env: bool = True,
     ) -> None:
         self.argv = list(argv)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.env = {**os.environ, **(env or {})}
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if inherit_wavemae_env or not k.startswith("WAVEMAE_")
+        }
+        self.env = {**inherited, **(env or {})}
         self.ready_path = ready_path
         self.startup_timeout_s = startup_timeout_s
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
-        # Closed (and deleted) in __exit__: the log must outlive start() for log_tail().
-        self._log = tempfile.NamedTemporaryFile(prefix="wavemae-server-", suffix=".log")  # noqa: SIM115
-        self.log_path = Path(self._log.name)
+        # Closed in close(): the log must outlive start() and stop() for log_tail().
+        if log_path is None:
+            self._log = tempfile.NamedTemporaryFile(prefix="wavemae-server-", suffix=".log")  # noqa: SIM115
+            self.log_path = Path(self._log.name)
+        else:
+            self.log_path = Path(log_path)
+            self._log = open(self.log_path, "ab")  # noqa: SIM115
 
     @property
     def pid(self) -> int:
@@ -92,8 +123,8 @@ class ServerProcess:
         except OSError:
             return ""
 
-    def start(self) -> ServerProcess:
-        """Start the child and wait until ``ready_path`` answers 200.
+    def start(self, wait: bool = True) -> ServerProcess:
+        """Start the child and (unless ``wait`` is False) wait until it is ready.
 
         Raises:
             RuntimeError: with the log tail, if the child exits or is not ready in time.
@@ -101,6 +132,16 @@ class ServerProcess:
         self.process = subprocess.Popen(
             self.argv, env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT
         )
+        return self.wait_ready() if wait else self
+
+    def wait_ready(self) -> ServerProcess:
+        """Poll ``ready_path`` until it answers 200.
+
+        Raises:
+            RuntimeError: with the log tail, if the child exits or is not ready in time.
+        """
+        if self.process is None:
+            raise RuntimeError("the server is not started")
         deadline = time.monotonic() + self.startup_timeout_s
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -132,9 +173,44 @@ class ServerProcess:
             self.process.kill()
             return self.process.wait(5)
 
+    def kill9(self) -> None:
+        """SIGKILL the child (no shutdown hook runs) and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def close(self) -> None:
+        """Stop the child if it still runs and close its log."""
+        self.stop()
+        self._log.close()
+
     def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._log.close()
+        self.close()
+
+
+def service_process(
+    env: Mapping[str, str],
+    *,
+    log_path: str | os.PathLike | None = None,
+    cwd: str | os.PathLike | None = None,
+    startup_timeout_s: float = 90.0,
+) -> ServerProcess:
+    """``python -m wavemae_service`` on a free loopback port, configured only by ``env``.
+
+    ``WAVEMAE_HOST``/``WAVEMAE_PORT`` are set here; ``WAVEMAE_*`` variables of this process
+    are not passed on. Not started: call :meth:`ServerProcess.start` (or use ``with``).
+    """
+    port = free_port()
+    env = {**env, "WAVEMAE_HOST": "127.0.0.1", "WAVEMAE_PORT": str(port)}
+    return ServerProcess(
+        service_command(),
+        port,
+        env=env,
+        cwd=cwd,
+        log_path=log_path,
+        startup_timeout_s=startup_timeout_s,
+        inherit_wavemae_env=False,
+    )

@@ -44,7 +44,7 @@ import numpy as np
 
 from wavemae.data.spectra import Spectra
 
-__all__ = ["CORPORA", "CorpusInfo", "load_corpus"]
+__all__ = ["CORPORA", "CorpusInfo", "load_corpus", "spectra_from_argument"]
 
 
 @dataclass(frozen=True)
@@ -202,3 +202,26 @@ def load_corpus(name: str, *, split: str | None = None) -> Spectra:
             f"corpus {name!r} has no split {split!r}; available: {list(info.splits) or 'none'}"
         )
     return spectra.where("split", split)
+
+
+def spectra_from_argument(text: str) -> Spectra:
+    """Spectra named on the command line: a spectra file or folder, or ``CORPUS[:SPLIT]``.
+
+    A file's µm axis is converted to nm, the unit models use.
+
+    Raises:
+        ValueError: neither an existing path nor a known corpus (the message lists both
+            possibilities), or the file cannot be read (``SpectraFormatError``).
+    """
+    from wavemae.data.readers import read_spectra
+
+    if Path(text).exists():
+        spectra = read_spectra(Path(text))
+        return spectra.to_unit("nm") if spectra.unit == "um" else spectra
+    corpus, _, split = text.partition(":")
+    if corpus not in CORPORA:
+        raise ValueError(
+            f"--data {text!r} is neither a file nor a corpus (corpora: {sorted(CORPORA)}, "
+            "written as CORPUS or CORPUS:SPLIT)"
+        )
+    return load_corpus(corpus, split=split or None)

@@ -29,9 +29,9 @@ _JCAMP_XUNITS = {
     "CM^-1": ("cm-1", 1.0),
     "NANOMETERS": ("nm", 1.0),
     "NM": ("nm", 1.0),
-    "MICROMETERS": ("nm", 1000.0),
-    "MICRONS": ("nm", 1000.0),
-    "UM": ("nm", 1000.0),
+    "MICROMETERS": ("um", 1.0),
+    "MICRONS": ("um", 1.0),
+    "UM": ("um", 1.0),
 }
 _DATA_LABEL = re.compile(r"^\s*##\s*(XYDATA|XYPOINTS|PEAK\s*TABLE)\s*=", re.IGNORECASE)
 
@@ -82,7 +82,7 @@ def read_jcamp(path: str | Path) -> Spectra:
     """Read a JCAMP-DX spectrum (AFFN, PAC, SQZ, DIF, DUP forms) through the ``jcamp`` package.
 
     The x axis must be a wavelength or wavenumber (``##XUNITS=`` 1/CM, NANOMETERS or
-    MICROMETERS, the last converted to nm). A compound (LINK) file gives one spectrum per
+    MICROMETERS, kept as µm). A compound (LINK) file gives one spectrum per
     block, which must all share one grid.
 
     Returns:

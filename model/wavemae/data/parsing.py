@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,15 @@ import numpy as np
 
 from wavemae.data.spectra import SpectraFormatError
 
-__all__ = ["cell_value", "guess_unit", "ordered_grid", "parse_float", "read_text", "unit_from_text"]
+__all__ = [
+    "cell_value",
+    "decode_text",
+    "guess_unit",
+    "ordered_grid",
+    "parse_float",
+    "read_text",
+    "unit_from_text",
+]
 
 
 def read_text(path: Path) -> str:
@@ -18,6 +27,17 @@ def read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise SpectraFormatError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    return decode_text(raw, path)
+
+
+def decode_text(raw: bytes, path: object) -> str:
+    """Bytes of a text file as str (UTF-16 with a BOM, as Excel's "Unicode Text" writes;
+    UTF-8 with or without BOM; else Latin-1)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            raise SpectraFormatError(path, "the file starts like UTF-16 but is not") from None
     if not raw.strip():
         raise SpectraFormatError(path, "the file is empty")
     for encoding in ("utf-8-sig", "latin-1"):
@@ -66,18 +86,27 @@ def ordered_grid(
     return wavelengths, values
 
 
+_MICRONS = re.compile(r"(?<![a-z])(um|µm|μm|microns?|micromet(er|re)s?)(?![a-z])")
+
+
 def unit_from_text(text: str) -> str | None:
+    """The unit a column header or comment names (``"Wavelength (nm)"``, ``"cm-1"``), or None."""
     lowered = text.lower().replace(" ", "")
-    if any(h in lowered for h in ("cm-1", "cm^-1", "1/cm", "cm⁻¹", "wavenumber")):
+    if any(h in lowered for h in ("cm-1", "cm^-1", "1/cm", "cm⁻¹", "wavenumber", "ramanshift")):
         return "cm-1"
+    if _MICRONS.search(text.lower()):
+        return "um"
     if "nm" in lowered or "nanomet" in lowered or "wavelength" in lowered:
         return "nm"
     return None
 
 
 def guess_unit(wavelengths: np.ndarray) -> str:
-    """nm when the axis looks like UV-Vis-NIR wavelengths (150-2600), else cm^-1."""
-    return "nm" if wavelengths.min() >= 150 and wavelengths.max() <= 2600 else "cm-1"
+    """From the range alone: 0.15-30 is µm, 150-2600 nm (UV-Vis-NIR), anything else cm^-1."""
+    low, high = float(wavelengths.min()), float(wavelengths.max())
+    if low >= 0.15 and high <= 30:
+        return "um"
+    return "nm" if low >= 150 and high <= 2600 else "cm-1"
 
 
 def cell_value(text: str) -> Any:

@@ -1,41 +1,40 @@
-"""Readers (and a few writers) for spectra files.
+"""One entry point for spectra files: :func:`read_spectra` detects the format and reads it.
 
-:func:`read_spectra` picks a reader by suffix and content:
+Formats (:data:`FORMATS`), told apart by content first and by name second:
 
-- wide CSV (:func:`read_csv_wide`): one spectrum per row, header row = wavelengths;
-- ``.npy`` / ``.npz`` (:func:`read_npy`);
-- JCAMP-DX ``.jdx``/``.dx``/``.jcm`` (:func:`read_jcamp`, through the ``jcamp`` package);
-- InnoSpectra / TI NIRScan CSV exports (:func:`read_innospectra_csv`);
+- ``csv``: delimited tables, wide or long (:mod:`wavemae.data.delimited`);
+- ``npy`` / ``npz`` (:func:`read_npy`);
+- ``jcamp``: JCAMP-DX ``.jdx``/``.dx``/``.jcm`` (through the ``jcamp`` package);
+- ``innospectra``: InnoSpectra / TI NIRScan CSV exports;
+- ``opus``: Bruker OPUS (``brukeropus``); ``spc``: Thermo/Galactic SPC (``spc-io``);
+  ``spa``: Thermo OMNIC; ``envi``: ENVI hyperspectral cubes (``spectral``);
 - a folder: every readable file in it, stacked (they must share one grid).
 
 Every reader returns a :class:`~wavemae.data.spectra.Spectra` with a strictly increasing
-grid (descending files are reordered) and raises :class:`SpectraFormatError` naming the
-file, the line where it applies, and the problem.
+grid (descending files are reordered) and raises :class:`SpectraFormatError` (a
+``ValueError``) naming the file, the line where it applies, and the problem.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
+import re
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wavemae.data.parsing import (
-    cell_value,
-    guess_unit,
-    ordered_grid,
-    parse_float,
-    read_text,
-    unit_from_text,
-)
+from wavemae.data.delimited import parse_csv, parse_csv_wide, read_csv, read_csv_wide
+from wavemae.data.parsing import decode_text, guess_unit, ordered_grid
 from wavemae.data.spectra import Spectra, SpectraFormatError, normalize_unit
+from wavemae.data.vendor import OPUS_MAGIC, SPA_MAGIC, envi_header_for
+from wavemae.data.writers import write_csv_wide, write_npz
 
 __all__ = [
     "FORMATS",
+    "detect_format",
     "parse_csv_wide",
     "read_csv_wide",
     "read_npy",
@@ -45,161 +44,13 @@ __all__ = [
 ]
 
 #: Format names accepted by ``read_spectra(format=...)``.
-FORMATS = ("csv", "npy", "npz", "jcamp", "innospectra")
+FORMATS = ("csv", "npy", "npz", "jcamp", "innospectra", "opus", "spc", "spa", "envi")
 _JCAMP_SUFFIXES = (".jdx", ".dx", ".jcm")
-_CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+_TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+_ENVI_DATA_SUFFIXES = (".img", ".raw", ".dat", ".bsq", ".bil", ".bip")
+_OPUS_SUFFIX = re.compile(r"^\.\d+$")  # OPUS names files sample.0, sample.1, sample.0001
 _INNOSPECTRA_MARKERS = ("***Scan Config Information***", "***Scan Data***")
-
-
-# --------------------------------------------------------------------------- wide CSV
-
-
-def read_csv_wide(
-    path: str | Path, *, unit: str | None = None, delimiter: str | None = None
-) -> Spectra:
-    """Read a wide table: one spectrum per row, the header row holds the wavelengths.
-
-    Leading columns whose header is not a number hold the id (the first such column) and
-    metadata (the others, keyed by their header; cells become int/float/str). Lines starting
-    with ``#`` before the header are comments; ``# unit=cm-1`` there sets the unit.
-
-    Args:
-        path: the file.
-        unit: ``"nm"`` or ``"cm-1"``; when None, taken from a ``# unit=`` comment, then from
-            the header text (``cm-1``, ``wavenumber``, ``nm``), else guessed from the range
-            (150-2600 means nm, anything else cm^-1).
-        delimiter: ``","``, ``";"`` or a tab; sniffed from the header when None.
-
-    Raises:
-        SpectraFormatError: empty file, no numeric header columns, non-numeric header after the
-            numeric ones, ragged rows, empty or non-numeric or non-finite cells, duplicate or
-            non-monotonic wavelengths (messages name the file, line and column).
-    """
-    path = Path(path)
-    return parse_csv_wide(read_text(path), source=path, unit=unit, delimiter=delimiter)
-
-
-def parse_csv_wide(
-    text: str,
-    *,
-    source: str | Path = "<text>",
-    unit: str | None = None,
-    delimiter: str | None = None,
-) -> Spectra:
-    """:func:`read_csv_wide` for text already in memory (e.g. an HTTP upload).
-
-    ``source`` names the text in error messages (``SpectraFormatError.path``).
-    """
-    path = source
-    if not text.strip():
-        raise SpectraFormatError(path, "the file is empty")
-    lines = text.splitlines()
-    comment_unit: str | None = None
-    start = 0
-    while start < len(lines) and (
-        not lines[start].strip() or lines[start].lstrip().startswith("#")
-    ):
-        text = lines[start].lstrip().lstrip("#").strip()
-        if text.lower().startswith("unit"):
-            comment_unit = text.split("=", 1)[-1].split(":", 1)[-1].strip()
-        start += 1
-    if start >= len(lines):
-        raise SpectraFormatError(path, "no header row (the file holds only comments)")
-    header_line = lines[start]
-    if delimiter is None:
-        counts = {d: header_line.count(d) for d in (",", ";", "\t")}
-        delimiter = max(counts, key=counts.get)
-        if counts[delimiter] == 0:
-            raise SpectraFormatError(
-                path, "the header has no ',', ';' or tab separators", line=start + 1
-            )
-    rows = list(csv.reader(io.StringIO("\n".join(lines[start:])), delimiter=delimiter))
-    header = [cell.strip() for cell in rows[0]]
-    header_numbers = [parse_float(cell) for cell in header]
-    n_meta = 0
-    while n_meta < len(header) and header_numbers[n_meta] is None:
-        n_meta += 1
-    if n_meta == len(header):
-        raise SpectraFormatError(
-            path, "the header row has no numeric wavelength columns", line=start + 1
-        )
-    for k in range(n_meta, len(header)):
-        if header_numbers[k] is None:
-            raise SpectraFormatError(
-                path,
-                f"header column {k + 1} ({header[k]!r}) is not a number; id/metadata columns "
-                "must come before the wavelength columns",
-                line=start + 1,
-            )
-    wavelengths = np.array(header_numbers[n_meta:], dtype=np.float64)
-
-    width = len(header)
-    values: list[list[float]] = []
-    ids: list[str] = []
-    metadata: list[dict[str, Any]] = []
-    for offset, row in enumerate(rows[1:], start=1):
-        line_no = start + offset + 1
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) != width:
-            raise SpectraFormatError(
-                path, f"row has {len(row)} cells but the header has {width}", line=line_no
-            )
-        numbers = []
-        for k in range(n_meta, width):
-            cell = row[k].strip()
-            number = parse_float(cell) if cell else None
-            if number is None:
-                what = "is empty" if not cell else f"({cell!r}) is not a number"
-                raise SpectraFormatError(path, f"column {k + 1} {what}", line=line_no)
-            if not math.isfinite(number):
-                raise SpectraFormatError(
-                    path, f"column {k + 1} ({cell!r}) is not finite", line=line_no
-                )
-            numbers.append(number)
-        values.append(numbers)
-        if n_meta:
-            ids.append(row[0].strip())
-            metadata.append({header[k]: cell_value(row[k]) for k in range(1, n_meta)})
-    if not values:
-        raise SpectraFormatError(path, "the header is not followed by any data rows")
-
-    array = np.array(values, dtype=np.float64)
-    wavelengths, array = ordered_grid(path, wavelengths, array, line=start + 1)
-    if unit is None:
-        unit = comment_unit or unit_from_text(" ".join(header[:n_meta])) or guess_unit(wavelengths)
-    try:
-        unit = normalize_unit(unit)
-    except ValueError as exc:
-        raise SpectraFormatError(path, str(exc)) from None
-    return Spectra(
-        array,
-        wavelengths,
-        unit,
-        ids=ids if n_meta else None,
-        metadata=metadata if n_meta > 1 else None,
-    )
-
-
-def write_csv_wide(spectra: Spectra, path: str | Path) -> None:
-    """Write ``spectra`` as a wide CSV that :func:`read_csv_wide` reads back.
-
-    A ``# unit=`` comment line, then the header ``id, <metadata keys...>, <wavelengths...>``.
-    Wavelengths and values are written with ``repr`` precision, so a round trip is exact.
-    """
-    keys: list[str] = []
-    for entry in spectra.metadata or []:
-        keys += [k for k in entry if k not in keys]
-    ids = spectra.ids if spectra.ids is not None else [str(i) for i in range(len(spectra))]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        handle.write(f"# unit={spectra.unit}\n")
-        writer = csv.writer(handle)
-        writer.writerow(["id", *keys, *(repr(float(w)) for w in spectra.wavelengths)])
-        for i, row in enumerate(spectra.values):
-            entry = spectra.metadata[i] if spectra.metadata is not None else {}
-            writer.writerow(
-                [ids[i], *(entry.get(k, "") for k in keys), *(repr(float(v)) for v in row)]
-            )
+_HEAD_BYTES = 16384
 
 
 # --------------------------------------------------------------------------- numpy
@@ -250,7 +101,7 @@ def read_npy(path: str | Path, *, wavelengths: Any = None, unit: str | None = No
                 grid = np.asarray(wavelengths)
     except SpectraFormatError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise SpectraFormatError(path, f"not a readable numpy file: {exc}") from None
 
     if values.dtype.kind not in "fiu":
@@ -276,83 +127,151 @@ def read_npy(path: str | Path, *, wavelengths: Any = None, unit: str | None = No
         raise SpectraFormatError(path, str(exc)) from None
 
 
-def write_npz(spectra: Spectra, path: str | Path) -> None:
-    """Write ``spectra`` to an ``.npz`` archive that :func:`read_npy` reads back exactly."""
-    arrays: dict[str, Any] = {
-        "values": spectra.values,
-        "wavelengths": spectra.wavelengths,
-        "unit": np.array(spectra.unit),
-    }
-    if spectra.ids is not None:
-        arrays["ids"] = np.array(spectra.ids, dtype=str)
-    if spectra.metadata is not None:
-        arrays["metadata_json"] = np.array(json.dumps(spectra.metadata))
-    np.savez(path, **arrays)
-
-
 # --------------------------------------------------------------------------- dispatch
 
 
-def _sniff_format(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in _JCAMP_SUFFIXES:
-        return "jcamp"
-    if suffix in (".npy", ".npz"):
-        return suffix[1:]
-    if suffix in _CSV_SUFFIXES:
-        head = read_text(path)[:8192]
-        if any(marker in head for marker in _INNOSPECTRA_MARKERS):
-            return "innospectra"
-        if head.lstrip().startswith("##"):
-            return "jcamp"
-        return "csv"
-    raise SpectraFormatError(
-        path, f"unknown file type {suffix or '(no suffix)'!r}; pass format= one of {FORMATS}"
-    )
+def detect_format(head: bytes, name: str = "") -> str:
+    """The :data:`FORMATS` entry for a file that starts with ``head`` and is called ``name``.
 
-
-def read_spectra(path: str | Path, *, format: str | None = None, **options: Any) -> Spectra:
-    """Read spectra from a file (or every spectra file in a folder) of any supported format.
-
-    Args:
-        path: a file, or a folder whose readable files (sorted by name) are stacked.
-        format: one of :data:`FORMATS`; chosen from suffix and content when None
-            (``.jdx``/``.dx``/``.jcm`` JCAMP-DX, ``.npy``/``.npz``, ``.csv``/``.tsv``/``.txt``
-            as wide CSV unless it is an InnoSpectra export or starts with ``##``).
-        options: passed to the chosen reader (e.g. ``unit=`` for CSV/NumPy).
+    Content decides where it can (OPUS, SPA and NumPy magic bytes, an ``ENVI`` header,
+    a JCAMP-DX ``##`` first line, an InnoSpectra section mark); the name decides the rest
+    (``.spc``, ``.npz``, ``.jdx``, ENVI data files); other text is read as CSV.
 
     Raises:
-        SpectraFormatError: unreadable or broken file, or folder files on different grids.
-        ValueError: unknown ``format``.
+        SpectraFormatError: a spreadsheet workbook, or binary content of no known format.
     """
-    from wavemae.data.instruments import read_innospectra_csv, read_jcamp
+    suffix = Path(name).suffix.lower()
+    if head.startswith(OPUS_MAGIC):
+        return "opus"
+    if head.startswith(SPA_MAGIC):
+        return "spa"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if suffix in (".xlsx", ".xlsm", ".xls", ".ods"):
+        raise SpectraFormatError(
+            name, "a spreadsheet workbook; save the sheet as CSV (File > Save As > CSV)"
+        )
+    if head.startswith(b"PK\x03\x04"):
+        return "npz"
+    if suffix == ".hdr" or head.startswith(b"ENVI"):
+        return "envi"
+    if suffix in _JCAMP_SUFFIXES:
+        return "jcamp"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text (Excel "Unicode Text")
+        head = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore").encode("utf-8")
+    binary = b"\x00" in head[:4096]
+    if suffix == ".spc" or (binary and len(head) > 1 and head[1] in (0x4B, 0x4C, 0x4D)):
+        return "spc"
+    if suffix in _ENVI_DATA_SUFFIXES and binary:
+        return "envi"
+    if binary:
+        raise SpectraFormatError(
+            name or "<bytes>", f"binary content of no known format; pass format= one of {FORMATS}"
+        )
+    text = head.decode("latin-1").lstrip("\ufeff\xef\xbb\xbf \t\r\n")
+    if text.startswith("##"):
+        return "jcamp"
+    if any(marker in text for marker in _INNOSPECTRA_MARKERS):
+        return "innospectra"
+    return "csv"
 
-    path = Path(path)
+
+def _readers() -> dict[str, Any]:
+    from wavemae.data.instruments import read_innospectra_csv, read_jcamp
+    from wavemae.data.vendor import read_envi, read_opus, read_spa, read_spc
+
+    return {
+        "csv": read_csv,
+        "npy": read_npy,
+        "npz": read_npy,
+        "jcamp": read_jcamp,
+        "innospectra": read_innospectra_csv,
+        "opus": read_opus,
+        "spc": read_spc,
+        "spa": read_spa,
+        "envi": read_envi,
+    }
+
+
+def _is_spectra_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if path.name.endswith(".wavelengths.npy") or suffix in _ENVI_DATA_SUFFIXES:
+        return False  # a grid sidecar, or the data half of an ENVI pair (read via its .hdr)
+    known = (*_JCAMP_SUFFIXES, *_TEXT_SUFFIXES, ".npy", ".npz", ".spc", ".spa", ".hdr")
+    return suffix in known or bool(_OPUS_SUFFIX.match(suffix))
+
+
+def read_spectra(
+    source: str | Path | bytes,
+    format: str | None = None,
+    *,
+    name: str | None = None,
+    **options: Any,
+) -> Spectra:
+    """Read spectra from a file, a folder of files, or the bytes of an upload.
+
+    Args:
+        source: a path; a folder (its spectra files, sorted by name, stacked; ENVI cubes by
+            their ``.hdr``); or the file's bytes (then ``name`` helps the detection and
+            names the upload in errors; ENVI needs its two files and so a path).
+        format: one of :data:`FORMATS`; detected from content and name when None
+            (:func:`detect_format`).
+        name: the upload's file name, for bytes (default ``"upload"``).
+        options: passed to the chosen reader (``unit=`` for CSV/NumPy/ENVI, ``layout=`` for
+            CSV, ``quantity=`` for OPUS/InnoSpectra, ``wavelengths=`` for ``.npy``).
+
+    Raises:
+        SpectraFormatError: unreadable or broken file, unknown content, or folder files
+            on different grids (a ``ValueError`` naming the file, line and problem).
+        ValueError: ``format`` is not one of :data:`FORMATS`.
+    """
     if format is not None and format not in FORMATS:
         raise ValueError(f"format={format!r} is not one of {FORMATS}")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _read_upload(bytes(source), name or "upload", format, options)
+    path = Path(source)
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.iterdir()
-            if p.is_file()
-            and p.suffix.lower() in (*_JCAMP_SUFFIXES, *_CSV_SUFFIXES, ".npy", ".npz")
-            and not p.name.endswith(".wavelengths.npy")
-        )
+        files = sorted(p for p in path.iterdir() if p.is_file() and _is_spectra_file(p))
         if not files:
             raise SpectraFormatError(path, "the folder holds no spectra files")
-        parts = [read_spectra(p, format=format, **options) for p in files]
+        parts = [read_spectra(p, format, **options) for p in files]
+        if len(parts) == 1:
+            return parts[0]
         try:
             return Spectra.concat(parts)
         except ValueError as exc:
             raise SpectraFormatError(path, f"files cannot be stacked: {exc}") from None
     if not path.exists():
         raise SpectraFormatError(path, "no such file")
-    chosen = format or _sniff_format(path)
-    readers = {
-        "csv": read_csv_wide,
-        "npy": read_npy,
-        "npz": read_npy,
-        "jcamp": read_jcamp,
-        "innospectra": read_innospectra_csv,
-    }
-    return readers[chosen](path, **options)
+    if format is None:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(_HEAD_BYTES)
+        except OSError as exc:
+            raise SpectraFormatError(path, f"cannot read the file: {exc.strerror}") from None
+        if not head.strip():
+            raise SpectraFormatError(path, "the file is empty")
+        format = detect_format(head, path.name)
+        if format == "envi" and envi_header_for(path) is None:
+            raise SpectraFormatError(path, "looks like ENVI data but has no .hdr beside it")
+    return _readers()[format](path, **options)
+
+
+def _read_upload(data: bytes, name: str, format: str | None, options: dict) -> Spectra:
+    if not data.strip():
+        raise SpectraFormatError(name, "the upload is empty")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name).lstrip(".") or "upload"
+    chosen = format or detect_format(data[:_HEAD_BYTES], name)
+    if chosen == "csv":
+        return parse_csv(decode_text(data, name), source=name, **options)
+    if chosen == "envi":
+        raise SpectraFormatError(
+            name, "an ENVI cube is a .hdr plus a data file; read it from a path, not bytes"
+        )
+    with tempfile.TemporaryDirectory(prefix="wavemae-upload-") as folder:
+        path = Path(folder) / safe
+        path.write_bytes(data)
+        try:
+            return _readers()[chosen](path, **options)
+        except SpectraFormatError as exc:
+            raise SpectraFormatError(name, exc.problem, line=exc.line) from None

@@ -1,8 +1,8 @@
 """The :class:`Spectra` container: a batch of spectra on one shared wavelength grid.
 
 Shapes: ``N`` spectra, ``L`` bands. ``values`` is ``(N, L)`` float32, ``wavelengths`` is ``(L,)``
-float64 and strictly increasing, in the unit named by ``unit`` (``"nm"`` for wavelengths,
-``"cm-1"`` for wavenumbers).
+float64 and strictly increasing, in the unit named by ``unit`` (``"nm"`` or ``"um"`` for
+wavelengths, ``"cm-1"`` for wavenumbers).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ["UNITS", "Spectra", "SpectraFormatError", "normalize_unit"]
 
 #: The spectral-axis units a :class:`Spectra` may carry.
-UNITS = ("nm", "cm-1")
+UNITS = ("nm", "um", "cm-1")
 
 _UNIT_ALIASES = {
     "nm": "nm",
@@ -25,6 +25,15 @@ _UNIT_ALIASES = {
     "nanometers": "nm",
     "nanometre": "nm",
     "nanometres": "nm",
+    "um": "um",
+    "µm": "um",
+    "μm": "um",
+    "micron": "um",
+    "microns": "um",
+    "micrometer": "um",
+    "micrometers": "um",
+    "micrometre": "um",
+    "micrometres": "um",
     "cm-1": "cm-1",
     "cm^-1": "cm-1",
     "cm⁻¹": "cm-1",
@@ -46,10 +55,10 @@ class SpectraFormatError(ValueError):
 
 
 def normalize_unit(unit: str) -> str:
-    """Map a spelling of a spectral unit (``"NM"``, ``"1/CM"``, ``"cm^-1"``) to ``"nm"``/``"cm-1"``.
+    """Map a spelling of a spectral unit (``"NM"``, ``"µm"``, ``"1/CM"``) to one of :data:`UNITS`.
 
     Raises:
-        ValueError: the unit is not a wavelength in nm or a wavenumber in cm^-1.
+        ValueError: the unit is not a wavelength in nm or µm, or a wavenumber in cm^-1.
     """
     key = str(unit).strip().lower()
     if key not in _UNIT_ALIASES:
@@ -66,9 +75,11 @@ class Spectra:
             container does not forbid NaN/inf (the readers refuse them, and
             :meth:`wavemae.preprocessing.Preprocessor.transform` rejects them by index).
         wavelengths: ``(L,)`` float64, strictly increasing, in ``unit``.
-        unit: ``"nm"`` (wavelength) or ``"cm-1"`` (wavenumber).
+        unit: ``"nm"`` or ``"um"`` (wavelength), or ``"cm-1"`` (wavenumber).
         ids: one string per spectrum, or None.
         metadata: one JSON-able dict per spectrum (labels, reference values, split), or None.
+        image_shape: ``(rows, cols)`` when the spectra are the pixels of a hyperspectral cube
+            in row-major order (``rows * cols == N``), else None.
 
     Raises:
         ValueError: from ``__post_init__`` when shapes, grid order, unit, ids or metadata
@@ -80,6 +91,7 @@ class Spectra:
     unit: str = "nm"
     ids: list[str] | None = None
     metadata: list[dict[str, Any]] | None = None
+    image_shape: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values)
@@ -122,6 +134,11 @@ class Spectra:
                 if not isinstance(entry, dict):
                     raise ValueError(f"metadata[{i}] must be a dict; got {type(entry).__name__}")
             self.metadata = metadata
+        if self.image_shape is not None:
+            rows, cols = (int(v) for v in self.image_shape)
+            if rows * cols != n:
+                raise ValueError(f"image_shape={(rows, cols)} holds {rows * cols} pixels, not {n}")
+            self.image_shape = (rows, cols)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -136,6 +153,36 @@ class Spectra:
     def n_bands(self) -> int:
         """Number of bands ``L``."""
         return int(self.values.shape[1])
+
+    def to_unit(self, unit: str) -> Spectra:
+        """The same spectra on an axis in ``unit`` (``nm = 1000 um = 1e7 / cm^-1``), copied.
+
+        Converting between a wavelength and a wavenumber reverses the band order, so the
+        grid stays increasing.
+
+        Raises:
+            ValueError: unknown unit, or a wavenumber conversion of an axis with values <= 0.
+        """
+        target = normalize_unit(unit)
+        nm_per_unit = {"nm": 1.0, "um": 1000.0}
+        values, axis = self.values, self.wavelengths
+        if target != self.unit:
+            if "cm-1" in (target, self.unit) and np.any(axis <= 0):
+                raise ValueError(f"cannot convert {self.unit} to {target}: axis has values <= 0")
+            if self.unit == "cm-1":
+                axis, values = (1e7 / axis / nm_per_unit[target])[::-1], values[:, ::-1]
+            elif target == "cm-1":
+                axis, values = (1e7 / (axis * nm_per_unit[self.unit]))[::-1], values[:, ::-1]
+            else:
+                axis = axis * nm_per_unit[self.unit] / nm_per_unit[target]
+        return Spectra(
+            values=values.copy(),
+            wavelengths=axis.copy(),
+            unit=target,
+            ids=None if self.ids is None else list(self.ids),
+            metadata=None if self.metadata is None else [dict(m) for m in self.metadata],
+            image_shape=self.image_shape,
+        )
 
     def subset(self, indices: Sequence[int] | np.ndarray | slice) -> Spectra:
         """The spectra at ``indices`` (integer positions, a boolean mask or a slice), copied."""
@@ -186,6 +233,7 @@ class Spectra:
             unit=self.unit,
             ids=None if self.ids is None else list(self.ids),
             metadata=None if self.metadata is None else [dict(m) for m in self.metadata],
+            image_shape=self.image_shape,
         )
 
     def where(self, key: str, value: Any) -> Spectra:

@@ -21,9 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from wavemae.data import Spectra, load_corpus, read_spectra
+from wavemae.data import Spectra, load_corpus, read_spectra, spectra_from_argument
 
-__all__ = ["CompositionTask", "DataSource", "composition_task", "load_source", "split_source"]
+__all__ = [
+    "CompositionTask",
+    "DataSource",
+    "composition_task",
+    "load_source",
+    "recorded_heldout",
+    "spectra_from_argument",
+    "split_source",
+]
 
 _FERMENTATION_TARGETS = ["glucose", "xylose", "acetic_acid", "ethanol", "furfural"]
 _HELDOUT_FRACTION = 0.2
@@ -53,10 +61,43 @@ class DataSource:
 
 
 def load_source(source: DataSource) -> Spectra:
-    """All spectra of ``source``."""
+    """All spectra of ``source`` (a file's µm axis converted to nm, the unit models use)."""
     if source.corpus is not None:
         return load_corpus(source.corpus)
-    return read_spectra(Path(source.path))
+    return _in_model_units(read_spectra(Path(source.path)))
+
+
+def _in_model_units(spectra: Spectra) -> Spectra:
+    return spectra.to_unit("nm") if spectra.unit == "um" else spectra
+
+
+def recorded_heldout(provenance: dict[str, Any], checkpoint: object) -> tuple[Spectra, str]:
+    """The held-out spectra of the data a checkpoint was trained on, and a label for them.
+
+    Checkpoints that record no data source (written before runs recorded it) get the
+    ``tablet`` test split, as before.
+
+    Raises:
+        ValueError: the recorded file is gone, or its held-out split no longer has the
+            checksum recorded at training time (the message says to pass ``--data``).
+    """
+    recorded = provenance.get("data")
+    if not recorded:
+        return load_corpus("tablet", split="test"), "tablet:test"
+    source = DataSource.from_dict(recorded)
+    if source.path is not None and not Path(source.path).exists():
+        raise ValueError(
+            f"{checkpoint} was trained on {source.path}, which is not there any more; "
+            "pass --data FILE or --data CORPUS[:SPLIT] to verify on other spectra"
+        )
+    _, held = split_source(source)
+    expected = provenance.get("heldout_sha256")
+    if expected and held.checksum() != expected:
+        raise ValueError(
+            f"{source.describe()} changed since {checkpoint} was trained (its held-out split "
+            "has another checksum); pass --data to verify on other spectra"
+        )
+    return held, f"held-out split of {source.describe()}"
 
 
 def split_source(source: DataSource) -> tuple[Spectra, Spectra]:

@@ -5,6 +5,7 @@ Open one with :func:`open_store`; the service never names a backend class itself
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from .base import (
@@ -22,11 +23,16 @@ __all__ = [
     "EntryNotFoundError",
     "LibraryEntry",
     "LibraryError",
+    "LibraryOpenError",
     "LibraryStore",
     "ModelVersionMismatchError",
     "SearchHit",
     "open_store",
 ]
+
+
+class LibraryOpenError(LibraryError):
+    """The library at the configured path or URL cannot be opened (the message names it)."""
 
 
 def open_store(url_or_path: str | Path, *, latent_dim: int, seq_len: int) -> LibraryStore:
@@ -41,6 +47,9 @@ def open_store(url_or_path: str | Path, *, latent_dim: int, seq_len: int) -> Lib
 
     Returns:
         A ready :class:`LibraryStore`.
+
+    Raises:
+        LibraryOpenError: a SQLite path that is not a database, or that cannot be opened.
     """
     target = str(url_or_path)
     if target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
@@ -51,4 +60,12 @@ def open_store(url_or_path: str | Path, *, latent_dim: int, seq_len: int) -> Lib
         target = target[len("sqlite:///") :]
     from .sqlite import SQLiteLibraryStore
 
-    return SQLiteLibraryStore(target, latent_dim=latent_dim, seq_len=seq_len)
+    try:
+        return SQLiteLibraryStore(target, latent_dim=latent_dim, seq_len=seq_len)
+    except sqlite3.OperationalError as exc:
+        raise LibraryOpenError(f"cannot open the library {target}: {exc}") from None
+    except sqlite3.DatabaseError as exc:  # "file is not a database"
+        raise LibraryOpenError(
+            f"the library {target} is not a SQLite database ({exc}); point "
+            "WAVEMAE_LIBRARY_URL at a library file or at a path where one may be created"
+        ) from None

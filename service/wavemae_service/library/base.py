@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 
 __all__ = [
+    "COLUMNS",
     "SEARCH_SPACES",
     "DimensionMismatchError",
     "EntryNotFoundError",
@@ -41,6 +43,7 @@ __all__ = [
     "ModelVersionMismatchError",
     "SearchHit",
     "SearchSpace",
+    "entry_from_row",
     "matches_filter",
 ]
 
@@ -175,6 +178,48 @@ def _json_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+# --------------------------------------------------------------------------- rows
+
+#: The columns every backend stores per entry, in the order :func:`entry_from_row` reads them.
+COLUMNS = (
+    "id, spectrum, wavelengths, metadata, embedding, processed, model_version, "
+    "created_at, updated_at"
+)
+
+
+def entry_from_row(row: Sequence[Any]) -> LibraryEntry:
+    """A :data:`COLUMNS` row -> LibraryEntry. Arrays are little-endian bytes (float64 originals,
+    float32 embedding and processed); metadata is JSON text or an already decoded mapping."""
+    entry_id, spectrum, wavelengths, metadata, embedding, processed, version, created, updated = row
+    return LibraryEntry(
+        id=entry_id,
+        spectrum=np.frombuffer(spectrum, dtype="<f8").copy(),
+        wavelengths=None if wavelengths is None else np.frombuffer(wavelengths, "<f8").copy(),
+        metadata=orjson.loads(metadata) if isinstance(metadata, (str, bytes)) else metadata,
+        embedding=np.frombuffer(embedding, dtype="<f4").copy(),
+        processed=np.frombuffer(processed, dtype="<f4").copy(),
+        model_version=version,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def array_bytes(entry: LibraryEntry) -> tuple[bytes, bytes | None, bytes, bytes]:
+    """The exact bytes a backend stores: ``(spectrum <f8, wavelengths <f8 or None, embedding
+    <f4, processed <f4)``."""
+    return (
+        entry.spectrum.astype("<f8").tobytes(),
+        None if entry.wavelengths is None else entry.wavelengths.astype("<f8").tobytes(),
+        f32_bytes(entry.embedding),
+        f32_bytes(entry.processed),
+    )
+
+
+def f32_bytes(array: np.ndarray) -> bytes:
+    """Little-endian float32 bytes of ``array``."""
+    return np.asarray(array, dtype="<f4").tobytes()
+
+
 # --------------------------------------------------------------------------- interface
 
 #: Embeds a batch for re-embedding: takes stored entries (use their original ``spectrum`` and
@@ -185,6 +230,9 @@ EmbedBatch = Callable[[Sequence[LibraryEntry]], "tuple[np.ndarray, np.ndarray]"]
 class LibraryStore(abc.ABC):
     """Reference-library storage. All arrays are numpy; all methods are thread-safe.
 
+    The public methods check their arguments and hold every rule that is not SQL (duplicate
+    ids, versions of the entries, array shapes, search arguments, the paging of stale entries,
+    the re-embedding loop); a backend implements the ``_``-prefixed hooks with its SQL.
     Construct through :func:`wavemae_service.library.open_store`.
     """
 
@@ -204,7 +252,6 @@ class LibraryStore(abc.ABC):
 
     # -- writes (atomic, durable on return) -------------------------------------------
 
-    @abc.abstractmethod
     def put(self, entries: Sequence[LibraryEntry], *, model_version: str) -> None:
         """Insert or replace ``entries`` (by id) in one transaction.
 
@@ -216,6 +263,27 @@ class LibraryStore(abc.ABC):
                 ``(seq_len,)``.
             ValueError: duplicate ids within ``entries`` or an entry of another version.
         """
+        if not entries:
+            return
+        ids = [e.id for e in entries]
+        if len(set(ids)) != len(ids):
+            raise ValueError(
+                "duplicate ids in one write: "
+                + ", ".join(sorted({i for i in ids if ids.count(i) > 1}))
+            )
+        for entry in entries:
+            if entry.model_version != model_version:
+                raise ValueError(
+                    f"entry {entry.id!r} has model_version={entry.model_version!r}, "
+                    f"not {model_version!r}"
+                )
+            self._check_shapes(entry.embedding[None], entry.processed[None], 1)
+        self._put(entries, model_version)
+
+    @abc.abstractmethod
+    def _put(self, entries: Sequence[LibraryEntry], model_version: str) -> None:
+        """Upsert checked entries in one transaction; adopt ``model_version`` when the library
+        is empty, else raise ModelVersionMismatchError when it holds another one."""
 
     @abc.abstractmethod
     def delete(self, entry_id: str) -> None:
@@ -227,7 +295,6 @@ class LibraryStore(abc.ABC):
     def get(self, entry_id: str) -> LibraryEntry:
         """The stored entry. Raises EntryNotFoundError when absent."""
 
-    @abc.abstractmethod
     def list_entries(
         self,
         *,
@@ -235,9 +302,21 @@ class LibraryStore(abc.ABC):
         limit: int = 100,
         metadata_filter: MetadataFilter | None = None,
     ) -> list[LibraryEntry]:
-        """Entries ordered by id, skipping ``offset`` and returning at most ``limit``."""
+        """Entries ordered by id, skipping ``offset`` and returning at most ``limit``.
+
+        Raises:
+            ValueError: a negative ``offset`` or ``limit``.
+        """
+        if offset < 0 or limit < 0:
+            raise ValueError(f"offset={offset} and limit={limit} must be >= 0")
+        return self._list(offset, limit, metadata_filter)
 
     @abc.abstractmethod
+    def _list(
+        self, offset: int, limit: int, metadata_filter: MetadataFilter | None
+    ) -> list[LibraryEntry]:
+        """One page of entries ordered by id (arguments checked)."""
+
     def search(
         self,
         queries: np.ndarray,
@@ -264,18 +343,52 @@ class LibraryStore(abc.ABC):
             ModelVersionMismatchError: the library is embedded with another version (an empty
                 library never raises).
             DimensionMismatchError: ``queries`` has the wrong width for ``space``.
+            ValueError: an unknown ``space`` or ``k < 1``.
         """
+        if space not in SEARCH_SPACES:
+            raise ValueError(f"space={space!r} must be 'embedding' or 'spectrum'")
+        if k < 1:
+            raise ValueError(f"k={k} must be >= 1")
+        width = self.latent_dim if space == "embedding" else self.seq_len
+        queries = np.asarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != width:
+            raise DimensionMismatchError(
+                f"queries for space={space!r} must be (Q, {width}), got {queries.shape}"
+            )
+        return self._search(queries, k, model_version, space, metadata_filter)
+
+    @abc.abstractmethod
+    def _search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        model_version: str,
+        space: SearchSpace,
+        metadata_filter: MetadataFilter | None,
+    ) -> list[list[SearchHit]]:
+        """The search on checked arguments (``queries`` float32 ``(Q, width)``)."""
 
     # -- re-embedding --------------------------------------------------------------------
 
-    @abc.abstractmethod
     def iter_stale(self, model_version: str, batch_size: int) -> Iterator[list[LibraryEntry]]:
         """Batches of entries whose embedding is not from ``model_version``, by id.
 
-        Must tolerate :meth:`replace_embeddings` being called between batches.
+        Pages by id (keyset), so :meth:`replace_embeddings` may run between batches.
         """
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        after = ""
+        while True:
+            batch = self._stale_page(model_version, after, batch_size)
+            if not batch:
+                return
+            after = batch[-1].id
+            yield batch
 
     @abc.abstractmethod
+    def _stale_page(self, model_version: str, after: str, limit: int) -> list[LibraryEntry]:
+        """Up to ``limit`` entries not of ``model_version`` with id > ``after``, by id."""
+
     def replace_embeddings(
         self,
         ids: Sequence[str],
@@ -295,6 +408,16 @@ class LibraryStore(abc.ABC):
         Raises:
             DimensionMismatchError: wrong array shapes.
         """
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        processed = np.asarray(processed, dtype=np.float32)
+        self._check_shapes(embeddings, processed, len(ids))
+        self._replace_embeddings(list(ids), embeddings, processed, model_version)
+
+    @abc.abstractmethod
+    def _replace_embeddings(
+        self, ids: list[str], embeddings: np.ndarray, processed: np.ndarray, model_version: str
+    ) -> None:
+        """The update on checked arrays, marking the version when nothing stale is left."""
 
     def reembed(self, embed_batch: EmbedBatch, *, model_version: str, batch_size: int = 256) -> int:
         """Re-embed every stale entry with ``embed_batch``; returns how many were re-embedded.

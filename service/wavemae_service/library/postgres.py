@@ -22,8 +22,8 @@ replicas serving different models cannot both adopt an empty library.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import psycopg
@@ -33,6 +33,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import (
+    COLUMNS,
     DimensionMismatchError,
     EntryNotFoundError,
     LibraryEntry,
@@ -42,15 +43,13 @@ from .base import (
     ModelVersionMismatchError,
     SearchHit,
     SearchSpace,
+    array_bytes,
+    entry_from_row,
+    f32_bytes,
 )
 from .postgres_schema import ENTRIES, HNSW_MAX_DIMS, META, filter_clause, migrate
 
 __all__ = ["LibraryUnavailableError", "PostgresLibraryStore"]
-
-_COLUMNS = (
-    "id, spectrum, wavelengths, metadata, embedding, processed, model_version, "
-    "created_at, updated_at"
-)
 
 T = TypeVar("T")
 
@@ -61,25 +60,6 @@ def _normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql://" + url[len(prefix) :]
     return url
-
-
-def _f32_bytes(array: np.ndarray) -> bytes:
-    return np.asarray(array, dtype="<f4").tobytes()
-
-
-def _entry_from_row(row: tuple[Any, ...]) -> LibraryEntry:
-    entry_id, spectrum, wavelengths, metadata, embedding, processed, version, created, updated = row
-    return LibraryEntry(
-        id=entry_id,
-        spectrum=np.frombuffer(spectrum, dtype="<f8").copy(),
-        wavelengths=None if wavelengths is None else np.frombuffer(wavelengths, "<f8").copy(),
-        metadata=metadata,
-        embedding=np.frombuffer(embedding, dtype="<f4").copy(),
-        processed=np.frombuffer(processed, dtype="<f4").copy(),
-        model_version=version,
-        created_at=created,
-        updated_at=updated,
-    )
 
 
 class PostgresLibraryStore(LibraryStore):
@@ -224,31 +204,13 @@ class PostgresLibraryStore(LibraryStore):
 
     # -- writes --------------------------------------------------------------------------
 
-    def put(self, entries: Sequence[LibraryEntry], *, model_version: str) -> None:
-        if not entries:
-            return
-        ids = [e.id for e in entries]
-        if len(set(ids)) != len(ids):
-            raise ValueError(
-                "duplicate ids in one write: "
-                + ", ".join(sorted({i for i in ids if ids.count(i) > 1}))
-            )
-        for entry in entries:
-            if entry.model_version != model_version:
-                raise ValueError(
-                    f"entry {entry.id!r} has model_version={entry.model_version!r}, "
-                    f"not {model_version!r}"
-                )
-            self._check_shapes(entry.embedding[None], entry.processed[None], 1)
+    def _put(self, entries: Sequence[LibraryEntry], model_version: str) -> None:
         now = time.time()
         rows = [
             (
                 e.id,
-                e.spectrum.astype("<f8").tobytes(),
-                None if e.wavelengths is None else e.wavelengths.astype("<f8").tobytes(),
+                *array_bytes(e),
                 Jsonb(e.metadata),
-                _f32_bytes(e.embedding),
-                _f32_bytes(e.processed),
                 e.embedding.astype(np.float32),
                 e.processed.astype(np.float32),
                 model_version,
@@ -258,7 +220,7 @@ class PostgresLibraryStore(LibraryStore):
             for e in entries
         ]
         upsert = sql.SQL(
-            "INSERT INTO {entries} (id, spectrum, wavelengths, metadata, embedding, processed, "
+            "INSERT INTO {entries} (id, spectrum, wavelengths, embedding, processed, metadata, "
             "embedding_v, processed_v, model_version, created_at, updated_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET spectrum = EXCLUDED.spectrum, "
@@ -301,51 +263,34 @@ class PostgresLibraryStore(LibraryStore):
 
     def get(self, entry_id: str) -> LibraryEntry:
         query = sql.SQL("SELECT {cols} FROM {entries} WHERE id = %s").format(
-            cols=sql.SQL(_COLUMNS), entries=sql.Identifier(ENTRIES)
+            cols=sql.SQL(COLUMNS), entries=sql.Identifier(ENTRIES)
         )
         row = self._run(lambda conn: conn.execute(query, (entry_id,)).fetchone(), transaction=False)
         if row is None:
             raise EntryNotFoundError(entry_id)
-        return _entry_from_row(row)
+        return entry_from_row(row)
 
-    def list_entries(
-        self,
-        *,
-        offset: int = 0,
-        limit: int = 100,
-        metadata_filter: MetadataFilter | None = None,
+    def _list(
+        self, offset: int, limit: int, metadata_filter: MetadataFilter | None
     ) -> list[LibraryEntry]:
-        if offset < 0 or limit < 0:
-            raise ValueError(f"offset={offset} and limit={limit} must be >= 0")
         where, params = filter_clause(metadata_filter)
         query = sql.SQL(
             "SELECT {cols} FROM {entries} WHERE {where} ORDER BY id LIMIT %s OFFSET %s"
-        ).format(cols=sql.SQL(_COLUMNS), entries=sql.Identifier(ENTRIES), where=where)
+        ).format(cols=sql.SQL(COLUMNS), entries=sql.Identifier(ENTRIES), where=where)
         rows = self._run(
             lambda conn: conn.execute(query, [*params, limit, offset]).fetchall(),
             transaction=False,
         )
-        return [_entry_from_row(r) for r in rows]
+        return [entry_from_row(r) for r in rows]
 
-    def search(
+    def _search(
         self,
         queries: np.ndarray,
         k: int,
-        *,
         model_version: str,
-        space: SearchSpace = "embedding",
-        metadata_filter: MetadataFilter | None = None,
+        space: SearchSpace,
+        metadata_filter: MetadataFilter | None,
     ) -> list[list[SearchHit]]:
-        if space not in ("embedding", "spectrum"):
-            raise ValueError(f"space={space!r} must be 'embedding' or 'spectrum'")
-        if k < 1:
-            raise ValueError(f"k={k} must be >= 1")
-        width = self.latent_dim if space == "embedding" else self.seq_len
-        queries = np.asarray(queries, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != width:
-            raise DimensionMismatchError(
-                f"queries for space={space!r} must be (Q, {width}), got {queries.shape}"
-            )
         column = sql.Identifier("embedding_v" if space == "embedding" else "processed_v")
         where, params = filter_clause(metadata_filter)
         use_index = (
@@ -408,45 +353,27 @@ class PostgresLibraryStore(LibraryStore):
 
     # -- re-embedding --------------------------------------------------------------------
 
-    def iter_stale(self, model_version: str, batch_size: int) -> Iterator[list[LibraryEntry]]:
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be >= 1")
+    def _stale_page(self, model_version: str, after: str, limit: int) -> list[LibraryEntry]:
         query = sql.SQL(
             "SELECT {cols} FROM {entries} WHERE model_version <> %s AND id > %s "
             "ORDER BY id LIMIT %s"
-        ).format(cols=sql.SQL(_COLUMNS), entries=sql.Identifier(ENTRIES))
-        after = ""
-        while True:
-            rows = self._run(
-                lambda conn, after=after: conn.execute(
-                    query, (model_version, after, batch_size)
-                ).fetchall(),
-                transaction=False,
-            )
-            if not rows:
-                return
-            batch = [_entry_from_row(r) for r in rows]
-            after = batch[-1].id
-            yield batch
+        ).format(cols=sql.SQL(COLUMNS), entries=sql.Identifier(ENTRIES))
+        rows = self._run(
+            lambda conn: conn.execute(query, (model_version, after, limit)).fetchall(),
+            transaction=False,
+        )
+        return [entry_from_row(r) for r in rows]
 
-    def replace_embeddings(
-        self,
-        ids: Sequence[str],
-        embeddings: np.ndarray,
-        processed: np.ndarray,
-        *,
-        model_version: str,
+    def _replace_embeddings(
+        self, ids: list[str], embeddings: np.ndarray, processed: np.ndarray, model_version: str
     ) -> None:
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        processed = np.asarray(processed, dtype=np.float32)
-        self._check_shapes(embeddings, processed, len(ids))
         now = time.time()
         update = sql.SQL(
             "UPDATE {entries} SET embedding = %s, processed = %s, embedding_v = %s, "
             "processed_v = %s, model_version = %s, updated_at = %s WHERE id = %s"
         ).format(entries=sql.Identifier(ENTRIES))
         rows = [
-            (_f32_bytes(emb), _f32_bytes(proc), emb, proc, model_version, now, entry_id)
+            (f32_bytes(emb), f32_bytes(proc), emb, proc, model_version, now, entry_id)
             for entry_id, emb, proc in zip(ids, embeddings, processed, strict=True)
         ]
 

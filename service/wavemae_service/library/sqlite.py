@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 from .base import (
+    COLUMNS,
     EntryNotFoundError,
     LibraryEntry,
     LibraryStore,
@@ -30,6 +31,9 @@ from .base import (
     ModelVersionMismatchError,
     SearchHit,
     SearchSpace,
+    array_bytes,
+    entry_from_row,
+    f32_bytes,
     matches_filter,
 )
 from .exact_index import ExactIndex
@@ -52,26 +56,6 @@ CREATE TABLE IF NOT EXISTS entries (
     updated_at    REAL NOT NULL
 );
 """
-
-_COLUMNS = (
-    "id, spectrum, wavelengths, metadata, embedding, processed, model_version, "
-    "created_at, updated_at"
-)
-
-
-def _entry_from_row(row: tuple[Any, ...]) -> LibraryEntry:
-    entry_id, spectrum, wavelengths, metadata, embedding, processed, version, created, updated = row
-    return LibraryEntry(
-        id=entry_id,
-        spectrum=np.frombuffer(spectrum, dtype="<f8").copy(),
-        wavelengths=None if wavelengths is None else np.frombuffer(wavelengths, "<f8").copy(),
-        metadata=orjson.loads(metadata),
-        embedding=np.frombuffer(embedding, dtype="<f4").copy(),
-        processed=np.frombuffer(processed, dtype="<f4").copy(),
-        model_version=version,
-        created_at=created,
-        updated_at=updated,
-    )
 
 
 class SQLiteLibraryStore(LibraryStore):
@@ -156,38 +140,13 @@ class SQLiteLibraryStore(LibraryStore):
 
     # -- writes --------------------------------------------------------------------------
 
-    def put(self, entries: Sequence[LibraryEntry], *, model_version: str) -> None:
-        if not entries:
-            return
+    def _put(self, entries: Sequence[LibraryEntry], model_version: str) -> None:
         ids = [e.id for e in entries]
-        if len(set(ids)) != len(ids):
-            raise ValueError(
-                "duplicate ids in one write: "
-                + ", ".join(sorted({i for i in ids if ids.count(i) > 1}))
-            )
-        for entry in entries:
-            if entry.model_version != model_version:
-                raise ValueError(
-                    f"entry {entry.id!r} has model_version={entry.model_version!r}, "
-                    f"not {model_version!r}"
-                )
-        for entry in entries:
-            self._check_shapes(entry.embedding[None], entry.processed[None], 1)
         embeddings = np.stack([e.embedding for e in entries])
         processed = np.stack([e.processed for e in entries])
         now = time.time()
         rows = [
-            (
-                e.id,
-                e.spectrum.astype("<f8").tobytes(),
-                None if e.wavelengths is None else e.wavelengths.astype("<f8").tobytes(),
-                orjson.dumps(e.metadata).decode(),
-                e.embedding.astype("<f4").tobytes(),
-                e.processed.astype("<f4").tobytes(),
-                model_version,
-                now,
-                now,
-            )
+            (e.id, *array_bytes(e), orjson.dumps(e.metadata).decode(), model_version, now, now)
             for e in entries
         ]
 
@@ -197,7 +156,8 @@ class SQLiteLibraryStore(LibraryStore):
             if count > 0 and version != model_version:
                 raise ModelVersionMismatchError(version, model_version)
             conn.executemany(
-                f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?) "
+                "INSERT INTO entries (id, spectrum, wavelengths, embedding, processed, metadata, "
+                "model_version, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(id) DO UPDATE SET spectrum=excluded.spectrum, "
                 "wavelengths=excluded.wavelengths, metadata=excluded.metadata, "
                 "embedding=excluded.embedding, processed=excluded.processed, "
@@ -228,28 +188,22 @@ class SQLiteLibraryStore(LibraryStore):
     def get(self, entry_id: str) -> LibraryEntry:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM entries WHERE id = ?", (entry_id,)
+                f"SELECT {COLUMNS} FROM entries WHERE id = ?", (entry_id,)
             ).fetchone()
         if row is None:
             raise EntryNotFoundError(entry_id)
-        return _entry_from_row(row)
+        return entry_from_row(row)
 
-    def list_entries(
-        self,
-        *,
-        offset: int = 0,
-        limit: int = 100,
-        metadata_filter: MetadataFilter | None = None,
+    def _list(
+        self, offset: int, limit: int, metadata_filter: MetadataFilter | None
     ) -> list[LibraryEntry]:
-        if offset < 0 or limit < 0:
-            raise ValueError(f"offset={offset} and limit={limit} must be >= 0")
         with self._lock:
             if not metadata_filter:
                 rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM entries ORDER BY id LIMIT ? OFFSET ?",
+                    f"SELECT {COLUMNS} FROM entries ORDER BY id LIMIT ? OFFSET ?",
                     (limit, offset),
                 ).fetchall()
-                return [_entry_from_row(r) for r in rows]
+                return [entry_from_row(r) for r in rows]
             candidates = self._conn.execute(
                 "SELECT id, metadata FROM entries ORDER BY id"
             ).fetchall()
@@ -258,17 +212,14 @@ class SQLiteLibraryStore(LibraryStore):
             ]
             return [self.get(i) for i in wanted]
 
-    def search(
+    def _search(
         self,
         queries: np.ndarray,
         k: int,
-        *,
         model_version: str,
-        space: SearchSpace = "embedding",
-        metadata_filter: MetadataFilter | None = None,
+        space: SearchSpace,
+        metadata_filter: MetadataFilter | None,
     ) -> list[list[SearchHit]]:
-        if space not in ("embedding", "spectrum"):
-            raise ValueError(f"space={space!r} must be 'embedding' or 'spectrum'")
         with self._lock:
             if self._count_unlocked() > 0 and self._version != model_version:
                 raise ModelVersionMismatchError(self._version, model_version)
@@ -276,32 +227,18 @@ class SQLiteLibraryStore(LibraryStore):
 
     # -- re-embedding --------------------------------------------------------------------
 
-    def iter_stale(self, model_version: str, batch_size: int) -> Iterator[list[LibraryEntry]]:
-        after = ""
-        while True:
-            with self._lock:
-                rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM entries WHERE model_version != ? AND id > ? "
-                    "ORDER BY id LIMIT ?",
-                    (model_version, after, batch_size),
-                ).fetchall()
-            if not rows:
-                return
-            batch = [_entry_from_row(r) for r in rows]
-            after = batch[-1].id
-            yield batch
+    def _stale_page(self, model_version: str, after: str, limit: int) -> list[LibraryEntry]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {COLUMNS} FROM entries WHERE model_version != ? AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (model_version, after, limit),
+            ).fetchall()
+        return [entry_from_row(r) for r in rows]
 
-    def replace_embeddings(
-        self,
-        ids: Sequence[str],
-        embeddings: np.ndarray,
-        processed: np.ndarray,
-        *,
-        model_version: str,
+    def _replace_embeddings(
+        self, ids: list[str], embeddings: np.ndarray, processed: np.ndarray, model_version: str
     ) -> None:
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        processed = np.asarray(processed, dtype=np.float32)
-        self._check_shapes(embeddings, processed, len(ids))
         now = time.time()
 
         def statements(conn: sqlite3.Connection) -> None:
@@ -309,13 +246,7 @@ class SQLiteLibraryStore(LibraryStore):
                 "UPDATE entries SET embedding = ?, processed = ?, model_version = ?, "
                 "updated_at = ? WHERE id = ?",
                 [
-                    (
-                        emb.astype("<f4").tobytes(),
-                        proc.astype("<f4").tobytes(),
-                        model_version,
-                        now,
-                        entry_id,
-                    )
+                    (f32_bytes(emb), f32_bytes(proc), model_version, now, entry_id)
                     for entry_id, emb, proc in zip(ids, embeddings, processed, strict=True)
                 ],
             )
@@ -329,7 +260,7 @@ class SQLiteLibraryStore(LibraryStore):
                     r[0]
                     for r in self._conn.execute(
                         f"SELECT id FROM entries WHERE id IN ({','.join('?' * len(ids))})",
-                        list(ids),
+                        ids,
                     )
                 }
                 if ids

@@ -1,4 +1,5 @@
-"""HTTP routes, one router per endpoint group. Routes validate, call the pipeline, shape answers."""
+"""HTTP routes, one router per endpoint group: each handler validates, makes ONE call into the
+inference layer or the library service, and shapes the answer."""
 
 from . import embed, health, library, reconstruct, similar
 

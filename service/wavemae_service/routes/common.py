@@ -1,4 +1,4 @@
-"""Helpers shared by the routes: body reading with a size limit, content negotiation, answers."""
+"""What the routes share: the services, body reading with a size limit, answers, API docs."""
 
 from __future__ import annotations
 
@@ -11,16 +11,25 @@ import numpy as np
 import orjson
 from fastapi import Request, Response
 
-from ..errors import NotReady, PayloadTooLarge, UnsupportedMediaType
+from ..errors import (
+    Forbidden,
+    InvalidInput,
+    NotReady,
+    Overloaded,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from ..inference import Inference
 from ..inputs import NPY_MEDIA_TYPE
-from ..pipeline import SpectraPipeline
-from ..schemas import ErrorResponse
+from ..library.service import LibraryService
 
 __all__ = [
-    "ERROR_RESPONSES",
+    "REQUEST_ERRORS",
     "body_doc",
     "decode",
-    "get_pipeline",
+    "get_inference",
+    "get_library",
     "json_response",
     "media_type",
     "npy_response",
@@ -32,19 +41,16 @@ T = TypeVar("T")
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in (
-        (401, "Missing or invalid API key"),
-        (403, "The key lacks the admin scope"),
-        (413, "Too many spectra or too large a body"),
-        (415, "Unsupported Content-Type"),
-        (422, "Invalid input: the error names the field and the reason"),
-        (429, "Overloaded: retry after the Retry-After header's seconds"),
-        (503, "Not ready (loading, draining or unhealthy)"),
-    )
-}
-
+#: The errors any authenticated request can meet (documented on every such route).
+REQUEST_ERRORS = (
+    Unauthorized,
+    Forbidden,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidInput,
+    Overloaded,
+    NotReady,
+)
 
 #: Documents the binary alternative of a 200 answer (sent with ``Accept: application/x-npy``).
 NPY_RESPONSE: dict[str, Any] = {
@@ -52,13 +58,21 @@ NPY_RESPONSE: dict[str, Any] = {
 }
 
 
-def get_pipeline(request: Request) -> SpectraPipeline:
-    """The ready pipeline, or NotReady (503) while starting or after shutdown began."""
+def _ready_state(request: Request) -> Any:
     state = request.app.state
-    pipeline = getattr(state, "pipeline", None)
-    if pipeline is None or not state.ready:
+    if not state.ready:
         raise NotReady("the model is not loaded yet; retry shortly")
-    return pipeline
+    return state
+
+
+def get_inference(request: Request) -> Inference:
+    """The served model, or NotReady (503) while starting or after shutdown began."""
+    return _ready_state(request).inference
+
+
+def get_library(request: Request) -> LibraryService:
+    """The library service, or NotReady (503) while starting or after shutdown began."""
+    return _ready_state(request).library
 
 
 def media_type(request: Request) -> str:
@@ -92,19 +106,11 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 _INLINE_DECODE_MAX_BYTES = 64 * 1024
 
 
-async def decode(body: bytes, decoder: Callable[..., T], *args: Any) -> T:
-    """``decoder(body, *args)`` inline for small bodies, in a worker thread for large ones."""
+async def decode(body: bytes, decoder: Callable[[bytes], T]) -> T:
+    """``decoder(body)`` inline for small bodies, in a worker thread for large ones."""
     if len(body) <= _INLINE_DECODE_MAX_BYTES:
-        return decoder(body, *args)
-    return await asyncio.to_thread(decoder, body, *args)
-
-
-def check_json(kind: str, allowed: tuple[str, ...] = ()) -> None:
-    """Accept JSON (or no Content-Type) and the media types in ``allowed``; else 415."""
-    if kind in ("", "application/json", *allowed) or kind.endswith("+json"):
-        return
-    accepted = ", ".join(("application/json", *allowed))
-    raise UnsupportedMediaType(f"Content-Type {kind!r} is not accepted here; send {accepted}")
+        return decoder(body)
+    return await asyncio.to_thread(decoder, body)
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

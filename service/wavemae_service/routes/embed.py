@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from ..auth import require_read
-from ..errors import InvalidInput
-from ..inputs import NPY_MEDIA_TYPE, load_npy, parse_csv, parse_json, spectra_array, vector_array
+from ..errors import InvalidInput, openapi_responses
+from ..inputs import read_spectra
 from ..schemas import EmbedRequest, EmbedResponse
 from .common import (
-    ERROR_RESPONSES,
     NPY_RESPONSE,
+    REQUEST_ERRORS,
     body_doc,
-    check_json,
     decode,
-    get_pipeline,
+    get_inference,
     json_response,
     media_type,
     npy_response,
@@ -29,20 +27,6 @@ router = APIRouter(tags=["inference"], dependencies=[Depends(require_read)])
 
 _NPY_DOC = "numpy.save of float32 (N, seq_len) spectra on the model's grid"
 _CSV_DOC = "training CSV format: header row = wavelengths, optional leading id/metadata columns"
-
-
-def _decode(
-    body: bytes, kind: str, max_spectra: int
-) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    """Body -> (spectra (N, L) f64, wavelengths or None, CSV row ids or None)."""
-    if kind == NPY_MEDIA_TYPE:
-        return load_npy(body, max_spectra=max_spectra), None, None
-    if kind in ("text/csv", "application/csv"):
-        return parse_csv(body, max_spectra=max_spectra)
-    check_json(kind)
-    req = parse_json(EmbedRequest, body)
-    values = spectra_array(req.spectra, field="spectra", max_spectra=max_spectra)
-    return values, vector_array(req.wavelengths, field="wavelengths"), None
 
 
 async def _uploaded_file(request: Request, body: bytes) -> bytes:
@@ -66,7 +50,7 @@ async def _uploaded_file(request: Request, body: bytes) -> bytes:
 @router.post(
     "/embed",
     response_model=EmbedResponse,
-    responses={**ERROR_RESPONSES, 200: NPY_RESPONSE},
+    responses={**openapi_responses(*REQUEST_ERRORS), 200: NPY_RESPONSE},
     openapi_extra=body_doc(EmbedRequest, npy=_NPY_DOC, csv=_CSV_DOC, form=_CSV_DOC),
     summary="Embed spectra",
 )
@@ -75,17 +59,20 @@ async def embed(request: Request) -> Response:
 
     Send `Accept: application/x-npy` to receive a float32 `(N, latent_dim)` .npy instead of JSON.
     """
-    pipeline = get_pipeline(request)
+    inference = get_inference(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     kind = media_type(request)
     if kind == "multipart/form-data":
         body, kind = await _uploaded_file(request, body), "text/csv"
-    values, wavelengths, ids = await decode(body, _decode, kind, settings.max_spectra_per_request)
-    embeddings, _ = await pipeline.embed(values, wavelengths)
+    spectra = await decode(
+        body,
+        lambda b: read_spectra(b, kind, max_spectra=settings.max_spectra_per_request, csv=True),
+    )
+    embeddings, _ = await inference.embed(spectra.values, spectra.wavelengths)
     if wants_npy(request):
-        return npy_response(embeddings, pipeline.model_id)
-    answer = {"embeddings": embeddings, "model": pipeline.model_id}
-    if ids is not None:
-        answer["ids"] = ids
+        return npy_response(embeddings, inference.model_id)
+    answer = {"embeddings": embeddings, "model": inference.model_id}
+    if spectra.ids is not None:
+        answer["ids"] = spectra.ids
     return json_response(answer)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from ..auth import require_read
-from ..errors import NotReady
+from ..errors import NotReady, openapi_responses
 from ..metrics import CONTENT_TYPE_LATEST
 from ..schemas import ModelInfo
-from .common import ERROR_RESPONSES, get_pipeline, json_response
+from .common import REQUEST_ERRORS, get_inference, get_library, json_response
 
 router = APIRouter(tags=["operations"])
 
@@ -23,26 +22,24 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", responses={503: ERROR_RESPONSES[503]}, summary="Readiness")
+@router.get("/readyz", responses=openapi_responses(NotReady), summary="Readiness")
 async def readyz(request: Request) -> Response:
     """200 once the model is loaded and warmed up and while the batch loops are healthy."""
-    pipeline = get_pipeline(request)
+    inference = get_inference(request)
     if request.app.state.draining:
         raise NotReady("the server is shutting down")
-    if not pipeline.healthy:
+    if not inference.healthy:
         raise NotReady("the inference loop is stalled or stopped")
+    library = await get_library(request).state()
     return json_response(
         {
             "status": "ready",
-            "model": pipeline.model_id,
+            "model": inference.model_id,
             "library": {
-                "model_version": None if pipeline.store is None else pipeline.store.model_version,
-                "reembedding": pipeline.reembedding,
+                "model_version": library.model_version,
+                "reembedding": library.reembedding,
             },
-            "batchers": {
-                "embed": pipeline.embedder.health(),
-                "reconstruct": pipeline.reconstructor.health(),
-            },
+            "batchers": inference.health(),
         }
     )
 
@@ -50,16 +47,16 @@ async def readyz(request: Request) -> Response:
 @router.get(
     "/model",
     response_model=ModelInfo,
-    responses=ERROR_RESPONSES,
+    responses=openapi_responses(*REQUEST_ERRORS),
     dependencies=[Depends(require_read)],
     summary="What is served",
 )
 async def model(request: Request) -> Response:
     """The manifest summary, the execution providers, batching settings and limits."""
-    pipeline = get_pipeline(request)
+    inference = get_inference(request)
+    library = await get_library(request).state()
     settings = request.app.state.settings
-    artifact = pipeline.artifact
-    store = pipeline.store
+    artifact = inference.artifact
     grid = artifact.wavelengths
     return json_response(
         {
@@ -70,15 +67,17 @@ async def model(request: Request) -> Response:
             "latent_dim": artifact.latent_dim,
             "wavelength_unit": artifact.wavelength_unit,
             "wavelength_range": [float(grid.min()), float(grid.max())],
-            "engine": pipeline.model.describe(),
-            "batching": pipeline.embedder.describe(),
+            "engine": inference.model.describe(),
+            "batching": inference.embedder.describe(),
             "limits": {
                 "max_spectra_per_request": settings.max_spectra_per_request,
                 "max_body_bytes": settings.max_body_bytes,
+                "max_metadata_bytes": settings.max_metadata_bytes,
+                "max_search_response_bytes": settings.max_search_response_bytes,
             },
             "library": {
-                "backend": None if store is None else type(store).__name__,
-                "model_version": None if store is None else store.model_version,
+                "backend": library.backend,
+                "model_version": library.model_version,
             },
             "manifest": artifact.manifest.to_dict(),
         }
@@ -95,9 +94,11 @@ async def model(request: Request) -> Response:
 )
 async def metrics(request: Request) -> Response:
     registry = request.app.state.metrics
-    store = getattr(getattr(request.app.state, "pipeline", None), "store", None)
-    if store is not None:
+    library = request.app.state.library
+    if library is not None:
         # A metrics scrape must not fail because the database is away.
         with contextlib.suppress(Exception):
-            registry.library_entries.set(await asyncio.to_thread(store.count))
+            count = await library.count()
+            if count is not None:
+                registry.library_entries.set(count)
     return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)

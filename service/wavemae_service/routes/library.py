@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..auth import require_admin, require_read
-from ..errors import InvalidInput, PayloadTooLarge
-from ..inputs import check_no_nul, parse_json, parse_json_as, vector_array
+from ..errors import (
+    InvalidInput,
+    LibraryVersionMismatch,
+    NotFound,
+    PayloadTooLarge,
+    ReembedInProgress,
+    openapi_responses,
+)
+from ..inputs import check_json, parse_json, vector_array
 from ..library.base import LibraryEntry
+from ..library.service import LibraryService, NewEntry
 from ..schemas import (
+    ID_DOC,
     LibraryBatchRequest,
     LibraryEntryOut,
     LibraryListResponse,
@@ -20,12 +27,12 @@ from ..schemas import (
     LibraryWriteResponse,
     ReembedResponse,
 )
+from ..validation import check_entry_id, check_metadata, filter_from_text
 from .common import (
-    ERROR_RESPONSES,
+    REQUEST_ERRORS,
     body_doc,
-    check_json,
     decode,
-    get_pipeline,
+    get_library,
     json_response,
     media_type,
     read_body,
@@ -33,12 +40,12 @@ from .common import (
 
 router = APIRouter(prefix="/library", tags=["library"])
 
-EntryIdPath = Annotated[str, Path(min_length=1, max_length=256, description="Entry id.")]
-_RESPONSES = {
-    **ERROR_RESPONSES,
-    404: {"description": "No such entry"},
-    409: {"description": "Library embedded by another model version (re-embed first)"},
-}
+# Lengths documented, not enforced here: check_entry_id applies the whole rule (field "id").
+EntryIdPath = Annotated[
+    str, Path(description=ID_DOC, json_schema_extra={"minLength": 1, "maxLength": 256})
+]
+# Every library route documents 404 and 409: a path id the router cannot match answers 404.
+_RESPONSES = openapi_responses(*REQUEST_ERRORS, NotFound, LibraryVersionMismatch)
 
 
 def _entry_json(entry: LibraryEntry, include_embedding: bool) -> dict[str, Any]:
@@ -56,21 +63,9 @@ def _entry_json(entry: LibraryEntry, include_embedding: bool) -> dict[str, Any]:
     return out
 
 
-async def _write(request: Request, items: list[tuple[str, Any, Any, dict[str, Any]]]) -> Response:
-    pipeline = get_pipeline(request)
-    entries = await pipeline.make_entries(items)
-    await pipeline.call_store("put", entries, model_version=pipeline.model_id)
-    return json_response({"ids": [e.id for e in entries], "model": pipeline.model_id})
-
-
-def _spectrum(values: list[float], field: str) -> Any:
-    return vector_array(values, field=field)
-
-
-def _check_text(entry_id: str, metadata: dict[str, Any], where: str) -> None:
-    """NUL characters cannot be stored by every backend (PostgreSQL text/jsonb): refuse them."""
-    check_no_nul(entry_id, f"{where}id")
-    check_no_nul(metadata, f"{where}metadata")
+def _check_entry(entry_id: str, metadata: dict[str, Any], where: str, max_bytes: int) -> None:
+    check_entry_id(entry_id, f"{where}id")
+    check_metadata(metadata, f"{where}metadata", max_bytes=max_bytes)
 
 
 @router.put(
@@ -83,18 +78,20 @@ def _check_text(entry_id: str, metadata: dict[str, Any], where: str) -> None:
 )
 async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     """Embed and store (or replace) one entry; durable when the answer arrives."""
+    library = get_library(request)
     settings = request.app.state.settings
+    check_entry_id(entry_id)
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
     req = parse_json(LibraryPutRequest, body)
-    _check_text(entry_id, req.metadata, "")
-    item = (
-        entry_id,
-        _spectrum(req.spectrum, "spectrum"),
-        vector_array(req.wavelengths, field="wavelengths"),
-        req.metadata,
+    _check_entry(entry_id, req.metadata, "", settings.max_metadata_bytes)
+    item = NewEntry(
+        id=entry_id,
+        spectrum=vector_array(req.spectrum, field="spectrum"),
+        wavelengths=vector_array(req.wavelengths, field="wavelengths"),
+        metadata=req.metadata,
     )
-    return await _write(request, [item])
+    return await _written(library, [item])
 
 
 @router.post(
@@ -107,10 +104,11 @@ async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
 )
 async def post_entries(request: Request) -> Response:
     """Embed and store all entries atomically: all are stored or none."""
+    library = get_library(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
-    req = await decode(body, parse_json_as, LibraryBatchRequest)
+    req = await decode(body, lambda b: parse_json(LibraryBatchRequest, b))
     if not req.entries:
         raise InvalidInput("entries is empty", field="entries")
     if len(req.entries) > settings.max_spectra_per_request:
@@ -128,16 +126,17 @@ async def post_entries(request: Request) -> Response:
                 field=f"entries[{i}].id",
             )
         seen[entry.id] = i
-        _check_text(entry.id, entry.metadata, f"entries[{i}].")
+        _check_entry(entry.id, entry.metadata, f"entries[{i}].", settings.max_metadata_bytes)
         items.append(
-            (
-                entry.id,
-                _spectrum(entry.spectrum, f"entries[{i}].spectrum"),
-                vector_array(entry.wavelengths, field=f"entries[{i}].wavelengths"),
-                entry.metadata,
+            NewEntry(
+                id=entry.id,
+                spectrum=vector_array(entry.spectrum, field=f"entries[{i}].spectrum"),
+                wavelengths=vector_array(entry.wavelengths, field=f"entries[{i}].wavelengths"),
+                metadata=entry.metadata,
+                field=f"entries[{i}].spectrum",
             )
         )
-    return await _write(request, items)
+    return await _written(library, items)
 
 
 @router.get(
@@ -153,8 +152,8 @@ async def get_entry(
     include_embedding: Annotated[bool, Query(description="Also return the embedding.")] = False,
 ) -> Response:
     """The stored entry: the original spectrum and wavelengths exactly as sent, and metadata."""
-    pipeline = get_pipeline(request)
-    entry = await pipeline.call_store("get", entry_id)
+    check_entry_id(entry_id)
+    entry = await get_library(request).get(entry_id)
     return json_response(_entry_json(entry, include_embedding))
 
 
@@ -165,8 +164,8 @@ async def get_entry(
     summary="Delete one entry",
 )
 async def delete_entry(request: Request, entry_id: EntryIdPath) -> Response:
-    pipeline = get_pipeline(request)
-    await pipeline.call_store("delete", entry_id)
+    check_entry_id(entry_id)
+    await get_library(request).delete(entry_id)
     return json_response({"id": entry_id, "deleted": True})
 
 
@@ -188,27 +187,16 @@ async def list_entries(
     ] = None,
     include_embedding: Annotated[bool, Query()] = False,
 ) -> Response:
-    pipeline = get_pipeline(request)
-    metadata_filter = None
-    if filter:
-        try:
-            metadata_filter = orjson.loads(filter)
-        except orjson.JSONDecodeError:
-            raise InvalidInput("filter is not valid JSON", field="filter") from None
-        if not isinstance(metadata_filter, dict):
-            raise InvalidInput("filter must be a JSON object", field="filter")
-        check_no_nul(metadata_filter, "filter")
-    count = await pipeline.call_store("count", metadata_filter)
-    entries = await pipeline.call_store(
-        "list_entries", offset=offset, limit=limit, metadata_filter=metadata_filter
-    )
+    library = get_library(request)
+    metadata_filter = filter_from_text(filter)
+    page = await library.list(offset=offset, limit=limit, metadata_filter=metadata_filter)
     return json_response(
         {
-            "count": count,
-            "model_version": pipeline.store.model_version if pipeline.store else None,
+            "count": page.count,
+            "model_version": page.model_version,
             "offset": offset,
             "limit": limit,
-            "entries": [_entry_json(e, include_embedding) for e in entries],
+            "entries": [_entry_json(e, include_embedding) for e in page.entries],
         }
     )
 
@@ -216,19 +204,19 @@ async def list_entries(
 @router.post(
     "/reembed",
     response_model=ReembedResponse,
-    responses=_RESPONSES,
+    responses=openapi_responses(
+        *REQUEST_ERRORS, NotFound, LibraryVersionMismatch, ReembedInProgress
+    ),
     dependencies=[Depends(require_admin)],
     summary="Re-embed the library with the served model",
 )
 async def reembed(request: Request) -> Response:
     """Re-embed every entry written by another model version from its stored original spectrum
     (one transaction per batch); afterwards the library serves this model version."""
-    pipeline = get_pipeline(request)
-    settings = request.app.state.settings
-    count = await asyncio.to_thread(pipeline.reembed_sync, settings.reembed_batch_size)
-    return json_response(
-        {
-            "reembedded": count,
-            "model_version": pipeline.store.model_version if pipeline.store else None,
-        }
-    )
+    result = await get_library(request).reembed()
+    return json_response({"reembedded": result.reembedded, "model_version": result.model_version})
+
+
+async def _written(library: LibraryService, items: list[NewEntry]) -> Response:
+    ids = await library.put(items)
+    return json_response({"ids": ids, "model": library.model_id})

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
-from ..inputs import NPY_MEDIA_TYPE, load_npy, parse_json, spectra_array, vector_array
+from ..errors import openapi_responses
+from ..inputs import read_spectra
 from ..schemas import ReconstructRequest, ReconstructResponse
 from .common import (
-    ERROR_RESPONSES,
     NPY_RESPONSE,
+    REQUEST_ERRORS,
     body_doc,
-    check_json,
     decode,
-    get_pipeline,
+    get_inference,
     json_response,
     media_type,
     npy_response,
@@ -27,22 +24,10 @@ from .common import (
 router = APIRouter(tags=["inference"], dependencies=[Depends(require_read)])
 
 
-def _decode(
-    body: bytes, kind: str, max_spectra: int
-) -> tuple[np.ndarray, np.ndarray | None, list[list[Any]] | None]:
-    """Body -> (spectra (N, L) f64, wavelengths or None, missing or None)."""
-    if kind == NPY_MEDIA_TYPE:
-        return load_npy(body, max_spectra=max_spectra), None, None
-    check_json(kind)
-    req = parse_json(ReconstructRequest, body)
-    values = spectra_array(req.spectra, field="spectra", max_spectra=max_spectra)
-    return values, vector_array(req.wavelengths, field="wavelengths"), req.missing
-
-
 @router.post(
     "/reconstruct",
     response_model=ReconstructResponse,
-    responses={**ERROR_RESPONSES, 200: NPY_RESPONSE},
+    responses={**openapi_responses(*REQUEST_ERRORS), 200: NPY_RESPONSE},
     openapi_extra=body_doc(
         ReconstructRequest, npy="numpy.save of float32 (N, seq_len) spectra, nothing missing"
     ),
@@ -55,17 +40,25 @@ async def reconstruct(request: Request) -> Response:
     predicted from the rest of the spectrum. With `Accept: application/x-npy` the answer is the
     float32 `(N, L)` reconstructions (RMSE in the `X-WaveMAE-RMSE` header, comma-separated).
     """
-    pipeline = get_pipeline(request)
+    inference = get_inference(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
-    values, wavelengths, missing = await decode(
-        body, _decode, media_type(request), settings.max_spectra_per_request
+    kind = media_type(request)
+    spectra = await decode(
+        body,
+        lambda b: read_spectra(
+            b, kind, max_spectra=settings.max_spectra_per_request, model=ReconstructRequest
+        ),
     )
-    recon, rmse = await pipeline.reconstruct(values, wavelengths, missing)
+    result = await inference.reconstruct(spectra.values, spectra.wavelengths, spectra.missing)
     if wants_npy(request):
-        response = npy_response(recon, pipeline.model_id)
-        response.headers["X-WaveMAE-RMSE"] = ",".join(f"{v:.9g}" for v in rmse)
+        response = npy_response(result.values, inference.model_id)
+        response.headers["X-WaveMAE-RMSE"] = ",".join(f"{v:.9g}" for v in result.rmse)
         return response
     return json_response(
-        {"reconstructions": recon, "rmse": rmse.tolist(), "model": pipeline.model_id}
+        {
+            "reconstructions": result.values,
+            "rmse": result.rmse.tolist(),
+            "model": inference.model_id,
+        }
     )

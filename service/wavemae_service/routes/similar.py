@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
-from ..errors import InvalidInput
-from ..inputs import check_no_nul, parse_json_as, spectra_array, vector_array
+from ..errors import LibraryVersionMismatch, openapi_responses
+from ..inputs import check_json, parse_json, spectra_array, vector_array
+from ..library.service import SimilarQuery
 from ..schemas import SimilarRequest, SimilarResponse
+from ..validation import parse_filter
 from .common import (
-    ERROR_RESPONSES,
+    REQUEST_ERRORS,
     body_doc,
-    check_json,
     decode,
-    get_pipeline,
+    get_library,
     json_response,
     media_type,
     read_body,
@@ -26,7 +26,7 @@ router = APIRouter(tags=["library"], dependencies=[Depends(require_read)])
 @router.post(
     "/similar",
     response_model=SimilarResponse,
-    responses={**ERROR_RESPONSES, 409: {"description": "Library embedded by another model"}},
+    responses=openapi_responses(*REQUEST_ERRORS, LibraryVersionMismatch),
     openapi_extra=body_doc(SimilarRequest),
     summary="Search the reference library",
 )
@@ -36,47 +36,25 @@ async def similar(request: Request) -> Response:
     Queries are `spectra` (preprocessed and, for `space="embedding"`, embedded by the served
     model) or `embeddings` from this model version. `filter` restricts candidates by metadata.
     """
-    pipeline = get_pipeline(request)
+    library = get_library(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     check_json(media_type(request))
-    req = await decode(body, parse_json_as, SimilarRequest)
-    check_no_nul(req.filter, "filter")
+    req = await decode(body, lambda b: parse_json(SimilarRequest, b))
     limit = settings.max_spectra_per_request
-    if (req.spectra is None) == (req.embeddings is None):
-        raise InvalidInput("send exactly one of 'spectra' or 'embeddings'", field="spectra")
-    if req.embeddings is not None:
-        if req.space != "embedding":
-            raise InvalidInput(
-                "space='spectrum' needs 'spectra', not 'embeddings'", field="embeddings"
-            )
-        queries = spectra_array(req.embeddings, field="embeddings", max_spectra=limit)
-        if queries.shape[1] != pipeline.latent_dim:
-            raise InvalidInput(
-                f"embeddings have {queries.shape[1]} values but this model's embeddings have "
-                f"latent_dim={pipeline.latent_dim}",
-                field="embeddings",
-            )
-    else:
-        values = spectra_array(req.spectra, field="spectra", max_spectra=limit)
-        wavelengths = vector_array(req.wavelengths, field="wavelengths")
-        if req.space == "embedding":
-            queries, _ = await pipeline.embed(values, wavelengths)
-        else:
-            queries, _ = await pipeline.preprocess(values, wavelengths)
-    hits = await pipeline.similar(
-        np.asarray(queries, dtype=np.float32),
-        req.k,
+    query = SimilarQuery(
+        k=req.k,
         space=req.space,
-        metadata_filter=req.filter,
+        metadata_filter=parse_filter(req.filter),
+        spectra=None
+        if req.spectra is None
+        else spectra_array(req.spectra, field="spectra", max_spectra=limit),
+        wavelengths=vector_array(req.wavelengths, field="wavelengths"),
+        embeddings=None
+        if req.embeddings is None
+        else spectra_array(req.embeddings, field="embeddings", max_spectra=limit),
+        include_metadata=req.include_metadata,
+        fields=req.fields,
     )
-    return json_response(
-        {
-            "results": [
-                [{"id": h.id, "score": h.score, "metadata": h.metadata} for h in row]
-                for row in hits
-            ],
-            "model": pipeline.model_id,
-            "space": req.space,
-        }
-    )
+    results = await library.similar(query)
+    return json_response({"results": results, "model": library.model_id, "space": req.space})

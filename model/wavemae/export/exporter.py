@@ -2,46 +2,31 @@
 
 The folder layout, tensor names and manifest schema are defined in :mod:`wavemae.artifact`;
 this module only produces them. Nothing is written in place: the files go to a temporary
-sibling folder, every graph is checked against PyTorch eager on real spectra
-(:func:`wavemae.export_verify.verify_exported`), and only then is the manifest written and the
-folder moved to ``out_dir``. A failed check raises :class:`ExportVerificationError` with the
-numbers.
-
-Why the dynamo exporter: the legacy TorchScript-based ``torch.onnx.export(dynamo=False)``
-silently bakes the traced batch size into this model's graph (embeddings off by ~0.2 at any
-other batch size), while ``dynamo=True`` with a dynamic ``batch`` dimension matches eager to
-~1e-7 at every batch size. TorchScript files are made with ``torch.jit.script`` (not trace) for
-the same reason. Opset 18: at opset 23 the exporter maps SDPA to the ONNX ``Attention`` op,
-whose ONNX Runtime 1.32 CPU kernel rejects the masked encoder's broadcast ``(B, 1, 1, S)`` mask
-(and the all-visible encoder was no faster there).
+sibling folder (graphs: :mod:`wavemae.export.graphs`), every graph is checked against PyTorch
+eager on real spectra (:func:`wavemae.export.verify.verify_exported`), and only then is the
+manifest written and the folder moved to ``out_dir``. A failed check raises
+:class:`ExportVerificationError` with the numbers.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 import shutil
 import sys
 import tempfile
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 from wavemae import __version__
 from wavemae.artifact import (
-    EMBEDDING,
     FILE_NAMES,
     MANIFEST,
-    RECONSTRUCTION,
     SCHEMA_VERSION,
-    SPECTRA,
-    VISIBLE,
     FileEntry,
     Manifest,
     canonical_unit,
@@ -49,104 +34,13 @@ from wavemae.artifact import (
     sha256_file,
     tensor_specs_for,
 )
-from wavemae.export_verify import ExportVerificationError, verify_exported
+from wavemae.export.graphs import DEFAULT_OPSET, write_graphs
+from wavemae.export.verify import verify_exported
 from wavemae.models.wave_mae import WaveMAE
 
-__all__ = [
-    "DEFAULT_OPSET",
-    "MIN_VERIFY_SPECTRA",
-    "DecoderGraph",
-    "EncoderGraph",
-    "ExportVerificationError",
-    "MaskedEncoderGraph",
-    "export_checkpoint",
-    "export_model",
-    "export_tiny_model",
-    "synthetic_spectra",
-]
+__all__ = ["MIN_VERIFY_SPECTRA", "export_checkpoint", "export_model"]
 
-DEFAULT_OPSET = 18
 MIN_VERIFY_SPECTRA = 64
-
-
-class EncoderGraph(nn.Module):
-    """``spectra`` (B, L) float32 -> ``embedding`` (B, Z): every position visible."""
-
-    def __init__(self, model: WaveMAE) -> None:
-        super().__init__()
-        self.encoder = model.encoder
-
-    def forward(self, spectra: Tensor) -> Tensor:
-        return self.encoder.forward_all_visible(spectra)
-
-
-class MaskedEncoderGraph(nn.Module):
-    """``spectra`` (B, L), ``visible`` (B, L) bool -> ``embedding`` (B, Z); hidden ignored."""
-
-    def __init__(self, model: WaveMAE) -> None:
-        super().__init__()
-        self.encoder = model.encoder
-
-    def forward(self, spectra: Tensor, visible: Tensor) -> Tensor:
-        return self.encoder.forward_dense_masked(spectra, visible)
-
-
-class DecoderGraph(nn.Module):
-    """``embedding`` (B, Z) -> ``reconstruction`` (B, L)."""
-
-    def __init__(self, model: WaveMAE) -> None:
-        super().__init__()
-        self.decoder = model.decoder
-
-    def forward(self, embedding: Tensor) -> Tensor:
-        return self.decoder(embedding)
-
-
-# --------------------------------------------------------------------------- writing graphs
-
-
-def _export_onnx(
-    module: nn.Module, example: tuple[Tensor, ...], names: list[str], output: str, path: Path,
-    opset: int,
-) -> None:
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    dynamic = {name: {0: batch} for name in names}
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)  # "torchvision is not installed" chatter
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                module, example, dynamo=True, input_names=names, output_names=[output],
-                dynamic_shapes=dynamic, opset_version=opset, external_data=False, verbose=False,
-            )
-    finally:
-        onnx_logger.setLevel(level)
-    # One self-contained file (weights inline), so one sha256 covers the whole graph.
-    program.save(str(path), external_data=False)
-
-
-def _export_torchscript(module: nn.Module, path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit is deprecated but still the portable format
-        scripted = torch.jit.script(module)
-        torch.jit.save(scripted, str(path))
-
-
-def _write_graphs(model: WaveMAE, folder: Path, opset: int) -> None:
-    seq_len, latent_dim = model.seq_len, model.latent_dim
-    # Batch 3 for the example: batch 1 would let the exporter specialise the batch axis.
-    x = torch.randn(3, seq_len)
-    visible = torch.ones(3, seq_len, dtype=torch.bool)
-    z = torch.nn.functional.normalize(torch.randn(3, latent_dim), dim=-1)
-    encoder, masked, decoder = EncoderGraph(model), MaskedEncoderGraph(model), DecoderGraph(model)
-    _export_onnx(encoder, (x,), [SPECTRA], EMBEDDING, folder / FILE_NAMES["encoder"], opset)
-    _export_onnx(masked, (x, visible), [SPECTRA, VISIBLE], EMBEDDING,
-                 folder / FILE_NAMES["encoder_masked"], opset)
-    _export_onnx(decoder, (z,), [EMBEDDING], RECONSTRUCTION, folder / FILE_NAMES["decoder"], opset)
-    _export_torchscript(encoder, folder / FILE_NAMES["encoder_torchscript"])
-    _export_torchscript(decoder, folder / FILE_NAMES["decoder_torchscript"])
 
 
 def _library_versions() -> dict[str, str]:
@@ -204,7 +98,7 @@ def export_model(
         verify_spectra: ``(N, seq_len)`` model-input spectra (already preprocessed), real ones,
             ``N >= min_verify_spectra``; the parity checks run on them.
         quantize: None or ``"int8"`` (ONNX Runtime dynamic quantisation of the encoder, kept
-            only if faster with retrieval intact; see :mod:`wavemae.quantize`).
+            only if faster with retrieval intact; see :mod:`wavemae.export.quantize`).
         opset: ONNX opset.
         overwrite: replace an existing non-empty ``out_dir``.
         min_verify_spectra: minimum ``N`` (64 for real exports).
@@ -253,18 +147,19 @@ def export_model(
     model.eval()
     try:
         with torch.no_grad():
-            _write_graphs(model, staging, opset)
+            write_graphs(model, staging, opset)
             verification = verify_exported(model, staging, spectra)
         quantization = None
         if quantize == "int8":
-            from wavemae.quantize import quantize_encoder_int8
+            from wavemae.export.quantize import quantize_encoder_int8
 
             held_out = spectra if retrieval_spectra is None else retrieval_spectra
             quantization = quantize_encoder_int8(staging, held_out)
         roles = [r for r in FILE_NAMES if (staging / FILE_NAMES[r]).is_file()]
         files = {
             role: FileEntry(
-                FILE_NAMES[role], sha256_file(staging / FILE_NAMES[role]),
+                FILE_NAMES[role],
+                sha256_file(staging / FILE_NAMES[role]),
                 (staging / FILE_NAMES[role]).stat().st_size,
             )
             for role in roles
@@ -322,7 +217,8 @@ def export_checkpoint(
         checkpoint_path: a file written by :func:`wavemae.checkpoint.save_checkpoint`.
         out_dir: the artifact folder to create.
         data: a ``wavemae.data.Spectra`` of held-out raw spectra for verification (and for the
-            int8 retrieval check); default: the ``tablet`` corpus's test split.
+            int8 retrieval check); default: the held-out split of the data the checkpoint
+            was trained on (:func:`wavemae.train.data_source.recorded_heldout`).
         name: model name; default the checkpoint's ``provenance["name"]`` or ``"wavemae"``.
         version: default ``"<step>-<first 8 hex of the checkpoint's sha256>"``.
         quantize, opset, overwrite: as for :func:`export_model`.
@@ -344,22 +240,23 @@ def export_checkpoint(
     if ckpt.wavelengths is None or ckpt.unit is None:
         raise ValueError(f"{path} records no wavelength grid/unit; it cannot be served")
     sha = sha256_file(path)
-    default_data = data is None
-    if default_data:
-        from wavemae.data import load_corpus
+    if data is None:
+        from wavemae.train.data_source import recorded_heldout
 
-        data = load_corpus("tablet", split="test")
+        data, data_label = recorded_heldout(ckpt.provenance, path)
     spectra = _model_input(ckpt.preprocessing, data, np.asarray(ckpt.wavelengths), ckpt.unit)
     # Parity on an evenly spread subset keeps a CPU export within minutes; int8 retrieval
     # is judged on all of them.
     pick = np.unique(np.linspace(0, len(spectra) - 1, min(n_verify, len(spectra))).astype(int))
+    if len(pick) < MIN_VERIFY_SPECTRA:  # a small own data set: its rows, repeated, fill a batch
+        pick = np.resize(pick, MIN_VERIFY_SPECTRA)
     provenance = dict(ckpt.provenance)
     provenance.update(
         checkpoint={"file": path.name, "sha256": sha, "step": ckpt.step, "weights": "ema"},
         train_config=ckpt.train_config,
         export_command=command or " ".join(sys.argv),
         verification_data={
-            "source": data_label or ("tablet:test" if default_data else "caller's Spectra"),
+            "source": data_label or "caller's Spectra",
             "n_spectra": len(spectra),
             "n_parity": len(pick),
             "sha256": data.checksum() if hasattr(data, "checksum") else None,
@@ -400,7 +297,3 @@ def _model_input(preprocessing: dict | None, data: Any, grid: np.ndarray, unit: 
 
         out = resample_to_grid(values, wavelengths, grid)
     return np.asarray(out, dtype=np.float32)
-
-
-# Re-exported for test suites (import at the end: wavemae.export_tiny uses export_model).
-from wavemae.export_tiny import export_tiny_model, synthetic_spectra  # noqa: E402

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 
 from wavemae.artifact import FILE_NAMES, SPECTRA, VISIBLE, tensor_specs_for
+from wavemae.bench.backends import ort_session
 
 __all__ = [
     "BATCH_SIZES",
     "EMBEDDING_ATOL",
     "MIN_COSINE",
     "ExportVerificationError",
-    "make_session",
     "verify_exported",
 ]
 
@@ -46,16 +46,6 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(bool)": "bool"}
 
 class ExportVerificationError(RuntimeError):
     """An exported graph disagrees with PyTorch eager, or fails a structural check."""
-
-
-def make_session(path: str | Path, *, threads: int = 0) -> Any:
-    """ONNX Runtime CPU session with every graph optimisation enabled."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _chunked(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
@@ -94,11 +84,16 @@ def _check_session_io(session: Any, role: str, expected: dict, failures: list[st
         specs = expected[role][kind]
         got = [(n.name, _ORT_DTYPES.get(n.type, n.type), list(n.shape)) for n in nodes]
         want = [(s.name, s.dtype, list(s.shape)) for s in specs]
-        ok = len(got) == len(want) and all(
-            g[0] == w[0] and g[1] == w[1] and len(g[2]) == len(w[2])
-            and not isinstance(g[2][0], int)  # the batch axis must stay symbolic
-            and g[2][1:] == w[2][1:]
-            for g, w in zip(got, want, strict=True)
+        ok = (
+            len(got) == len(want)
+            and all(
+                g[0] == w[0]
+                and g[1] == w[1]
+                and len(g[2]) == len(w[2])
+                and not isinstance(g[2][0], int)  # the batch axis must stay symbolic
+                and g[2][1:] == w[2][1:]
+                for g, w in zip(got, want, strict=True)
+            )
         )
         if not ok:
             failures.append(f"{role} {kind}: graph has {got}, manifest expects {want}")
@@ -150,8 +145,8 @@ def verify_exported(model: Any, folder: Path, spectra: np.ndarray) -> dict[str, 
     z_masked_ref = _chunked(eager_encode, x, visible)
     recon_ref = _chunked(eager_decode, z_ref)
 
-    sessions = {r: make_session(folder / FILE_NAMES[r]) for r in ("encoder", "encoder_masked",
-                                                                   "decoder")}
+    roles = ("encoder", "encoder_masked", "decoder")
+    sessions = {r: ort_session(folder / FILE_NAMES[r]) for r in roles}
     for role, session in sessions.items():
         _check_session_io(session, role, expected, failures)
     with warnings.catch_warnings():
@@ -182,9 +177,11 @@ def verify_exported(model: Any, folder: Path, spectra: np.ndarray) -> dict[str, 
         "decoder": ((z_ref,), recon_ref, False),
         "decoder_torchscript": ((z_ref,), recon_ref, False),
     }
-    report: dict[str, Any] = {"n_spectra": n, "onnx_checker": "passed",
-                              "tolerances": {"embedding_max_abs": EMBEDDING_ATOL,
-                                             "embedding_min_cosine": MIN_COSINE}}
+    report: dict[str, Any] = {
+        "n_spectra": n,
+        "onnx_checker": "passed",
+        "tolerances": {"embedding_max_abs": EMBEDDING_ATOL, "embedding_min_cosine": MIN_COSINE},
+    }
     for role, (inputs, ref, is_embedding) in cases.items():
         numbers = _compare(_chunked(runners[role], *inputs), ref, cosine=is_embedding)
         # Batch sizes: the same rows run alone, 7 at a time and 64 at a time.
@@ -198,11 +195,16 @@ def verify_exported(model: Any, folder: Path, spectra: np.ndarray) -> dict[str, 
             worst = max(worst, float(np.max(np.abs(got - ref[:m]))))
         numbers["batch_sizes_max_abs"] = worst
         report[role] = numbers
-        limit = EMBEDDING_ATOL if is_embedding else EMBEDDING_ATOL * max(1.0, float(
-            np.max(np.abs(ref))))
+        limit = (
+            EMBEDDING_ATOL
+            if is_embedding
+            else EMBEDDING_ATOL * max(1.0, float(np.max(np.abs(ref))))
+        )
         if numbers["max_abs"] > limit or worst > limit:
-            failures.append(f"{role}: max abs diff {numbers['max_abs']:.3g} (batch sizes "
-                            f"{BATCH_SIZES}: {worst:.3g}) exceeds {limit:.3g}")
+            failures.append(
+                f"{role}: max abs diff {numbers['max_abs']:.3g} (batch sizes "
+                f"{BATCH_SIZES}: {worst:.3g}) exceeds {limit:.3g}"
+            )
         if is_embedding and numbers["min_cosine"] < MIN_COSINE:
             failures.append(f"{role}: min cosine {numbers['min_cosine']:.7f} < {MIN_COSINE}")
 
@@ -214,12 +216,17 @@ def verify_exported(model: Any, folder: Path, spectra: np.ndarray) -> dict[str, 
     nan_rows = np.arange(n) % 2 == 0
     perturbed[nan_rows[:, None] & ~visible] = np.nan
     z_perturbed = _chunked(runners["encoder_masked"], perturbed, visible)
-    moved = float(np.max(np.abs(z_perturbed - z_masked_ref))) if np.all(
-        np.isfinite(z_perturbed)) else float("inf")
+    moved = (
+        float(np.max(np.abs(z_perturbed - z_masked_ref)))
+        if np.all(np.isfinite(z_perturbed))
+        else float("inf")
+    )
     report["encoder_masked"]["hidden_perturbation_max_abs"] = moved
     if moved > EMBEDDING_ATOL:
-        failures.append(f"encoder_masked: noise/NaN at hidden positions moved embeddings by "
-                        f"{moved:.3g} (> {EMBEDDING_ATOL})")
+        failures.append(
+            f"encoder_masked: noise/NaN at hidden positions moved embeddings by "
+            f"{moved:.3g} (> {EMBEDDING_ATOL})"
+        )
     # All visible through the masked graph is the plain encoder.
     z_all_masked = _chunked(runners["encoder_masked"], x, all_visible)
     same = float(np.max(np.abs(z_all_masked - z_ref)))

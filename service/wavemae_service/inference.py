@@ -1,0 +1,308 @@
+"""The served model: raw spectra in; embeddings, reconstructions and model input out.
+
+Preprocessing goes through the artifact, that is through :mod:`wavemae.preprocessing`, the code
+the model was trained with; so does the way back from the model's grid to the caller's.
+Inference goes through one bounded :class:`~.batching.MicroBatcher` per graph chain (embed;
+masked encode + decode), which :class:`Inference` starts and stops. Speaks numpy, raises
+:mod:`.errors` types, does not import FastAPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from wavemae.artifact import Artifact
+from wavemae.preprocessing import NormalizationState, resample_to_grid
+
+from .batching import BatchObserver, MicroBatcher
+from .errors import InvalidInput, Overloaded
+from .runtime import OnnxModel
+from .settings import Settings
+from .validation import public_message
+
+__all__ = ["Inference", "ModelInput", "Reconstruction", "to_caller_grid", "visible_mask"]
+
+# Requests with more spectra than this are preprocessed in a worker thread, not on the loop.
+_INLINE_PREPROCESS_MAX = 32
+# How long a background submit (re-embedding) waits before retrying when the queue is full.
+_BACKGROUND_RETRY_S = 0.05
+
+#: One item of ``missing``: a position in the caller's spectrum, or a ``[lo, hi]`` range of
+#: wavelengths in the model's unit.
+MissingItem = int | Sequence[float]
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """Spectra after the model's preprocessing.
+
+    Attributes:
+        x: ``(N, seq_len)`` float32, C-contiguous: what the encoder takes.
+        state: per-spectrum normalisation, to map model-space spectra back to the caller's scale.
+    """
+
+    x: np.ndarray
+    state: NormalizationState
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """``values``: ``(N, L_in)`` float32 on the caller's grid and scale (NaN outside the model's
+    range), or ``(N, seq_len)`` in model space when the preprocessing cannot be inverted (a
+    Savitzky-Golay derivative); ``rmse``: ``(N,)`` float64 against the input, same space."""
+
+    values: np.ndarray
+    rmse: np.ndarray
+
+
+class Inference:
+    """Preprocess, embed and reconstruct with one served model.
+
+    Args:
+        artifact: the loaded artifact (its preprocessor and grid are used).
+        model: ONNX Runtime sessions of that artifact.
+        settings: batching settings.
+        observer: metrics hooks for the batchers.
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        model: OnnxModel,
+        settings: Settings,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.artifact = artifact
+        self.model = model
+        self.model_id = artifact.model_id
+        self.seq_len = artifact.seq_len
+        self.latent_dim = artifact.latent_dim
+        self.grid = artifact.wavelengths  # (seq_len,) the model's grid
+        common: dict[str, Any] = {
+            "max_batch_size": settings.max_batch_size,
+            "max_wait_ms": settings.max_wait_ms,
+            "max_queue_spectra": settings.max_queue_spectra,
+            "retry_after_s": settings.retry_after_s,
+            "timeout_s": settings.inference_timeout_s,
+            "stall_s": settings.batch_stall_s,
+            "workers": settings.inference_workers,
+            "observer": observer,
+        }
+        self.embedder = MicroBatcher(model.embed, name="embed", **common)
+        self.reconstructor = MicroBatcher(model.reconstruct, name="reconstruct", **common)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the batch loops (on the running event loop)."""
+        await self.embedder.start()
+        await self.reconstructor.start()
+
+    async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Let queued spectra finish (up to ``drain_timeout_s`` each), then stop the loops."""
+        await self.embedder.stop(drain_timeout_s)
+        await self.reconstructor.stop(drain_timeout_s)
+
+    @property
+    def healthy(self) -> bool:
+        return self.embedder.healthy and self.reconstructor.healthy
+
+    def health(self) -> dict[str, Any]:
+        """Each batcher's queue, running batches and last error (for /readyz)."""
+        return {"embed": self.embedder.health(), "reconstruct": self.reconstructor.health()}
+
+    # -- preprocessing -------------------------------------------------------------------------
+
+    def preprocess_sync(
+        self, values: np.ndarray, wavelengths: np.ndarray | None, *, field: str = "spectra"
+    ) -> ModelInput:
+        """``(N, L_in)`` raw spectra -> the model's input, in this thread.
+
+        Args:
+            values: ``(N, L_in)`` float64 finite values.
+            wavelengths: ``(L_in,)`` their grid in the model's unit, or None when they lie on
+                the model's grid (then ``L_in == seq_len``).
+            field: the request field ``values`` came from, for error messages.
+
+        Raises:
+            InvalidInput: wrong length, or a grid that does not cover the model's range (the
+                message names both ranges).
+        """
+        _check_lengths(values, wavelengths, self.seq_len, field)
+        try:
+            with np.errstate(all="ignore"):
+                x, state = self.artifact.preprocess_with_state(values, wavelengths)
+        except ValueError as exc:  # GridRangeError included: its message names the ranges
+            raise InvalidInput(
+                public_message(str(exc)), field="wavelengths" if wavelengths is not None else field
+            ) from None
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            raise InvalidInput(
+                f"{field}[{i}] does not give finite values after the model's preprocessing "
+                "(values too large?)",
+                field=f"{field}[{i}]",
+            )
+        return ModelInput(x, state)
+
+    async def preprocess(
+        self, values: np.ndarray, wavelengths: np.ndarray | None, *, field: str = "spectra"
+    ) -> ModelInput:
+        """:meth:`preprocess_sync`, in a worker thread for many spectra."""
+        if values.shape[0] <= _INLINE_PREPROCESS_MAX:
+            return self.preprocess_sync(values, wavelengths, field=field)
+        return await asyncio.to_thread(self.preprocess_sync, values, wavelengths, field=field)
+
+    # -- inference -----------------------------------------------------------------------------
+
+    async def embed(
+        self, values: np.ndarray, wavelengths: np.ndarray | None = None, *, field: str = "spectra"
+    ) -> tuple[np.ndarray, ModelInput]:
+        """Raw spectra -> ``(embeddings (N, latent_dim) float32, their model input)``.
+
+        Raises:
+            InvalidInput: see :meth:`preprocess_sync`.
+            Overloaded, NotReady, InferenceFailed: from the batcher.
+        """
+        model_input = await self.preprocess(values, wavelengths, field=field)
+        return await self.embed_model_input(model_input.x), model_input
+
+    async def embed_model_input(self, x: np.ndarray, *, background: bool = False) -> np.ndarray:
+        """``(N, seq_len)`` model input -> ``(N, latent_dim)`` float32 embeddings.
+
+        Args:
+            x: preprocessed spectra.
+            background: for work nobody waits on (re-embedding the library): when the queue is
+                full, wait for room instead of raising Overloaded, so requests keep priority.
+        """
+        while True:
+            try:
+                return await self.embedder.submit(x)
+            except Overloaded:
+                if not background:
+                    raise
+            await asyncio.sleep(_BACKGROUND_RETRY_S)
+
+    async def reconstruct(
+        self,
+        values: np.ndarray,
+        wavelengths: np.ndarray | None,
+        missing: Sequence[Sequence[MissingItem]] | None,
+    ) -> Reconstruction:
+        """Reconstructions of raw spectra on the caller's grid and scale, and their RMSE.
+
+        Args:
+            values: ``(N, L_in)`` raw spectra.
+            wavelengths: their grid, or None (model grid).
+            missing: per spectrum, the parts to hide from the encoder (see :func:`visible_mask`).
+
+        Raises:
+            InvalidInput: see :meth:`preprocess_sync` and :func:`visible_mask`.
+            Overloaded, NotReady, InferenceFailed: from the batcher.
+        """
+        model_input = await self.preprocess(values, wavelengths)
+        visible = visible_mask(missing, self.grid, values.shape[0], values.shape[1], wavelengths)
+        recon_x = await self.reconstructor.submit(model_input.x, visible)
+        pre = self.artifact.preprocessor
+        if not pre.invertible:
+            diff = recon_x.astype(np.float64) - model_input.x
+            return Reconstruction(recon_x, np.sqrt(np.mean(diff**2, axis=1)))
+        on_grid = pre.inverse_transform(recon_x, model_input.state)
+        recon = on_grid if wavelengths is None else to_caller_grid(on_grid, self.grid, wavelengths)
+        diff = recon.astype(np.float64) - values
+        inside = np.isfinite(diff)
+        counts = np.maximum(inside.sum(axis=1), 1)
+        rmse = np.sqrt((np.where(inside, diff, 0.0) ** 2).sum(axis=1) / counts)
+        return Reconstruction(recon, rmse)
+
+
+def _check_lengths(
+    values: np.ndarray, wavelengths: np.ndarray | None, seq_len: int, field: str
+) -> None:
+    if wavelengths is None:
+        if values.shape[1] != seq_len:
+            raise InvalidInput(
+                f"{field} have {values.shape[1]} values per spectrum but the model expects "
+                f"seq_len={seq_len} (or send 'wavelengths' to resample onto its grid)",
+                field=field,
+            )
+    elif wavelengths.shape[0] != values.shape[1]:
+        raise InvalidInput(
+            f"wavelengths has {wavelengths.shape[0]} values but each spectrum has "
+            f"{values.shape[1]}",
+            field="wavelengths",
+        )
+
+
+def visible_mask(
+    missing: Sequence[Sequence[MissingItem]] | None,
+    grid: np.ndarray,
+    n: int,
+    n_values: int,
+    wavelengths: np.ndarray | None,
+) -> np.ndarray:
+    """``(n, seq_len)`` bool, True = visible to the encoder, from per-spectrum ``missing`` items.
+
+    An int ``p`` hides position ``p`` of the caller's spectrum (``n_values`` long): on the
+    model's ``grid`` that is every grid point whose interpolated value depends on it (strictly
+    between its neighbours in ``wavelengths``). A ``[lo, hi]`` pair hides the grid points with
+    ``lo <= wavelength <= hi``.
+
+    Raises:
+        InvalidInput: not one list per spectrum, a position outside the spectrum, or a spectrum
+            with nothing left visible.
+    """
+    visible = np.ones((n, grid.size), dtype=bool)
+    if missing is None:
+        return visible
+    if len(missing) != n:
+        raise InvalidInput(
+            f"missing has {len(missing)} lists but there are {n} spectra; send one list "
+            "per spectrum",
+            field="missing",
+        )
+    for i, items in enumerate(missing):
+        for j, item in enumerate(items):
+            where = f"missing[{i}][{j}]"
+            if isinstance(item, int):
+                if not 0 <= item < n_values:
+                    raise InvalidInput(
+                        f"{where}={item} is not a position in a spectrum of {n_values} values",
+                        field=where,
+                    )
+                if wavelengths is None:
+                    visible[i, item] = False
+                    continue
+                w = wavelengths
+                left = w[item - 1] if item > 0 else w[item]
+                right = w[item + 1] if item < n_values - 1 else w[item]
+                lo, hi = min(left, right), max(left, right)
+                hide = ((grid > lo) & (grid < hi)) | (grid == w[item])
+            else:
+                lo, hi = sorted(item)
+                hide = (grid >= lo) & (grid <= hi)
+            visible[i, hide] = False
+        if not visible[i].any():
+            raise InvalidInput(
+                f"missing[{i}] hides every position of the model's grid; at least one "
+                "must stay visible",
+                field=f"missing[{i}]",
+            )
+    return visible
+
+
+def to_caller_grid(on_grid: np.ndarray, grid: np.ndarray, wavelengths: np.ndarray) -> np.ndarray:
+    """``(N, seq_len)`` spectra on the model's ``grid`` -> ``(N, L_in)`` float32 on the caller's
+    ``wavelengths``, by :func:`wavemae.preprocessing.resample_to_grid` (the interpolation the
+    way in used); NaN where the caller's grid reaches beyond the model's range."""
+    out = np.full((on_grid.shape[0], wavelengths.size), np.nan, dtype=np.float32)
+    inside = (wavelengths >= grid.min()) & (wavelengths <= grid.max())
+    if inside.any():
+        out[:, inside] = resample_to_grid(on_grid, grid, wavelengths[inside])
+    return out

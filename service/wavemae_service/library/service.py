@@ -1,0 +1,389 @@
+"""The reference library as the routes see it: typed operations over one store and the model.
+
+Each operation is one call for a route: :meth:`LibraryService.put` embeds through
+:class:`~wavemae_service.inference.Inference` and stores, :meth:`~LibraryService.similar`
+decides how the queries become vectors, :meth:`~LibraryService.reembed` feeds the stored
+originals through the same bounded batcher as requests. Blocking store calls run in worker
+threads; the store's errors become the service's (:mod:`wavemae_service.errors`). No FastAPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import (
+    InternalError,
+    InvalidInput,
+    LibraryVersionMismatch,
+    NotFound,
+    NotReady,
+    ReembedInProgress,
+    ServiceError,
+)
+from ..inference import Inference
+from ..validation import bounded_hits, rename_rows, unit_rows
+from .base import (
+    DimensionMismatchError,
+    EntryNotFoundError,
+    LibraryEntry,
+    LibraryError,
+    LibraryStore,
+    LibraryUnavailableError,
+    MetadataFilter,
+    ModelVersionMismatchError,
+    SearchSpace,
+)
+
+__all__ = [
+    "LibraryPage",
+    "LibraryService",
+    "LibraryState",
+    "NewEntry",
+    "ReembedResult",
+    "SimilarQuery",
+]
+
+log = logging.getLogger("wavemae_service.library")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """One reference spectrum to store.
+
+    Attributes:
+        id: the entry id.
+        spectrum: ``(L_in,)`` float64, the caller's values (stored unchanged).
+        wavelengths: ``(L_in,)`` their grid, or None (the model's grid).
+        metadata: JSON-serialisable mapping.
+        field: the request field of ``spectrum``, for error messages.
+    """
+
+    id: str
+    spectrum: np.ndarray
+    wavelengths: np.ndarray | None
+    metadata: dict[str, Any]
+    field: str = "spectrum"
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    """A search: exactly one of ``spectra`` (raw, ``(Q, L_in)``, on ``wavelengths`` or the
+    model's grid) or ``embeddings`` (``(Q, latent_dim)`` from this model version).
+
+    ``include_metadata`` and ``fields`` choose what the answer shows of each hit's metadata
+    (all of it, the named keys, or none)."""
+
+    k: int
+    space: SearchSpace = "embedding"
+    spectra: np.ndarray | None = None
+    wavelengths: np.ndarray | None = None
+    embeddings: np.ndarray | None = None
+    metadata_filter: MetadataFilter | None = None
+    include_metadata: bool = True
+    fields: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class LibraryPage:
+    """``count`` entries match; ``entries`` is the requested page of them, by id."""
+
+    count: int
+    model_version: str | None
+    entries: list[LibraryEntry]
+
+
+@dataclass(frozen=True)
+class LibraryState:
+    """What /readyz and /model report: the store's class name (None without a library), the
+    model version the library is embedded with (None when empty), a re-embedding running."""
+
+    backend: str | None
+    model_version: str | None
+    reembedding: bool
+
+
+@dataclass(frozen=True)
+class ReembedResult:
+    """How many entries were re-embedded, and the library's model version afterwards."""
+
+    reembedded: int
+    model_version: str | None
+
+
+def service_error(exc: LibraryError) -> ServiceError:
+    """The service error the caller sees for a store error."""
+    if isinstance(exc, EntryNotFoundError):
+        return NotFound(str(exc), field="id")
+    if isinstance(exc, ModelVersionMismatchError):
+        return LibraryVersionMismatch(str(exc))
+    if isinstance(exc, DimensionMismatchError):
+        return InvalidInput(str(exc))
+    if isinstance(exc, LibraryUnavailableError):
+        return NotReady("the reference library is unreachable; retry shortly")
+    return InternalError("the library could not complete the request")
+
+
+class LibraryService:
+    """Typed library operations for one served model.
+
+    Args:
+        store: the opened store, or None when the server runs without a library (every
+            operation then answers InvalidInput).
+        inference: the served model.
+        reembed_batch_size: entries per re-embedding transaction.
+        max_search_response_bytes: the largest search answer (hits and their metadata as JSON).
+    """
+
+    def __init__(
+        self,
+        store: LibraryStore | None,
+        inference: Inference,
+        *,
+        reembed_batch_size: int = 256,
+        max_search_response_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self._store = store
+        self._inference = inference
+        self.model_id = inference.model_id
+        self._reembed_batch_size = reembed_batch_size
+        self._max_search_response_bytes = max_search_response_bytes
+        self._reembed_lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str | None:
+        """The store's class name, or None without a library."""
+        return None if self._store is None else type(self._store).__name__
+
+    @property
+    def reembedding(self) -> bool:
+        """A re-embedding is running."""
+        return self._reembed_lock.locked()
+
+    def stale_version(self) -> str | None:
+        """The library's model version when it is not the served one (re-embed before use);
+        None when it matches or the library is empty or absent. Blocking."""
+        if self._store is None:
+            return None
+        version = self._store.model_version
+        return None if version in (None, self.model_id) else version
+
+    async def state(self) -> LibraryState:
+        """Backend, model version and whether a re-embedding runs.
+
+        Raises:
+            NotReady: the library's database is unreachable.
+        """
+        version = None
+        if self._store is not None:
+            version = await self._call(lambda store: store.model_version)
+        return LibraryState(self.backend, version, self.reembedding)
+
+    async def count(self) -> int | None:
+        """Number of entries, None without a library."""
+        if self._store is None:
+            return None
+        return await self._call(lambda store: store.count())
+
+    def stop(self) -> None:
+        """Stop a running re-embedding after its current batch (finished batches are kept)."""
+        self._stopping.set()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def put(self, items: Sequence[NewEntry]) -> list[str]:
+        """Embed ``items`` and store them in one transaction (all or none); returns their ids.
+
+        Spectra are grouped by grid so each group is one preprocessing call and one batched
+        submit.
+
+        Raises:
+            InvalidInput: a spectrum the model cannot take (naming its field), or no library.
+            LibraryVersionMismatch: the library is embedded with another model version.
+        """
+        self._require_store()
+        groups: dict[tuple[int, bytes | None], list[int]] = {}
+        for i, item in enumerate(items):
+            key = (
+                item.spectrum.size,
+                None if item.wavelengths is None else item.wavelengths.tobytes(),
+            )
+            groups.setdefault(key, []).append(i)
+        embeddings: list[np.ndarray] = [np.empty(0)] * len(items)
+        processed: list[np.ndarray] = [np.empty(0)] * len(items)
+        for indices in groups.values():
+            first = items[indices[0]]
+            values = np.stack([items[i].spectrum for i in indices])
+            try:
+                emb, model_input = await self._inference.embed(
+                    values, first.wavelengths, field=first.field
+                )
+            except InvalidInput as exc:  # it names {first.field}[row of this group]: name the entry
+                raise rename_rows(exc, first.field, [items[i].field for i in indices]) from None
+            for row, i in enumerate(indices):
+                embeddings[i] = emb[row]
+                processed[i] = model_input.x[row]
+        entries = [
+            LibraryEntry(
+                id=item.id,
+                spectrum=item.spectrum,
+                wavelengths=item.wavelengths,
+                metadata=item.metadata,
+                embedding=embeddings[i],
+                processed=processed[i],
+                model_version=self.model_id,
+            )
+            for i, item in enumerate(items)
+        ]
+        await self._call(lambda store: store.put(entries, model_version=self.model_id))
+        return [entry.id for entry in entries]
+
+    async def get(self, entry_id: str) -> LibraryEntry:
+        """The stored entry. Raises NotFound."""
+        return await self._call(lambda store: store.get(entry_id))
+
+    async def delete(self, entry_id: str) -> None:
+        """Remove one entry. Raises NotFound."""
+        await self._call(lambda store: store.delete(entry_id))
+
+    async def list(
+        self, *, offset: int, limit: int, metadata_filter: MetadataFilter | None
+    ) -> LibraryPage:
+        """How many entries match ``metadata_filter``, and the page ``[offset, offset+limit)``."""
+
+        def page(store: LibraryStore) -> LibraryPage:
+            return LibraryPage(
+                count=store.count(metadata_filter),
+                model_version=store.model_version,
+                entries=store.list_entries(
+                    offset=offset, limit=limit, metadata_filter=metadata_filter
+                ),
+            )
+
+        return await self._call(page)
+
+    async def similar(self, query: SimilarQuery) -> list[list[dict[str, Any]]]:
+        """Per query, the ``k`` most similar entries by cosine similarity, as JSON-ready
+        ``{"id", "score", "metadata"?}`` hits (see ``validation.bounded_hits``).
+
+        ``embeddings`` are searched as they are; ``spectra`` are embedded by the served model
+        for ``space="embedding"`` and only preprocessed for ``space="spectrum"``. Query vectors
+        are scaled to unit length safely (rows of 1e300 or 1e-300 included).
+
+        Raises:
+            InvalidInput: not exactly one of spectra/embeddings, embeddings with
+                ``space="spectrum"`` or of the wrong width, spectra the model cannot take, an
+                all-zero query (or a spectrum flat after preprocessing), or an answer larger
+                than ``max_search_response_bytes``.
+            LibraryVersionMismatch: the library is embedded with another model version.
+        """
+        self._require_store()
+        if (query.spectra is None) == (query.embeddings is None):
+            raise InvalidInput("send exactly one of 'spectra' or 'embeddings'", field="spectra")
+        if query.embeddings is not None:
+            if query.space != "embedding":
+                raise InvalidInput(
+                    "space='spectrum' needs 'spectra', not 'embeddings'", field="embeddings"
+                )
+            if query.embeddings.shape[1] != self._inference.latent_dim:
+                raise InvalidInput(
+                    f"embeddings have {query.embeddings.shape[1]} values but this model's "
+                    f"embeddings have latent_dim={self._inference.latent_dim}",
+                    field="embeddings",
+                )
+            vectors = unit_rows(query.embeddings, "embeddings")
+        elif query.space == "embedding":
+            vectors, _ = await self._inference.embed(query.spectra, query.wavelengths)
+            vectors = unit_rows(vectors, "spectra")
+        else:
+            processed = (await self._inference.preprocess(query.spectra, query.wavelengths)).x
+            vectors = unit_rows(processed, "spectra", zero_reason="is flat after preprocessing")
+        hits = await self._call(
+            lambda store: store.search(
+                vectors,
+                query.k,
+                model_version=self.model_id,
+                space=query.space,
+                metadata_filter=query.metadata_filter,
+            )
+        )
+        return bounded_hits(
+            hits, query.include_metadata, query.fields, max_bytes=self._max_search_response_bytes
+        )
+
+    async def reembed(self) -> ReembedResult:
+        """Re-embed every entry written by another model version from its stored original
+        spectrum, through the bounded batcher, one transaction per batch.
+
+        Raises:
+            ReembedInProgress: a re-embedding is already running.
+            InvalidInput: an entry cannot be re-embedded (named; the library keeps its version).
+            NotReady: the service began shutting down (finished batches are kept).
+        """
+        loop = asyncio.get_running_loop()
+
+        def embed_batch(entries: Sequence[LibraryEntry]) -> tuple[np.ndarray, np.ndarray]:
+            # In the worker thread: preprocess here, embed on the loop's batcher, wait.
+            if self._stopping.is_set():
+                raise NotReady("the service is shutting down")
+            x = np.stack([self._preprocess_stored(entry) for entry in entries])
+            submit = self._inference.embed_model_input(x, background=True)
+            return asyncio.run_coroutine_threadsafe(submit, loop).result(), x
+
+        def run(store: LibraryStore) -> int:
+            if not self._reembed_lock.acquire(blocking=False):
+                raise ReembedInProgress(
+                    "the library is being re-embedded already; retry when it is done"
+                )
+            try:
+                return store.reembed(
+                    embed_batch, model_version=self.model_id, batch_size=self._reembed_batch_size
+                )
+            finally:
+                self._reembed_lock.release()
+
+        count = await self._call(run)
+        if count:
+            log.info("re-embedded %d library entries with %s", count, self.model_id)
+        return ReembedResult(count, await self._call(lambda store: store.model_version))
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _require_store(self) -> LibraryStore:
+        if self._store is None:
+            raise InvalidInput("this server runs without a reference library")
+        return self._store
+
+    async def _call(self, work: Callable[[LibraryStore], T]) -> T:
+        """``work(store)`` in a worker thread, the store's errors translated."""
+        store = self._require_store()
+        try:
+            return await asyncio.to_thread(work, store)
+        except LibraryError as exc:
+            raise service_error(exc) from None
+
+    def _preprocess_stored(self, entry: LibraryEntry) -> np.ndarray:
+        """A stored original spectrum -> ``(seq_len,)`` model input, naming the entry on error."""
+        try:
+            return self._inference.preprocess_sync(entry.spectrum[None], entry.wavelengths).x[0]
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"library entry {entry.id!r} cannot be re-embedded with {self.model_id}: "
+                f"{exc.message}",
+                field="id",
+            ) from None

@@ -1,0 +1,89 @@
+// Map view: the library's 2-D map (GET /library/map?method=umap|tsne) as a scatter plot,
+// coloured by cluster or a metadata field; hover for id and metadata, click to open the entry.
+
+import { api } from "./api.js";
+import { fmtMetadata, h, showEntry, state, toast } from "./common.js";
+import { colorize, scatterPlot } from "./plot.js";
+
+const $ = (id) => document.getElementById(id);
+let points = null; // the parsed map of the last answer
+
+/**
+ * The map answer -> columns. The one place that knows the answer's shape:
+ * {items: [{id, x, y, cluster, metadata}], ...}.
+ */
+export function parseMap(answer) {
+  const items = Array.isArray(answer.items) ? answer.items : [];
+  return {
+    ids: items.map((p) => String(p.id)),
+    x: items.map((p) => Number(p.x)),
+    y: items.map((p) => Number(p.y)),
+    cluster: items.map((p) => p.cluster ?? null),
+    metadata: items.map((p) => p.metadata || {}),
+    method: answer.method || null,
+  };
+}
+
+function colourFields(map) {
+  const keys = new Set();
+  for (const m of map.metadata.slice(0, 1000)) for (const k of Object.keys(m)) keys.add(k);
+  return ["cluster", ...[...keys].sort()];
+}
+
+function draw() {
+  const field = $("map-colour").value || "cluster";
+  const values = field === "cluster" ? points.cluster : points.metadata.map((m) => m[field] ?? null);
+  const { colors, legend } = colorize(values);
+  const best = state.lastQuery ? points.ids.indexOf(state.lastQuery.bestMatchId) : -1;
+  scatterPlot($("map-plot"), {
+    x: points.x,
+    y: points.y,
+    colors,
+    highlight: best,
+    label: (i) => `${points.ids[i]} · cluster ${points.cluster[i] ?? "—"}\n${fmtMetadata(points.metadata[i])}`,
+    onClick: (i) => showEntry(points.ids[i]).catch((e) => toast(e.message, "error")),
+  });
+  $("map-legend").replaceChildren(
+    ...legend.map(([label, color]) =>
+      h("span", { className: "legend-item" }, h("span", { className: "swatch", style: `background:${color}` }), `${field} ${label}`),
+    ),
+    best >= 0 ? h("span", { className: "legend-item" }, "◯ best match of the current query") : null,
+  );
+}
+
+export async function refreshMap() {
+  const method = $("map-method").value;
+  $("map-status").textContent = "loading…";
+  let answer;
+  try {
+    answer = await api(`/library/map?method=${encodeURIComponent(method)}`);
+  } catch (error) {
+    $("map-plot").replaceChildren();
+    $("map-legend").replaceChildren();
+    $("map-status").textContent =
+      error.status === 404 || error.status === 405
+        ? "The library map is not available on this server (no GET /library/map)."
+        : `The map could not be loaded: ${error.message}`;
+    return;
+  }
+  const started = performance.now();
+  points = parseMap(answer);
+  if (points.ids.length === 0) {
+    $("map-plot").replaceChildren();
+    $("map-status").textContent = "The library is empty: nothing to map.";
+    return;
+  }
+  const select = $("map-colour");
+  const current = select.value;
+  select.replaceChildren(...colourFields(points).map((f) => h("option", { value: f }, f)));
+  if ([...select.options].some((o) => o.value === current)) select.value = current;
+  draw();
+  await new Promise((resolve) => setTimeout(resolve, 0)); // uPlot draws in a microtask
+  const ms = Math.round(performance.now() - started);
+  $("map-status").textContent = `${points.ids.length} entries · ${points.method || method} · drawn in ${ms} ms · drag to zoom, double-click to reset`;
+}
+
+export function initMap() {
+  $("map-method").addEventListener("change", refreshMap);
+  $("map-colour").addEventListener("change", () => points && draw());
+}
