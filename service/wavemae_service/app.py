@@ -28,6 +28,7 @@ from . import __version__
 from .errors import InternalError, InvalidInput, ServiceError, error_body, type_for_status
 from .inference import Inference
 from .inputs import field_name
+from .library.analysis_service import AnalysisService
 from .library.service import LibraryService
 from .metrics import ServiceMetrics
 from .routes import ROUTERS
@@ -55,8 +56,11 @@ _REQUEST_MODELS = (
 )
 
 
-def _load(settings: Settings, metrics: ServiceMetrics) -> tuple[Inference, LibraryService]:
-    """Blocking start-up work; returns the (not yet started) inference layer and library."""
+def _load(
+    settings: Settings, metrics: ServiceMetrics
+) -> tuple[Inference, LibraryService, AnalysisService]:
+    """Blocking start-up work; returns the (not yet started) inference layer, the library and
+    its clusters and maps."""
     from wavemae.artifact import load_artifact
 
     from .library import open_store
@@ -96,7 +100,7 @@ def _load(settings: Settings, metrics: ServiceMetrics) -> tuple[Inference, Libra
         library.backend or "none",
         time.perf_counter() - started,
     )
-    return inference, library
+    return inference, library, AnalysisService(store, artifact.model_id)
 
 
 async def _reembed(library: LibraryService, old_version: str) -> None:
@@ -114,11 +118,12 @@ async def _reembed(library: LibraryService, old_version: str) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    inference, library = await asyncio.to_thread(_load, settings, app.state.metrics)
+    inference, library, analysis = await asyncio.to_thread(_load, settings, app.state.metrics)
     stale_version = await asyncio.to_thread(library.stale_version)
     await inference.start()
     app.state.inference = inference
     app.state.library = library
+    app.state.analysis = analysis
     app.state.ready = True
     reembedding = None
     if stale_version is not None:

@@ -16,6 +16,7 @@ percent-encoded, so any id the service accepts (``"a?b"``, ``"a#b"``) addresses 
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -123,9 +124,18 @@ def _reconstruct_body(values: Any, wavelengths: Any, missing: Any) -> bytes:
 
 
 def _similar_body(
-    spectra: Any, embeddings: Any, wavelengths: Any, k: int, space: str, where: Any
+    spectra: Any,
+    embeddings: Any,
+    wavelengths: Any,
+    k: int,
+    space: str,
+    where: Any,
+    hqi: dict[str, Any] | None = None,
 ) -> bytes:
     body: dict[str, Any] = {"k": k, "space": space}
+    for key, value in (hqi or {}).items():
+        if value is not None:
+            body[key] = [list(r) for r in value] if key == "exclude" else value
     if embeddings is not None:
         body["embeddings"] = _spectra(embeddings)
     else:
@@ -202,9 +212,19 @@ class WaveMAEClient:
         k: int = 10,
         space: str = "embedding",
         where: dict[str, Any] | None = None,
+        preprocessing: str | None = None,
+        window: int | None = None,
+        exclude: Any = None,
+        scale: str | None = None,
     ) -> list[list[dict[str, Any]]]:
-        """Per query, ``[{"id", "score", "metadata"}, ...]`` best first."""
-        body = _similar_body(spectra, embeddings, wavelengths, k, space, where)
+        """Per query, ``[{"id", "score", "gap", "metadata"}, ...]`` best first.
+
+        ``space="spectrum"`` scores by Hit Quality Index; ``preprocessing`` (none, snv, deriv1,
+        deriv2), ``window``, ``exclude`` (``[(low, high), ...]``) and ``scale`` (hqi, r, r2)
+        tune it (server defaults when None)."""
+        hqi = {"preprocessing": preprocessing, "window": window, "exclude": exclude}
+        hqi["scale"] = scale
+        body = _similar_body(spectra, embeddings, wavelengths, k, space, where, hqi)
         response = self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
@@ -240,6 +260,62 @@ class WaveMAEClient:
 
     def reembed(self) -> dict[str, Any]:
         return _json(self._http.post("/library/reembed"))
+
+    # -- clusters and maps -----------------------------------------------------------------
+
+    def cluster(
+        self,
+        *,
+        method: str = "vmf",
+        k: int | str = "auto",
+        where: dict[str, Any] | None = None,
+        wait: bool = True,
+        timeout: float = 600.0,
+    ) -> dict[str, Any]:
+        """Cluster the library (admin key). With ``wait`` the finished job, else the queued one
+        (poll :meth:`job`); the result itself is at :meth:`clusters`."""
+        body: dict[str, Any] = {"method": method, "k": k}
+        if where:
+            body["filter"] = where
+        job = _json(self._http.post("/library/clusters", json=body))
+        return self.wait_for_job(job["id"], timeout=timeout) if wait else job
+
+    def clusters(self, *, include_labels: bool = False) -> dict[str, Any]:
+        """The stored clustering: method, k, criterion, sizes, centroids (and labels)."""
+        params = {"include_labels": "true"} if include_labels else None
+        return _json(self._http.get("/library/clusters", params=params))
+
+    def fit_map(self, method: str = "umap", *, wait: bool = True, timeout: float = 600.0) -> dict:
+        """Fit a UMAP or t-SNE map of the library (admin key); see :meth:`cluster` for ``wait``."""
+        job = _json(self._http.post("/library/map", json={"method": method}))
+        return self.wait_for_job(job["id"], timeout=timeout) if wait else job
+
+    def map(
+        self, method: str = "umap", *, offset: int = 0, limit: int = 10_000, fields: Any = None
+    ) -> dict[str, Any]:
+        """One page: ``{"items": [{"id", "x", "y", "cluster", "metadata"}], "count", ...}``
+        by id; ``fields`` limits the metadata to these keys."""
+        params: dict[str, Any] = {"method": method, "offset": offset, "limit": limit}
+        if fields is not None:
+            params["fields"] = ",".join(fields)
+        return _json(self._http.get("/library/map", params=params))
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A clustering or map job's state, progress and result summary."""
+        return _json(self._http.get(f"/library/jobs/{job_id}"))
+
+    def wait_for_job(self, job_id: str, *, timeout: float = 600.0) -> dict[str, Any]:
+        """Poll :meth:`job` until done; raises RuntimeError when it failed, TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["state"] == "done":
+                return job
+            if job["state"] == "failed":
+                raise RuntimeError(f"job {job_id} failed: {job['error']}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
+            time.sleep(0.2)
 
     def model(self) -> dict[str, Any]:
         return _json(self._http.get("/model"))
@@ -304,8 +380,14 @@ class AsyncWaveMAEClient:
         k: int = 10,
         space: str = "embedding",
         where: dict[str, Any] | None = None,
+        preprocessing: str | None = None,
+        window: int | None = None,
+        exclude: Any = None,
+        scale: str | None = None,
     ) -> list[list[dict[str, Any]]]:
-        body = _similar_body(spectra, embeddings, wavelengths, k, space, where)
+        hqi = {"preprocessing": preprocessing, "window": window, "exclude": exclude}
+        hqi["scale"] = scale
+        body = _similar_body(spectra, embeddings, wavelengths, k, space, where, hqi)
         response = await self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
@@ -323,6 +405,24 @@ class AsyncWaveMAEClient:
 
     async def delete(self, entry_id: str) -> dict[str, Any]:
         return _json(await self._http.delete(_entry_path(entry_id)))
+
+    async def cluster(
+        self, *, method: str = "vmf", k: int | str = "auto", where: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Start clustering (admin key); returns the queued job (poll :meth:`job`)."""
+        body: dict[str, Any] = {"method": method, "k": k, **({"filter": where} if where else {})}
+        return _json(await self._http.post("/library/clusters", json=body))
+
+    async def map(
+        self, method: str = "umap", *, offset: int = 0, limit: int = 10_000, fields: Any = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"method": method, "offset": offset, "limit": limit}
+        if fields is not None:
+            params["fields"] = ",".join(fields)
+        return _json(await self._http.get("/library/map", params=params))
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        return _json(await self._http.get(f"/library/jobs/{job_id}"))
 
     async def model(self) -> dict[str, Any]:
         return _json(await self._http.get("/model"))

@@ -23,6 +23,7 @@ from .schemas import ErrorResponse
 __all__ = [
     "ERRORS",
     "STATUS_BY_TYPE",
+    "AnalysisInProgress",
     "BadRequest",
     "Forbidden",
     "InferenceFailed",
@@ -121,6 +122,14 @@ class ReembedInProgress(ServiceError):
     description = "A re-embedding is already running"
 
 
+class AnalysisInProgress(ServiceError):
+    """A clustering or map fit of the library is already running."""
+
+    type = "analysis_in_progress"
+    status = 409
+    description = "A clustering or map job is already running"
+
+
 class PayloadTooLarge(ServiceError):
     type = "payload_too_large"
     status = 413
@@ -193,6 +202,7 @@ ERRORS: tuple[type[ServiceError], ...] = (
     NotAcceptable,
     LibraryVersionMismatch,
     ReembedInProgress,
+    AnalysisInProgress,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidInput,

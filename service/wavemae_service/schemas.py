@@ -11,7 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, JsonValue, Strict
 
+from wavemae.similarity import DEFAULT_PREPROCESSING, DEFAULT_WINDOW
+
 __all__ = [
+    "ClustersRequest",
     "EmbedRequest",
     "EmbedResponse",
     "ErrorBody",
@@ -22,6 +25,7 @@ __all__ = [
     "LibraryListResponse",
     "LibraryPutRequest",
     "LibraryWriteResponse",
+    "MapRequest",
     "ModelInfo",
     "Neighbour",
     "ReconstructRequest",
@@ -109,8 +113,9 @@ class SimilarRequest(_Strict):
     )
     space: Literal["embedding", "spectrum"] = Field(
         "embedding",
-        description="'embedding': cosine between model embeddings. 'spectrum': cosine between "
-        "the spectra after the model's preprocessing (classic library correlation search).",
+        description="'embedding': cosine between model embeddings. 'spectrum': the Hit Quality "
+        "Index of instrument software, Pearson correlation of the mean-centred spectra on the "
+        "model grid after `preprocessing` (exact over every candidate).",
     )
     filter: dict[str, JsonValue] | None = Field(
         None,
@@ -125,11 +130,39 @@ class SimilarRequest(_Strict):
         description="Return only these metadata keys of each hit (absent keys are left out).",
         max_length=256,
     )
+    preprocessing: Literal["none", "snv", "deriv1", "deriv2"] = Field(
+        DEFAULT_PREPROCESSING,
+        description="space='spectrum': spectral preprocessing before the correlation: none, "
+        "SNV (ranks as none: Pearson ignores offset and scale), first or second "
+        "Savitzky-Golay derivative. Default chosen on held-out tablet spectra.",
+    )
+    window: Annotated[int, Strict(), Field(ge=3, le=101)] = Field(
+        DEFAULT_WINDOW,
+        description="space='spectrum': Savitzky-Golay window in bands of the model grid (odd).",
+    )
+    exclude: list[Annotated[list[Number], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="space='spectrum': wavelength ranges [low, high] (model unit) left out of "
+        "the comparison, e.g. water or CO2 bands.",
+    )
+    scale: Literal["hqi", "r", "r2"] = Field(
+        "hqi",
+        description="space='spectrum': how scores read: 'hqi' = 100 r, 'r' = r, "
+        "'r2' = 100 max(r, 0)^2 (hits are ranked by r in every scale).",
+    )
 
 
 class Neighbour(BaseModel):
     id: str
-    score: float = Field(..., description="Cosine similarity in [-1, 1].")
+    score: float = Field(
+        ..., description="Cosine similarity in [-1, 1], or for space='spectrum' the HQI."
+    )
+    gap: float | None = Field(
+        None,
+        description="This hit's score minus the next hit's (how clearly it wins); null for the "
+        "last hit of an embedding search and for the library's last entry.",
+    )
     metadata: dict[str, Any] | None = Field(
         None,
         description="The entry's metadata (or the requested fields); absent when "
@@ -213,3 +246,23 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class ClustersRequest(_Strict):
+    method: Literal["kmeans", "vmf"] = Field(
+        "vmf",
+        description="'kmeans': spherical k-means (cosine); 'vmf': von Mises-Fisher mixture "
+        "fitted by EM (per-cluster concentration).",
+    )
+    k: Annotated[int, Strict(), Field(ge=1, le=100)] | Literal["auto"] = Field(
+        "auto", description="Number of clusters, or 'auto': the lowest vMF BIC over k = 1..10."
+    )
+    filter: dict[str, JsonValue] | None = Field(
+        None, description="Cluster only the entries whose metadata match (as in /similar)."
+    )
+
+
+class MapRequest(_Strict):
+    method: Literal["umap", "tsne"] = Field(
+        "umap", description="UMAP or t-SNE of the embeddings, metric cosine, fixed seed."
+    )

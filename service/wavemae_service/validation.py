@@ -227,9 +227,9 @@ def bounded_hits(
     *,
     max_bytes: int,
 ) -> list[list[dict[str, Any]]]:
-    """Search hits as JSON-ready ``{"id", "score", "metadata"?}`` dicts (metadata as chosen by
-    :func:`metadata_view`), refusing once their JSON would pass ``max_bytes``: stored metadata is
-    bounded per entry, but queries x k hits of it need not be.
+    """Search hits as JSON-ready ``{"id", "score", "gap", "metadata"?}`` dicts (metadata as
+    chosen by :func:`metadata_view`), refusing once their JSON would pass ``max_bytes``: stored
+    metadata is bounded per entry, but queries x k hits of it need not be.
 
     Raises:
         InvalidInput: the answer would exceed ``max_bytes`` (the message says how to ask for less).
@@ -239,8 +239,8 @@ def bounded_hits(
     for row in hits:
         shaped = []
         for hit in row:
-            answer: dict[str, Any] = {"id": hit.id, "score": hit.score}
-            left -= len(hit.id) + 40  # id, score and punctuation, about
+            answer: dict[str, Any] = {"id": hit.id, "score": hit.score, "gap": hit.gap}
+            left -= len(hit.id) + 60  # id, score, gap and punctuation, about
             metadata = metadata_view(hit.metadata, include, fields)
             if metadata is not None:
                 encoded = orjson.dumps(metadata)

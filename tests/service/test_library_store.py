@@ -215,6 +215,36 @@ def test_spectrum_space_searches_processed_spectra(store):
         store.search(spectra[:1, : LATENT_DIM + 1], k=1, model_version=V1, space="spectrum")
 
 
+def test_vectors_return_stored_arrays_by_id_and_analyses_persist(store, store_target):
+    entries = [make_entry(f"v{i}", i, metadata={"odd": i % 2}) for i in (3, 1, 2, 0)]
+    store.put(entries, model_version=V1)
+    by_id = {e.id: e for e in entries}
+    spectra = store.vectors("spectrum", model_version=V1)
+    assert spectra.ids == ["v0", "v1", "v2", "v3"]
+    # processed spectra come back as stored (not normalised): HQI needs their scale
+    np.testing.assert_array_equal(
+        spectra.matrix, np.stack([by_id[i].processed for i in spectra.ids])
+    )
+    odd = store.vectors("embedding", model_version=V1, metadata_filter={"odd": 1})
+    assert odd.ids == ["v1", "v3"] and odd.metadata == [{"odd": 1}, {"odd": 1}]
+    np.testing.assert_allclose(
+        odd.matrix, np.stack([by_id[i].embedding for i in odd.ids]), atol=1e-6
+    )
+    with pytest.raises(ModelVersionMismatchError):
+        store.vectors("embedding", model_version=V2)
+
+    assert store.load_analysis("clusters") is None
+    payload = {"k": 2, "labels": {"v0": 0, "v1": 1}, "centroids": [[0.5, 0.25]]}
+    store.save_analysis("clusters", V1, payload)
+    store.save_analysis("clusters", V1, {**payload, "k": 3})  # replaced, not added
+    store.close()
+    reopened = open_store(store_target, latent_dim=LATENT_DIM, seq_len=SEQ_LEN)
+    try:
+        assert reopened.load_analysis("clusters") == (V1, {**payload, "k": 3})
+    finally:
+        reopened.close()
+
+
 def test_other_model_version_is_refused_until_reembedded(store):
     store.put([make_entry(f"e{i}", i) for i in range(7)], model_version=V1)
     with pytest.raises(ModelVersionMismatchError):

@@ -43,6 +43,7 @@ __all__ = [
     "ModelVersionMismatchError",
     "SearchHit",
     "SearchSpace",
+    "StoredVectors",
     "entry_from_row",
     "matches_filter",
 ]
@@ -148,11 +149,28 @@ class LibraryEntry:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One neighbour: entry id, cosine similarity in [-1, 1], and the entry's metadata."""
+    """One neighbour: entry id, its score (cosine in [-1, 1], or a Hit Quality Index), the
+    entry's metadata, and the gap to the next hit's score (None when nothing follows)."""
 
     id: str
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    gap: float | None = None
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """Every matching entry's stored vector, ordered by id.
+
+    Attributes:
+        ids: entry ids.
+        metadata: their metadata, in the same order.
+        matrix: ``(N, latent_dim)`` embeddings or ``(N, seq_len)`` processed spectra, float32.
+    """
+
+    ids: list[str]
+    metadata: list[dict[str, Any]]
+    matrix: np.ndarray
 
 
 def matches_filter(metadata: Mapping[str, Any], metadata_filter: MetadataFilter | None) -> bool:
@@ -367,6 +385,42 @@ class LibraryStore(abc.ABC):
         metadata_filter: MetadataFilter | None,
     ) -> list[list[SearchHit]]:
         """The search on checked arguments (``queries`` float32 ``(Q, width)``)."""
+
+    def vectors(
+        self,
+        space: SearchSpace,
+        *,
+        model_version: str,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> StoredVectors:
+        """The stored embeddings (``space="embedding"``) or processed spectra
+        (``"spectrum"``) of every entry matching ``metadata_filter``, for whole-library work
+        (exact spectral search, clustering, maps).
+
+        Raises:
+            ModelVersionMismatchError: the library is embedded with another version.
+            ValueError: an unknown ``space``.
+        """
+        if space not in SEARCH_SPACES:
+            raise ValueError(f"space={space!r} must be 'embedding' or 'spectrum'")
+        return self._vectors(space, model_version, metadata_filter)
+
+    @abc.abstractmethod
+    def _vectors(
+        self, space: SearchSpace, model_version: str, metadata_filter: MetadataFilter | None
+    ) -> StoredVectors:
+        """:meth:`vectors` on checked arguments."""
+
+    # -- analyses (clusters, maps) -------------------------------------------------------
+
+    @abc.abstractmethod
+    def save_analysis(self, name: str, model_version: str, payload: dict[str, Any]) -> None:
+        """Store (replace) the JSON result ``payload`` of analysis ``name`` (e.g. ``"clusters"``,
+        ``"map:umap"``), computed from the embeddings of ``model_version``. Durable on return."""
+
+    @abc.abstractmethod
+    def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """``(model_version, payload)`` of a stored analysis, or None."""
 
     # -- re-embedding --------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
-"""Exact cosine search over an in-memory, row-normalised matrix.
+"""Exact cosine search over in-memory matrices.
 
-Rows are L2-normalised once on insert, so a query batch is scored with ONE matrix product
+Embeddings are L2-normalised once on insert, so a query batch is scored with ONE matrix product
 ``(Q, dim) @ (dim, N)``; the top ``k`` per row come from ``argpartition``. Two matrices are kept
-per entry: the embedding and the preprocessed model-grid spectrum (``space="spectrum"``).
+per entry: the embedding and the preprocessed model-grid spectrum, the latter as stored
+(normalised per search).
 Not thread-safe on its own: the owning store serialises access.
 """
 
@@ -13,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from .base import DimensionMismatchError, MetadataFilter, SearchHit, SearchSpace, matches_filter
+from .base import (
+    DimensionMismatchError,
+    MetadataFilter,
+    SearchHit,
+    SearchSpace,
+    StoredVectors,
+    matches_filter,
+)
 
 __all__ = ["ExactIndex", "normalise_rows"]
 
@@ -68,7 +76,9 @@ class ExactIndex:
     ) -> None:
         """Insert or replace rows. ``metadata=None`` keeps the metadata of existing rows."""
         embeddings = normalise_rows(np.asarray(embeddings).reshape(len(ids), -1))
-        spectra = normalise_rows(np.asarray(spectra).reshape(len(ids), -1))
+        # Spectra are kept as stored (whole-library spectral work needs their scale);
+        # a cosine search normalises them per query batch.
+        spectra = np.asarray(spectra, dtype=np.float32).reshape(len(ids), -1)
         if embeddings.shape[1] != self.latent_dim or spectra.shape[1] != self.seq_len:
             raise DimensionMismatchError(
                 f"index holds ({self.latent_dim},) embeddings and ({self.seq_len},) spectra, "
@@ -145,6 +155,8 @@ class ExactIndex:
         if rows.size == 0:
             return [[] for _ in range(queries.shape[0])]
         candidates = matrix[rows] if rows.size != n else matrix[:n]
+        if space == "spectrum":
+            candidates = normalise_rows(candidates)
         scores = normalise_rows(queries) @ candidates.T  # (Q, C) cosine, one product per batch
         top = min(k, rows.size)
         results: list[list[SearchHit]] = []
@@ -166,3 +178,18 @@ class ExactIndex:
                 ]
             )
         return results
+
+    def rows(self, space: SearchSpace, metadata_filter: MetadataFilter | None) -> StoredVectors:
+        """Copies of the matching rows' embeddings or spectra, ordered by id."""
+        matrix = self._embeddings if space == "embedding" else self._spectra
+        n = len(self._ids)
+        rows = sorted(
+            (i for i in range(n) if matches_filter(self._metadata[i], metadata_filter)),
+            key=lambda i: self._ids[i],
+        )
+        picked = np.asarray(rows, dtype=np.int64)
+        return StoredVectors(
+            ids=[self._ids[i] for i in rows],
+            metadata=[self._metadata[i] for i in rows],
+            matrix=matrix[picked].copy() if rows else np.zeros((0, matrix.shape[1]), np.float32),
+        )

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
@@ -43,11 +44,12 @@ from .base import (
     ModelVersionMismatchError,
     SearchHit,
     SearchSpace,
+    StoredVectors,
     array_bytes,
     entry_from_row,
     f32_bytes,
 )
-from .postgres_schema import ENTRIES, HNSW_MAX_DIMS, META, filter_clause, migrate
+from .postgres_schema import ANALYSES, ENTRIES, HNSW_MAX_DIMS, META, filter_clause, migrate
 
 __all__ = ["LibraryUnavailableError", "PostgresLibraryStore"]
 
@@ -350,6 +352,49 @@ class PostgresLibraryStore(LibraryStore):
             return results
 
         return self._run(work)
+
+    def _vectors(
+        self, space: SearchSpace, model_version: str, metadata_filter: MetadataFilter | None
+    ) -> StoredVectors:
+        column = sql.Identifier("embedding" if space == "embedding" else "processed")
+        where, params = filter_clause(metadata_filter)
+        query = sql.SQL(
+            "SELECT id, metadata, {col} FROM {entries} WHERE {where} ORDER BY id"
+        ).format(col=column, entries=sql.Identifier(ENTRIES), where=where)
+        width = self.latent_dim if space == "embedding" else self.seq_len
+
+        def work(conn: psycopg.Connection) -> StoredVectors:
+            if self._has_entries(conn):
+                version = self._lock_version(conn, for_update=False)
+                if version != model_version:
+                    raise ModelVersionMismatchError(version, model_version)
+            rows = conn.execute(query, params).fetchall()
+            matrix = np.zeros((len(rows), width), dtype=np.float32)
+            for i, (_, _, blob) in enumerate(rows):
+                matrix[i] = np.frombuffer(blob, dtype="<f4")
+            return StoredVectors([r[0] for r in rows], [r[1] for r in rows], matrix)
+
+        return self._run(work)
+
+    # -- analyses ------------------------------------------------------------------------
+
+    def save_analysis(self, name: str, model_version: str, payload: dict[str, Any]) -> None:
+        query = sql.SQL(
+            "INSERT INTO {analyses} VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+            "model_version = EXCLUDED.model_version, payload = EXCLUDED.payload, "
+            "updated_at = EXCLUDED.updated_at"
+        ).format(analyses=sql.Identifier(ANALYSES))
+        body = Jsonb(
+            payload, dumps=lambda v: orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        )
+        self._run(lambda conn: conn.execute(query, (name, model_version, body, time.time())))
+
+    def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        query = sql.SQL("SELECT model_version, payload FROM {analyses} WHERE name = %s").format(
+            analyses=sql.Identifier(ANALYSES)
+        )
+        row = self._run(lambda conn: conn.execute(query, (name,)).fetchone(), transaction=False)
+        return None if row is None else (row[0], row[1])
 
     # -- re-embedding --------------------------------------------------------------------
 

@@ -20,11 +20,20 @@ from psycopg.types.json import Jsonb
 
 from .base import MetadataFilter
 
-__all__ = ["ENTRIES", "HNSW_MAX_DIMS", "META", "SCHEMA_VERSION", "filter_clause", "migrate"]
+__all__ = [
+    "ANALYSES",
+    "ENTRIES",
+    "HNSW_MAX_DIMS",
+    "META",
+    "SCHEMA_VERSION",
+    "filter_clause",
+    "migrate",
+]
 
 SCHEMA_VERSION = "1"
 ENTRIES = "wavemae_library_entries"
 META = "wavemae_library_meta"
+ANALYSES = "wavemae_library_analyses"  # clusters and maps, per model version
 #: pgvector cannot build an HNSW index over ``vector`` columns wider than this.
 HNSW_MAX_DIMS = 2000
 # Key of the advisory lock that serialises schema creation and migration across replicas.
@@ -65,6 +74,13 @@ def migrate(url: str, *, latent_dim: int, seq_len: int) -> None:
                 dim=sql.Literal(latent_dim),
                 seq=sql.Literal(seq_len),
             )
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {analyses} (name text PRIMARY KEY, "
+                "model_version text NOT NULL, payload jsonb NOT NULL, "
+                "updated_at double precision NOT NULL)"
+            ).format(analyses=sql.Identifier(ANALYSES))
         )
         conn.execute(
             sql.SQL(

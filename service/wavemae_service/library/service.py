@@ -13,10 +13,12 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+
+from wavemae.similarity import HQIOptions
 
 from ..errors import (
     InternalError,
@@ -38,8 +40,10 @@ from .base import (
     LibraryUnavailableError,
     MetadataFilter,
     ModelVersionMismatchError,
+    SearchHit,
     SearchSpace,
 )
+from .spectral import PreparedCache, check_options, hqi_search, with_gaps
 
 __all__ = [
     "LibraryPage",
@@ -77,7 +81,8 @@ class NewEntry:
 @dataclass(frozen=True)
 class SimilarQuery:
     """A search: exactly one of ``spectra`` (raw, ``(Q, L_in)``, on ``wavelengths`` or the
-    model's grid) or ``embeddings`` (``(Q, latent_dim)`` from this model version).
+    model's grid) or ``embeddings`` (``(Q, latent_dim)`` from this model version). ``hqi`` says
+    how ``space="spectrum"`` compares spectra (:mod:`.spectral`).
 
     ``include_metadata`` and ``fields`` choose what the answer shows of each hit's metadata
     (all of it, the named keys, or none)."""
@@ -90,6 +95,7 @@ class SimilarQuery:
     metadata_filter: MetadataFilter | None = None
     include_metadata: bool = True
     fields: Sequence[str] | None = None
+    hqi: HQIOptions = field(default_factory=HQIOptions)
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,7 @@ class LibraryService:
         self._max_search_response_bytes = max_search_response_bytes
         self._reembed_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._hqi_cache = PreparedCache()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -278,18 +285,22 @@ class LibraryService:
         return await self._call(page)
 
     async def similar(self, query: SimilarQuery) -> list[list[dict[str, Any]]]:
-        """Per query, the ``k`` most similar entries by cosine similarity, as JSON-ready
-        ``{"id", "score", "metadata"?}`` hits (see ``validation.bounded_hits``).
+        """Per query, the ``k`` most similar entries, best first, as JSON-ready
+        ``{"id", "score", "gap", "metadata"?}`` hits (see ``validation.bounded_hits``).
 
-        ``embeddings`` are searched as they are; ``spectra`` are embedded by the served model
-        for ``space="embedding"`` and only preprocessed for ``space="spectrum"``. Query vectors
-        are scaled to unit length safely (rows of 1e300 or 1e-300 included).
+        ``space="embedding"``: cosine of embeddings (``embeddings`` as they are, ``spectra``
+        embedded by the served model; query vectors scaled to unit length safely, rows of 1e300
+        or 1e-300 included). ``space="spectrum"``: the Hit Quality Index of the ``spectra``
+        against every candidate's stored model-grid spectrum (:mod:`.spectral`). ``gap`` is a
+        hit's score minus the next one's; None for the last hit of an embedding search and for
+        the library's last entry.
 
         Raises:
             InvalidInput: not exactly one of spectra/embeddings, embeddings with
                 ``space="spectrum"`` or of the wrong width, spectra the model cannot take, an
-                all-zero query (or a spectrum flat after preprocessing), or an answer larger
-                than ``max_search_response_bytes``.
+                all-zero query (or a spectrum flat after preprocessing), HQI options that do
+                not fit the model grid (``window``, ``exclude``), or an answer larger than
+                ``max_search_response_bytes``.
             LibraryVersionMismatch: the library is embedded with another model version.
         """
         self._require_store()
@@ -311,8 +322,13 @@ class LibraryService:
             vectors, _ = await self._inference.embed(query.spectra, query.wavelengths)
             vectors = unit_rows(vectors, "spectra")
         else:
-            processed = (await self._inference.preprocess(query.spectra, query.wavelengths)).x
-            vectors = unit_rows(processed, "spectra", zero_reason="is flat after preprocessing")
+            hits = await self._spectral(query)
+            return bounded_hits(
+                hits,
+                query.include_metadata,
+                query.fields,
+                max_bytes=self._max_search_response_bytes,
+            )
         hits = await self._call(
             lambda store: store.search(
                 vectors,
@@ -323,8 +339,37 @@ class LibraryService:
             )
         )
         return bounded_hits(
-            hits, query.include_metadata, query.fields, max_bytes=self._max_search_response_bytes
+            with_gaps(hits),
+            query.include_metadata,
+            query.fields,
+            max_bytes=self._max_search_response_bytes,
         )
+
+    async def _spectral(self, query: SimilarQuery) -> list[list[SearchHit]]:
+        """Hit Quality Index search of raw query spectra against every candidate entry."""
+        grid = self._inference.grid
+        try:
+            check_options(query.hqi, grid)
+        except ValueError as exc:
+            name = "window" if str(exc).startswith("window") else "exclude"
+            raise InvalidInput(str(exc), field=name) from None
+        model_input = await self._inference.preprocess(query.spectra, query.wavelengths)
+
+        def search(store: LibraryStore) -> list[list[SearchHit]]:
+            candidates = store.vectors(
+                "spectrum", model_version=self.model_id, metadata_filter=query.metadata_filter
+            )
+            return hqi_search(
+                candidates,
+                model_input.x,
+                preprocessor=self._inference.artifact.preprocessor,
+                grid=grid,
+                options=query.hqi,
+                k=query.k,
+                cache=self._hqi_cache,
+            )
+
+        return await self._call(search)
 
     async def reembed(self) -> ReembedResult:
         """Re-embed every entry written by another model version from its stored original

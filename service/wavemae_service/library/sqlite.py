@@ -31,6 +31,7 @@ from .base import (
     ModelVersionMismatchError,
     SearchHit,
     SearchSpace,
+    StoredVectors,
     array_bytes,
     entry_from_row,
     f32_bytes,
@@ -53,6 +54,12 @@ CREATE TABLE IF NOT EXISTS entries (
     processed     BLOB NOT NULL,     -- float32 (seq_len,)
     model_version TEXT NOT NULL,
     created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS analyses (   -- clusters and maps, per model version
+    name          TEXT PRIMARY KEY,
+    model_version TEXT NOT NULL,
+    payload       TEXT NOT NULL,      -- JSON object
     updated_at    REAL NOT NULL
 );
 """
@@ -224,6 +231,37 @@ class SQLiteLibraryStore(LibraryStore):
             if self._count_unlocked() > 0 and self._version != model_version:
                 raise ModelVersionMismatchError(self._version, model_version)
             return self._index.search(queries, k, space=space, metadata_filter=metadata_filter)
+
+    def _vectors(
+        self, space: SearchSpace, model_version: str, metadata_filter: MetadataFilter | None
+    ) -> StoredVectors:
+        with self._lock:
+            if self._count_unlocked() > 0 and self._version != model_version:
+                raise ModelVersionMismatchError(self._version, model_version)
+            return self._index.rows(space, metadata_filter)
+
+    # -- analyses ------------------------------------------------------------------------
+
+    def save_analysis(self, name: str, model_version: str, payload: dict[str, Any]) -> None:
+        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+        def statements(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO analyses VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "model_version=excluded.model_version, payload=excluded.payload, "
+                "updated_at=excluded.updated_at",
+                (name, model_version, body, time.time()),
+            )
+
+        with self._lock:
+            self._write(statements)
+
+    def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT model_version, payload FROM analyses WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else (row[0], orjson.loads(row[1]))
 
     # -- re-embedding --------------------------------------------------------------------
 

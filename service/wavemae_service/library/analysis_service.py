@@ -1,0 +1,241 @@
+"""Clusters and maps of the library as the routes see them (no FastAPI).
+
+:class:`AnalysisService` starts fits as background jobs (:class:`.analysis.AnalysisJobs`, one
+at a time, in their own thread), stores each result with the model version whose embeddings it
+describes, and serves pages of it. A stored result from another model version is never served:
+the library's embeddings changed, so the caller recomputes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..errors import AnalysisInProgress, InvalidInput, NotFound
+from .analysis import (
+    CLUSTER_METHODS,
+    AnalysisJobs,
+    Job,
+    JobBusy,
+    assign_clusters,
+    cluster_result,
+    map_result,
+)
+from .base import LibraryError, LibraryStore, MetadataFilter
+from .service import service_error
+
+__all__ = ["MAP_METHODS", "AnalysisService"]
+
+T = TypeVar("T")
+MAP_METHODS = ("umap", "tsne")
+_CLUSTERS = "clusters"
+
+
+class AnalysisService:
+    """Cluster and map operations over one store, for one served model version.
+
+    Args:
+        store: the opened store, or None without a library (every operation: InvalidInput).
+        model_id: the served model version.
+    """
+
+    def __init__(self, store: LibraryStore | None, model_id: str) -> None:
+        self._store = store
+        self.model_id = model_id
+        self.jobs = AnalysisJobs()
+        # method -> (fitted wavemae.maps.SpectralMap), to place entries added after a fit
+        self._fitted_maps: dict[str, Any] = {}
+
+    # -- clusters ------------------------------------------------------------------------------
+
+    async def start_clusters(
+        self, *, method: str, k: int | str, metadata_filter: MetadataFilter | None
+    ) -> Job:
+        """Start clustering the (filtered) library's embeddings; returns the queued job.
+
+        Raises:
+            InvalidInput: unknown method, k larger than the matching entries, or no entries.
+            AnalysisInProgress: another analysis job is running.
+        """
+        if method not in CLUSTER_METHODS:
+            raise InvalidInput(f"method={method!r} is not one of {CLUSTER_METHODS}", field="method")
+        count = await self._call(lambda store: store.count(metadata_filter))
+        if count == 0:
+            raise InvalidInput("no library entries match; nothing to cluster", field="filter")
+        if k != "auto" and int(k) > count:
+            raise InvalidInput(f"k={k} is more than the {count} matching entries", field="k")
+        params = {"method": method, "k": k, "filter": metadata_filter}
+
+        def work(progress: Callable[[float, str], None]) -> dict[str, Any]:
+            store = self._require_store()
+            vectors = store.vectors(
+                "embedding", model_version=self.model_id, metadata_filter=metadata_filter
+            )
+            result = cluster_result(
+                vectors.ids,
+                vectors.matrix,
+                method=method,
+                k=k,
+                model_version=self.model_id,
+                progress=progress,
+            )
+            result["filter"] = metadata_filter
+            store.save_analysis(_CLUSTERS, self.model_id, result)
+            return result
+
+        return self._submit("clusters", params, work)
+
+    async def clusters(self) -> dict[str, Any]:
+        """The stored clustering of this model version (labels included).
+
+        Raises:
+            NotFound: none stored for the served model version.
+        """
+        stored = await self._call(lambda store: store.load_analysis(_CLUSTERS))
+        if stored is None or stored[0] != self.model_id:
+            raise NotFound(
+                f"no clusters computed with {self.model_id}; POST /library/clusters first",
+                field="clusters",
+            )
+        return stored[1]
+
+    # -- maps ----------------------------------------------------------------------------------
+
+    async def start_map(self, *, method: str) -> Job:
+        """Start fitting a 2-D map of every entry's embedding; returns the queued job.
+
+        Raises:
+            InvalidInput: unknown method or fewer than 5 entries.
+            AnalysisInProgress: another analysis job is running.
+        """
+        if method not in MAP_METHODS:
+            raise InvalidInput(f"method={method!r} is not one of {MAP_METHODS}", field="method")
+        count = await self._call(lambda store: store.count())
+        if count < 5:
+            raise InvalidInput(f"a map needs at least 5 library entries; there are {count}")
+
+        def work(progress: Callable[[float, str], None]) -> dict[str, Any]:
+            store = self._require_store()
+            vectors = store.vectors("embedding", model_version=self.model_id)
+            payload, fitted = map_result(
+                vectors.ids,
+                vectors.matrix,
+                method=method,
+                model_version=self.model_id,
+                progress=progress,
+            )
+            store.save_analysis(f"map:{method}", self.model_id, payload)
+            self._fitted_maps[method] = fitted
+            return payload
+
+        return self._submit("map", {"method": method}, work)
+
+    async def map_page(
+        self, *, method: str, offset: int, limit: int, fields: list[str] | None
+    ) -> dict[str, Any]:
+        """One page (by id) of map coordinates, cluster labels and metadata (all of it, or only
+        ``fields``): ``{"items": [{"id", "x", "y", "cluster", "metadata"}], "count", ...}``.
+
+        Entries added after the fit are placed with the fitted map's transform (old points do
+        not move) and stored with the map; without the fitted map in this process (another
+        replica fitted it, or a restart) they answer ``x``/``y`` null until the next fit.
+
+        Raises:
+            InvalidInput: unknown method.
+            NotFound: no map of this method for the served model version.
+        """
+        if method not in MAP_METHODS:
+            raise InvalidInput(f"method={method!r} is not one of {MAP_METHODS}", field="method")
+        return await self._call(lambda store: self._page(store, method, offset, limit, fields))
+
+    def _page(
+        self,
+        store: LibraryStore,
+        method: str,
+        offset: int,
+        limit: int,
+        fields: list[str] | None,
+    ) -> dict[str, Any]:
+        name = f"map:{method}"
+        stored = store.load_analysis(name)
+        if stored is None or stored[0] != self.model_id:
+            raise NotFound(
+                f"no {method} map computed with {self.model_id}; POST /library/map first",
+                field="method",
+            )
+        payload = stored[1]
+        coordinates = payload["coordinates"]
+        vectors = store.vectors("embedding", model_version=self.model_id)
+        missing = [i for i, entry_id in enumerate(vectors.ids) if entry_id not in coordinates]
+        fitted = self._fitted_maps.get(method)
+        if missing and fitted is not None:
+            placed = fitted.transform(vectors.matrix[missing])
+            for i, (x, y) in zip(missing, placed, strict=True):
+                coordinates[vectors.ids[i]] = [float(x), float(y)]
+            store.save_analysis(name, self.model_id, payload)
+        clusters = store.load_analysis(_CLUSTERS)
+        labels: dict[str, int] = {}
+        if clusters is not None and clusters[0] == self.model_id:
+            labels = clusters[1]["labels"]
+            unlabelled = [i for i, e in enumerate(vectors.ids) if e not in labels]
+            if unlabelled:
+                assigned = assign_clusters(vectors.matrix[unlabelled], clusters[1])
+                labels = {
+                    **labels,
+                    **{vectors.ids[i]: int(c) for i, c in zip(unlabelled, assigned, strict=True)},
+                }
+        entries = []
+        for i in range(offset, min(offset + limit, len(vectors.ids))):
+            entry_id = vectors.ids[i]
+            xy = coordinates.get(entry_id)
+            meta = vectors.metadata[i]
+            entries.append(
+                {
+                    "id": entry_id,
+                    "x": None if xy is None else xy[0],
+                    "y": None if xy is None else xy[1],
+                    "cluster": labels.get(entry_id),
+                    "metadata": meta
+                    if fields is None
+                    else {f: meta[f] for f in fields if f in meta},
+                }
+            )
+        return {
+            "method": method,
+            "model": self.model_id,
+            "count": len(vectors.ids),
+            "offset": offset,
+            "computed_at": payload["computed_at"],
+            "unplaced": sum(1 for e in vectors.ids if e not in coordinates),
+            "items": entries,
+        }
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A job's state and progress. Raises NotFound for an unknown (or forgotten) id."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no analysis job {job_id!r} (only the last 32 are kept)", field="id")
+        return job.public()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _submit(self, kind: str, params: dict[str, Any], work: Any) -> Job:
+        try:
+            return self.jobs.submit(kind, params, work)
+        except JobBusy as exc:
+            raise AnalysisInProgress(str(exc)) from None
+
+    def _require_store(self) -> LibraryStore:
+        if self._store is None:
+            raise InvalidInput("this server runs without a reference library")
+        return self._store
+
+    async def _call(self, work: Callable[[LibraryStore], T]) -> T:
+        store = self._require_store()
+        try:
+            return await asyncio.to_thread(work, store)
+        except LibraryError as exc:
+            raise service_error(exc) from None

@@ -1,0 +1,134 @@
+"""Clusters and 2-D maps of the library: recompute (admin, background job), read (read key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from ..auth import require_admin, require_read
+from ..errors import AnalysisInProgress, LibraryVersionMismatch, NotFound, openapi_responses
+from ..inputs import check_json, parse_json
+from ..library.analysis_service import AnalysisService
+from ..schemas import ClustersRequest, MapRequest
+from ..validation import parse_filter
+from .common import REQUEST_ERRORS, body_doc, decode, json_response, media_type, read_body
+
+router = APIRouter(prefix="/library", tags=["library analysis"])
+
+_RESPONSES = openapi_responses(*REQUEST_ERRORS, NotFound, LibraryVersionMismatch)
+_START_RESPONSES = openapi_responses(
+    *REQUEST_ERRORS, NotFound, LibraryVersionMismatch, AnalysisInProgress
+)
+
+
+def get_analysis(request: Request) -> AnalysisService:
+    """The analysis service (503 while starting, like every library route)."""
+    from .common import get_library
+
+    get_library(request)  # NotReady while starting or stopping
+    return request.app.state.analysis
+
+
+def _job_answer(job: object, status_url: str) -> Response:
+    body = job.public()  # type: ignore[attr-defined]
+    body["status_url"] = status_url
+    return json_response(body, status_code=202)
+
+
+@router.post(
+    "/clusters",
+    status_code=202,
+    responses=_START_RESPONSES,
+    openapi_extra=body_doc(ClustersRequest),
+    dependencies=[Depends(require_admin)],
+    summary="Cluster the library's embeddings (background job)",
+)
+async def start_clusters(request: Request) -> Response:
+    """Start a spherical k-means or vMF-mixture clustering; answers 202 with the job, whose
+    progress is at `status_url`. The result (labels per entry, sizes, centroids, the chosen k
+    and its BIC per k) is stored with the model version and read at GET /library/clusters."""
+    analysis = get_analysis(request)
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    check_json(media_type(request))
+    req = await decode(body or b"{}", lambda b: parse_json(ClustersRequest, b))
+    job = await analysis.start_clusters(
+        method=req.method, k=req.k, metadata_filter=parse_filter(req.filter)
+    )
+    return _job_answer(job, f"/library/jobs/{job.id}")
+
+
+@router.get(
+    "/clusters",
+    responses=_RESPONSES,
+    dependencies=[Depends(require_read)],
+    summary="The stored clustering",
+)
+async def get_clusters(
+    request: Request,
+    include_labels: Annotated[bool, Query(description="Also the label of every entry.")] = False,
+) -> Response:
+    """Method, k, how k was chosen, cluster sizes and centroids (unit vectors), for the served
+    model version; 404 until POST /library/clusters has finished."""
+    result = dict(await get_analysis(request).clusters())
+    if not include_labels:
+        result.pop("labels", None)
+    return json_response(result)
+
+
+@router.post(
+    "/map",
+    status_code=202,
+    responses=_START_RESPONSES,
+    openapi_extra=body_doc(MapRequest),
+    dependencies=[Depends(require_admin)],
+    summary="Fit a 2-D map of the library (background job)",
+)
+async def start_map(request: Request) -> Response:
+    """Fit UMAP or t-SNE (metric cosine, fixed seed) on every entry's embedding; answers 202
+    with the job. Coordinates are stored with the model version (GET /library/map)."""
+    analysis = get_analysis(request)
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    check_json(media_type(request))
+    req = await decode(body or b"{}", lambda b: parse_json(MapRequest, b))
+    job = await analysis.start_map(method=req.method)
+    return _job_answer(job, f"/library/jobs/{job.id}")
+
+
+@router.get(
+    "/map",
+    responses=_RESPONSES,
+    dependencies=[Depends(require_read)],
+    summary="Map coordinates of the library, paged",
+)
+async def get_map(
+    request: Request,
+    method: Annotated[str, Query(description="umap or tsne.")] = "umap",
+    offset: Annotated[int, Query(ge=0, le=2**53, description="Entries to skip (by id).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="Entries to return.")] = 10_000,
+    fields: Annotated[
+        str | None,
+        Query(max_length=1000, description="Comma-separated metadata keys (default: all)."),
+    ] = None,
+) -> Response:
+    """`items`: per entry `id`, `x`, `y`, its `cluster` (when clusters are stored) and its
+    metadata (only `fields` when given). Entries added since the fit are placed by the fitted
+    map without moving the others."""
+    analysis = get_analysis(request)
+    wanted = None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]
+    page = await analysis.map_page(method=method, offset=offset, limit=limit, fields=wanted)
+    return json_response(page)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    responses=_RESPONSES,
+    dependencies=[Depends(require_read)],
+    summary="State and progress of a clustering or map job",
+)
+async def get_job(
+    request: Request, job_id: Annotated[str, Path(min_length=1, max_length=64)]
+) -> Response:
+    """`state` (queued, running, done, failed), `progress` (0-1), `stage`, the `error` of a
+    failed job, and the result's summary once done."""
+    return json_response(get_analysis(request).job(job_id))
