@@ -110,3 +110,22 @@ def test_excluding_almost_everything_is_refused():
 
 def test_to_scale_clips_round_off():
     np.testing.assert_allclose(to_scale(np.array([1.0000001, -1.0000001]), "hqi"), [100, -100])
+
+
+@pytest.mark.slow  # about a minute: every preprocessing and window, 5-fold, two grids
+def test_bench_search_picks_the_documented_default_and_it_beats_raw_cosine():
+    from wavemae.bench.search import search_mode
+    from wavemae.similarity import DEFAULT_PREPROCESSING, DEFAULT_WINDOW
+
+    result = search_mode()
+    assert result["chosen"] == f"{DEFAULT_PREPROCESSING} w{DEFAULT_WINDOW}"
+    test_rows = {
+        row["method"]: row["test"]
+        for row in result["rows"]
+        if row["grid"] == "model" and "test" in row
+    }
+    default = next(v for k, v in test_rows.items() if k.endswith("(best on validation)"))
+    raw = test_rows["cosine, raw spectra"]
+    old = test_rows["cosine, standardised model input (old space=spectrum)"]
+    for k in (1, 5):
+        assert default[k] < raw[k] and default[k] < old[k]
