@@ -35,9 +35,11 @@ from .routes import ROUTERS
 from .routes.common import json_response
 from .routes.ui import router as ui_router
 from .schemas import (
+    ClustersRequest,
     EmbedRequest,
     LibraryBatchRequest,
     LibraryPutRequest,
+    MapRequest,
     ReconstructRequest,
     SimilarRequest,
 )
@@ -53,6 +55,8 @@ _REQUEST_MODELS = (
     SimilarRequest,
     LibraryPutRequest,
     LibraryBatchRequest,
+    ClustersRequest,
+    MapRequest,
 )
 
 
