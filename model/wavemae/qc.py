@@ -92,8 +92,8 @@ class QCCalibration:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        def r(a: np.ndarray) -> list:  # 9 significant digits: compact, scores agree to ~1e-7
-            return np.asarray(np.asarray(a, dtype=np.float64).astype(np.float32), dtype=float).tolist()
+        def r(a: np.ndarray) -> list:  # float32 precision: compact, scores agree to ~1e-5
+            return np.asarray(a, dtype=np.float32).astype(np.float64).tolist()
 
         return {
             "version": 1,

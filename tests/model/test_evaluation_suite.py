@@ -90,7 +90,7 @@ def test_qc_score_flags_gross_faults_and_round_trips_through_json():
     spiked = qc.score(corrupt(test, "spike", 0.2, np.random.default_rng(0)), emb, reconstruct)
     assert auroc(clean["score"], spiked["score"]) > 0.95
     assert spiked["flag"].mean() > 0.8 and clean["flag"].mean() < 0.2
-    assert 0.0 <= clean["percentile"].min() and clean["percentile"].max() <= 100.0
+    assert clean["percentile"].min() >= 0.0 and clean["percentile"].max() <= 100.0
     again = QCCalibration.from_dict(json.loads(json.dumps(qc.to_dict())))
     np.testing.assert_allclose(again.score(test, emb, reconstruct)["score"], clean["score"],
                                rtol=1e-5, atol=1e-5)  # fmt: skip
