@@ -168,6 +168,10 @@ def evaluate_cmd(
         "20 %% of the calibration tablets."
     ),
     seed: int = typer.Option(0, "--seed", help="Suite: split, gap and fault seed."),
+    artifact: str = typer.Option(
+        None, "--artifact", help="Suite: write the fitted QC calibration into this exported "
+        "artifact's manifest (the checkpoint's export) and check its ONNX scores agree."
+    ),
 ) -> None:
     """Held-out masked error vs mean/interp/PCA baselines, and embedding composition tests.
 
@@ -209,6 +213,8 @@ def evaluate_cmd(
         )
         folder = write_suite(report, report_dir, f"WaveMAE evaluation of {checkpoint}")
         typer.echo((folder / "eval.md").read_text())
+        if artifact is not None and "qc" in report:
+            _attach_qc(artifact, report["qc"]["calibration"], model, sets["evaluation"][0])
         return
 
     from wavemae.train.data_source import DataSource
@@ -220,6 +226,22 @@ def evaluate_cmd(
     typer.echo(format_report(report, title=f"WaveMAE evaluation of {checkpoint}"))
     if out:
         Path(out).write_text(json.dumps(report, indent=2))
+
+
+def _attach_qc(artifact_dir, calibration, model, raw) -> None:
+    import numpy as np
+
+    from wavemae.artifact import load_artifact
+    from wavemae.qc import ArtifactQC, attach_qc
+
+    attach_qc(artifact_dir, calibration)
+    onnx = ArtifactQC(load_artifact(artifact_dir))(raw)["score"]
+    torch_score = calibration.score(model.preprocess(raw), model.embed, model.reconstruct)
+    diff = float(np.max(np.abs(onnx - torch_score["score"])))
+    typer.echo(f"QC calibration written into {artifact_dir}/manifest.json "
+               f"(ONNX vs PyTorch QC score, max abs difference {diff:.2g})")
+    if diff > 1e-3:
+        raise typer.Exit(f"ONNX QC scores disagree with PyTorch by {diff}")
 
 
 @app.command("serve")

@@ -25,10 +25,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_FLAG_PERCENTILE", "QCCalibration", "fit_qc", "group_masks", "qc_components"]
+__all__ = [
+    "DEFAULT_FLAG_PERCENTILE",
+    "ArtifactQC",
+    "QCCalibration",
+    "attach_qc",
+    "fit_qc",
+    "group_masks",
+    "qc_components",
+]
 
 DEFAULT_FLAG_PERCENTILE = 99.0
 _COMPONENTS = ("recon_mean", "recon_max", "embedding")
+
+_SIG7 = np.vectorize(lambda v: float(f"{v:.7g}"), otypes=[float])
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]
 ReconstructFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -92,8 +102,8 @@ class QCCalibration:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        def r(a: np.ndarray) -> list:  # float32 precision: compact, scores agree to ~1e-5
-            return np.asarray(a, dtype=np.float32).astype(np.float64).tolist()
+        def r(a: np.ndarray) -> list:  # 7 significant digits: compact, scores agree to ~1e-6
+            return _SIG7(np.asarray(a, dtype=np.float64)).tolist()
 
         return {
             "version": 1,
@@ -169,3 +179,69 @@ def fit_qc(
 def qc_components() -> tuple[str, ...]:
     """Names of the score's standardised components."""
     return _COMPONENTS
+
+
+class ArtifactQC:
+    """The QC score of an exported artifact, with ONNX Runtime and numpy only.
+
+    ``ArtifactQC(artifact)(values, wavelengths)`` returns :meth:`QCCalibration.score`'s dict
+    for raw spectra; the calibration is the manifest's optional ``qc`` entry.
+
+    Raises:
+        ValueError: if the artifact's manifest carries no QC calibration.
+    """
+
+    def __init__(self, artifact: Any, *, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        if artifact.manifest.qc is None:
+            raise ValueError(
+                f"artifact {artifact.model_id} carries no QC calibration; add one with "
+                "`wavemae evaluate CHECKPOINT --report DIR --artifact ARTIFACT`"
+            )
+        self.artifact = artifact
+        self.calibration = QCCalibration.from_dict(artifact.manifest.qc)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        self._sessions = {
+            role: ort.InferenceSession(str(artifact.file(role)), options, providers=providers)
+            for role in ("encoder", "encoder_masked", "decoder")
+        }
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        spectra = np.ascontiguousarray(x, dtype=np.float32)
+        return self._sessions["encoder"].run(None, {"spectra": spectra})[0]
+
+    def reconstruct(self, x: np.ndarray, visible: np.ndarray) -> np.ndarray:
+        feeds = {
+            "spectra": np.ascontiguousarray(x, dtype=np.float32),
+            "visible": np.ascontiguousarray(visible, dtype=bool),
+        }
+        z = self._sessions["encoder_masked"].run(None, feeds)[0]
+        return self._sessions["decoder"].run(None, {"embedding": z})[0]
+
+    def __call__(self, values: Any, wavelengths: Any = None) -> dict[str, np.ndarray]:
+        x = self.artifact.preprocess(values, wavelengths)
+        return self.calibration.score(x, self.embed, self.reconstruct)
+
+
+def attach_qc(artifact_dir: Any, calibration: QCCalibration) -> None:
+    """Write ``calibration`` into the artifact's manifest (the optional ``qc`` entry).
+
+    The model files and their checksums are untouched; the manifest is rewritten atomically
+    and must load again.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    from wavemae.artifact import load_artifact
+
+    path = Path(artifact_dir) / "manifest.json"
+    data = json.loads(path.read_text())
+    data["qc"] = calibration.to_dict()
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    load_artifact(artifact_dir)

@@ -76,6 +76,7 @@ def format_suite(report: dict[str, Any], title: str) -> str:
             "",
             f"## QC ({q['metric']})",
             "",
+            f"{q.get('n_spectra', '')} evaluation spectra, each clean and with each fault. "
             "Faults are sized relative to each spectrum's standard deviation "
             "(`wavemae.evaluation.corruptions`). PCA sizes of T² and Q chosen on validation. "
             f"Clean evaluation spectra flagged at the default threshold (percentile >= "
