@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_FLAG_PERCENTILE",
+    "ArtifactModel",
     "ArtifactQC",
     "QCCalibration",
     "attach_qc",
@@ -181,26 +182,13 @@ def qc_components() -> tuple[str, ...]:
     return _COMPONENTS
 
 
-class ArtifactQC:
-    """The QC score of an exported artifact, with ONNX Runtime and numpy only.
-
-    ``ArtifactQC(artifact)(values, wavelengths)`` returns :meth:`QCCalibration.score`'s dict
-    for raw spectra; the calibration is the manifest's optional ``qc`` entry.
-
-    Raises:
-        ValueError: if the artifact's manifest carries no QC calibration.
-    """
+class ArtifactModel:
+    """``embed`` and ``reconstruct`` of an exported artifact through ONNX Runtime (CPU)."""
 
     def __init__(self, artifact: Any, *, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        if artifact.manifest.qc is None:
-            raise ValueError(
-                f"artifact {artifact.model_id} carries no QC calibration; add one with "
-                "`wavemae evaluate CHECKPOINT --report DIR --artifact ARTIFACT`"
-            )
         self.artifact = artifact
-        self.calibration = QCCalibration.from_dict(artifact.manifest.qc)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         providers = ["CPUExecutionProvider"]
@@ -220,6 +208,26 @@ class ArtifactQC:
         }
         z = self._sessions["encoder_masked"].run(None, feeds)[0]
         return self._sessions["decoder"].run(None, {"embedding": z})[0]
+
+
+class ArtifactQC(ArtifactModel):
+    """The QC score of an exported artifact, with ONNX Runtime and numpy only.
+
+    ``ArtifactQC(artifact)(values, wavelengths)`` returns :meth:`QCCalibration.score`'s dict
+    for raw spectra; the calibration is the manifest's optional ``qc`` entry.
+
+    Raises:
+        ValueError: if the artifact's manifest carries no QC calibration.
+    """
+
+    def __init__(self, artifact: Any, *, threads: int = 1) -> None:
+        if artifact.manifest.qc is None:
+            raise ValueError(
+                f"artifact {artifact.model_id} carries no QC calibration; add one with "
+                "`wavemae evaluate CHECKPOINT --report DIR --artifact ARTIFACT`"
+            )
+        super().__init__(artifact, threads=threads)
+        self.calibration = QCCalibration.from_dict(artifact.manifest.qc)
 
     def __call__(self, values: Any, wavelengths: Any = None) -> dict[str, np.ndarray]:
         x = self.artifact.preprocess(values, wavelengths)

@@ -206,3 +206,27 @@ def test_synthetic_instrument_pairs_are_harder_than_identical_copies():
     assert 1 / 40 < top1 < 1.0  # Pearson finds some twins, not all
     again = synthetic_corpus(40, n_instruments=2, seq_len=128, seed=0, strength=4.0)
     assert np.array_equal(again.values, s.values)
+
+
+def test_qc_calibration_travels_in_the_manifest_and_scores_through_onnx(tiny_artifact, tmp_path):
+    import shutil
+
+    from wavemae.artifact import load_artifact
+    from wavemae.qc import ArtifactModel, ArtifactQC, attach_qc
+
+    folder = tmp_path / "art"
+    shutil.copytree(tiny_artifact, folder)
+    art = load_artifact(folder)  # an artifact exported before QC existed still loads
+    assert art.manifest.qc is None and "qc" not in art.manifest.to_dict()
+    with pytest.raises(ValueError, match="carries no QC calibration"):
+        ArtifactQC(art)
+    raw = synthetic_spectra(60, art.wavelengths, seed=7).astype(np.float64)
+    onnx = ArtifactModel(art)
+    x = art.preprocess(raw)
+    calibration = fit_qc(x[:30], x[30:45], onnx.embed, onnx.reconstruct, n_groups=4)
+    attach_qc(folder, calibration)
+    scorer = ArtifactQC(load_artifact(folder))  # checksums still hold
+    got = scorer(raw[45:], art.wavelengths)
+    want = calibration.score(x[45:], onnx.embed, onnx.reconstruct)
+    np.testing.assert_allclose(got["score"], want["score"], rtol=1e-4, atol=1e-4)
+    assert got["percentile"].shape == (15,) and got["flag"].dtype == bool
