@@ -69,7 +69,7 @@ def format_suite(report: dict[str, Any], title: str) -> str:
     if "fill_in" in report:
         f = report["fill_in"]
         out += ["", f"## Fill-in ({f['metric']}, lower is better)", ""]
-        out += _table(f["table"], "hidden")
+        out += _table({k: _pca_k_column(v) for k, v in f["table"].items()}, "hidden")
     if "qc" in report:
         q = report["qc"]
         out += [
@@ -102,6 +102,18 @@ def write_suite(report: dict[str, Any], out_dir: str | Path, title: str) -> Path
         data["qc"].pop("calibration", None)
     (out / "eval.json").write_text(json.dumps(data, indent=2))
     (out / "eval.md").write_text(format_suite(data, title))
+    return out
+
+
+def _pca_k_column(row: dict[str, float]) -> dict[str, float]:
+    # reports written before the PCA size had its own column named it in the key
+    out = {}
+    for key, value in row.items():
+        if key.startswith("PCA fill-in (k chosen on validation = "):
+            out["PCA fill-in"] = value
+            out["PCA k (chosen on validation)"] = int(key.rsplit("= ", 1)[1].rstrip(")"))
+        else:
+            out[key] = value
     return out
 
 

@@ -193,9 +193,8 @@ def fill_in(model, sets, basis, seed, repeats=2) -> dict[str, Any]:
         table[name] = {
             EMBEDDING.replace("embedding", "fill"): _hidden_rmse(model.reconstruct(xe, ve), xe, ve),
             "linear interpolation": _hidden_rmse(fill_interp(xe, ve), xe, ve),
-            f"PCA fill-in (k chosen on validation = {best_k})": _hidden_rmse(
-                fill_pca(xe, ve, basis, best_k), xe, ve
-            ),
+            "PCA fill-in": _hidden_rmse(fill_pca(xe, ve, basis, best_k), xe, ve),
+            "PCA k (chosen on validation)": best_k,
         }
     return {"metric": "RMSE over hidden positions, model input space", "table": table}
 
