@@ -123,7 +123,11 @@ def test_suite_reports_every_section_next_to_its_baselines(tmp_path):
     assert report["identity"]["table"]["Pearson (HQI)"]["2->1 top-1"] == 1.0
     fill = report["fill_in"]["table"]
     assert list(fill)[:4] == ["gap 2 %", "gap 5 %", "gap 10 %", "gap 20 %"]
-    assert all(len(row) == 3 for row in fill.values())
+    assert all(
+        set(row)
+        == {"WaveMAE fill", "linear interpolation", "PCA fill-in", "PCA k (chosen on validation)"}
+        for row in fill.values()
+    )
     assert len(report["qc"]["table"]) == len(CORRUPTIONS) * 3
     # SNV input: a pure rescale cannot change the embedding
     assert report["health"]["rescale x2.0: max 1-cos"] < 1e-6
