@@ -87,7 +87,7 @@ def train_cmd(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     holdout: str = typer.Option(
-        "test", "--holdout", help="tablet: hold out the 'test' split or a 'validation' 20 %% "
+        "test", "--holdout", help="tablet: hold out the 'test' split or a 'validation' 20 % "
         "of the calibration tablets (for choosing settings)."
     ),
 ) -> None:
@@ -165,7 +165,7 @@ def evaluate_cmd(
     ),
     holdout: str = typer.Option(
         "test", "--holdout", help="Suite on tablet: evaluate on 'test' or on the 'validation' "
-        "20 %% of the calibration tablets."
+        "20 % of the calibration tablets."
     ),
     seed: int = typer.Option(0, "--seed", help="Suite: split, gap and fault seed."),
     artifact: str = typer.Option(

@@ -108,6 +108,10 @@ def load_sets(
     """
     if (corpus is None) == (path is None):
         raise ValueError("give exactly one of corpus and path")
+    if holdout not in ("test", "validation"):
+        raise ValueError(f"holdout={holdout!r} must be 'test' or 'validation'")
+    if holdout == "validation" and corpus != "tablet":
+        raise ValueError("holdout='validation' is defined for the tablet corpus only")
     spectra = load_corpus(corpus) if corpus else read_spectra(Path(path))
     if corpus == "tablet":
         cal = spectra.where("split", "calibration")
