@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from wavemae.evaluation import EvalModel, run_suite, write_suite
 from wavemae.evaluation.classical import auroc, effective_rank, hotelling_t2, q_residual
 from wavemae.evaluation.corruptions import CORRUPTIONS, corrupt
-from wavemae.export_tiny import synthetic_spectra
 from wavemae.models import WaveMAE
 from wavemae.preprocessing import Preprocessor
 from wavemae.qc import QCCalibration, fit_qc
@@ -22,6 +21,21 @@ from wavemae.train.objectives import ViewAugment, embedding_loss, shift_rows
 
 L = 64
 GRID = np.linspace(1100.0, 1700.0, L)
+
+
+def synthetic_spectra(n: int, wavelengths: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """``(n, L)`` float32 smooth NIR-like spectra: 3 Gaussian bands whose heights vary per
+    spectrum, a sloped baseline and a little noise."""
+    grid = np.asarray(wavelengths, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    t = (grid - grid[0]) / max(float(grid[-1] - grid[0]), 1e-12)  # (L,) in [0, 1]
+    centres = np.array([0.2, 0.5, 0.8])
+    heights = rng.uniform(0.2, 1.0, size=(n, 3))
+    bands = np.exp(-0.5 * ((t[None, None, :] - centres[None, :, None]) / 0.06) ** 2)
+    values = np.einsum("nk,nkl->nl", heights, np.broadcast_to(bands, (n, 3, grid.size)))
+    baseline = rng.uniform(0.0, 0.3, size=(n, 1)) + rng.uniform(-0.2, 0.2, size=(n, 1)) * t
+    noise = rng.normal(0.0, 0.005, size=values.shape)
+    return (values + baseline + noise).astype(np.float32)
 
 
 def _tiny_model(seed: int = 0) -> WaveMAE:
