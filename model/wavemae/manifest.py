@@ -202,9 +202,11 @@ class Manifest:
     provenance: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] | None = None
+    # Optional (absent in older manifests): the QC score's calibration, see wavemae.qc.
+    qc: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict, keys in a readable order."""
+        """Plain JSON-ready dict, keys in a readable order (``qc`` only when present)."""
         return {
             "schema_version": self.schema_version,
             "name": self.name,
@@ -226,7 +228,7 @@ class Manifest:
             "provenance": self.provenance,
             "verification": self.verification,
             "quantization": self.quantization,
-        }
+        } | ({"qc": self.qc} if self.qc is not None else {})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
@@ -324,6 +326,7 @@ class Manifest:
             provenance=_optional_dict(d, "provenance", w),
             verification=_optional_dict(d, "verification", w),
             quantization=_optional_dict(d, "quantization", w) or None,
+            qc=_optional_dict(d, "qc", w) or None,
         )
 
 

@@ -226,6 +226,9 @@ def _float_list(name: str, value: Any) -> np.ndarray | None:
     return array
 
 
+_AXES = ("fixed", "relative")
+
+
 @dataclass
 class Preprocessor:
     """The whole preprocessing pipeline of one model, serialisable as plain JSON.
@@ -239,6 +242,10 @@ class Preprocessor:
         standardize: whether :meth:`fit` learns per-band mean/std and :meth:`transform` applies
             them.
         band_mean, band_std: ``(L,)`` float64 learned by :meth:`fit`, None until then.
+        axis: ``"fixed"`` (the default: spectra are resampled onto ``wavelengths`` and must
+            cover them) or ``"relative"`` (for general models: whatever contiguous range the
+            caller sends is resampled onto ``L`` evenly spaced points of its own range, and
+            the unit does not matter; ``wavelengths`` is then only the nominal grid).
     """
 
     wavelengths: np.ndarray | None = None
@@ -248,8 +255,11 @@ class Preprocessor:
     standardize: bool = False
     band_mean: np.ndarray | None = field(default=None, repr=False)
     band_std: np.ndarray | None = field(default=None, repr=False)
+    axis: str = "fixed"
 
     def __post_init__(self) -> None:
+        if self.axis not in _AXES:
+            raise ValueError(f"axis={self.axis!r} is not one of {_AXES}")
         if self.wavelengths is not None:
             grid = _as_grid(self.wavelengths, "wavelengths")
             if not np.all(np.diff(grid) > 0):
@@ -322,7 +332,17 @@ class Preprocessor:
                 f"spectrum {int(bad_rows[0])} contains NaN or inf "
                 f"({bad_rows.size} of {array.shape[0]} spectra are not finite)"
             )
-        if wavelengths is not None and self.wavelengths is not None:
+        if self.axis == "relative" and self.n_bands is not None:
+            src = np.arange(array.shape[1], dtype=np.float64)
+            if wavelengths is not None:
+                src = np.asarray(wavelengths, dtype=np.float64)
+                if src.shape != (array.shape[1],):
+                    raise ValueError(
+                        f"values have {array.shape[1]} bands but wavelengths has {src.size} points"
+                    )
+            dst = np.linspace(src.min(), src.max(), self.n_bands)
+            array = resample_to_grid(array, src, dst, unit=unit or self.unit)
+        elif wavelengths is not None and self.wavelengths is not None:
             src = np.asarray(wavelengths, dtype=np.float64)
             if unit is not None and unit != self.unit:
                 src = convert_axis(src, unit, self.unit)
@@ -468,7 +488,7 @@ class Preprocessor:
             "standardize": self.standardize,
             "band_mean": as_list(self.band_mean),
             "band_std": as_list(self.band_std),
-        }
+        } | ({"axis": self.axis} if self.axis != "fixed" else {})  # fixed: as before
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessor:
@@ -493,6 +513,7 @@ class Preprocessor:
             "standardize",
             "band_mean",
             "band_std",
+            "axis",
         }
         unknown = set(d) - known
         if unknown:
@@ -514,4 +535,5 @@ class Preprocessor:
             standardize=d.get("standardize", False),
             band_mean=d.get("band_mean"),
             band_std=d.get("band_std"),
+            axis=d.get("axis", "fixed"),
         )

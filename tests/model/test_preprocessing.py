@@ -241,3 +241,21 @@ def test_from_dict_rejects_bad_documents(change: dict, message: str) -> None:
     document = Preprocessor(normalization="l2").to_dict() | change
     with pytest.raises(ValueError, match=message):
         Preprocessor.from_dict(document)
+
+
+def test_relative_axis_takes_any_contiguous_range_and_fixed_json_is_unchanged():
+    from wavemae.preprocessing import Preprocessor
+
+    nominal = np.linspace(0.0, 1.0, 32)
+    rel = Preprocessor(wavelengths=nominal, unit="nm", normalization="snv", axis="relative")
+    shape = np.sin(np.linspace(0, 3, 200)) + 2.0
+    a = rel.transform(shape, np.linspace(600.0, 1800.0, 200), unit="nm")
+    b = rel.transform(10 * shape, np.linspace(4000.0, 400.0, 200)[::-1], unit="cm-1")
+    np.testing.assert_allclose(a, b, atol=1e-6)  # other range, unit and intensity scale
+    assert rel.transform(shape).shape == (1, 32)  # no axis: positions taken as evenly spaced
+    again = Preprocessor.from_dict(rel.to_dict())
+    assert again.axis == "relative"
+    fixed = Preprocessor(wavelengths=nominal, unit="nm")
+    assert "axis" not in fixed.to_dict()  # fixed-grid models serialise exactly as before
+    with pytest.raises(ValueError, match="axis='sideways'"):
+        Preprocessor(wavelengths=nominal, axis="sideways")

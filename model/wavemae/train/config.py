@@ -15,6 +15,7 @@ __all__ = ["PRESETS", "TrainConfig", "preset"]
 
 _LOSSES = ("mse", "sse", "huber")
 _AMP = ("auto", "off", "bf16", "fp16")
+_EMBED_LOSSES = ("none", "infonce", "vicreg")
 
 
 @dataclass
@@ -49,6 +50,16 @@ class TrainConfig:
         aug_offset, aug_scale, aug_noise: augmentation in preprocessed units: a random additive
             offset (std), a random multiplicative scale ``1 + N(0, aug_scale)`` and white noise
             (std) applied to each training spectrum; 0 disables.
+        mask_min: variable mask sizes: hide between ``mask_min`` and ``model["n_mask"]``
+            blocks, drawn per step (0 = always ``n_mask``, the spec's objective).
+        embed_loss: ``"none"``, ``"infonce"`` or ``"vicreg"``: an embedding term between two
+            differently masked and augmented views of each spectrum (see
+            :mod:`wavemae.train.objectives`); ``embed_weight`` scales it against the masked
+            loss (averaged over both views), ``embed_temperature`` is InfoNCE's temperature.
+        view_offset, view_slope, view_scale, view_noise, view_shift: instrument-like
+            augmentations of each view (offset, baseline tilt and noise in units of the
+            spectrum's own std; scatter as ``1 + N(0, view_scale)``; wavelength shift in grid
+            points); used only with an ``embed_loss``.
         eval_every: steps between held-out evaluations (0: only at the end).
         log_every: steps between JSONL metric lines.
         checkpoint_every: steps between resumable checkpoints (0: only at the end).
@@ -82,6 +93,15 @@ class TrainConfig:
     aug_offset: float = 0.0
     aug_scale: float = 0.0
     aug_noise: float = 0.0
+    mask_min: int = 0
+    embed_loss: str = "none"
+    embed_weight: float = 0.5
+    embed_temperature: float = 0.1
+    view_offset: float = 0.0
+    view_slope: float = 0.0
+    view_scale: float = 0.0
+    view_noise: float = 0.0
+    view_shift: float = 0.0
     eval_every: int = 500
     log_every: int = 10
     checkpoint_every: int = 500
@@ -102,6 +122,10 @@ class TrainConfig:
             raise ValueError(f"min_lr_ratio={self.min_lr_ratio} must lie in [0, 1]")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay} must lie in [0, 1)")
+        if self.embed_loss not in _EMBED_LOSSES:
+            raise ValueError(f"embed_loss={self.embed_loss!r} must be one of {_EMBED_LOSSES}")
+        if self.mask_min < 0:
+            raise ValueError(f"mask_min={self.mask_min} must be >= 0")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be >= 0")
         if "seq_len" not in self.model:

@@ -39,15 +39,25 @@ _HELDOUT_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class DataSource:
-    """A corpus name or a file path (exactly one), plus the split seed for files."""
+    """A corpus name or a file path (exactly one), plus the split seed for files.
+
+    ``holdout="validation"`` (tablet only) holds out a seeded 20 % of the calibration tablets
+    (both instruments of a tablet on the same side) instead of the test split: for choosing
+    settings without looking at the test spectra.
+    """
 
     corpus: str | None = None
     path: str | None = None
     split_seed: int = 0
+    holdout: str = "test"
 
     def __post_init__(self) -> None:
         if (self.corpus is None) == (self.path is None):
             raise ValueError(f"give exactly one of corpus={self.corpus!r} and path={self.path!r}")
+        if self.holdout not in ("test", "validation"):
+            raise ValueError(f"holdout={self.holdout!r} must be 'test' or 'validation'")
+        if self.holdout == "validation" and self.corpus != "tablet":
+            raise ValueError("holdout='validation' is defined for the tablet corpus only")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,13 +118,26 @@ def split_source(source: DataSource) -> tuple[Spectra, Spectra]:
     """
     spectra = load_source(source)
     if source.corpus == "tablet":
-        return spectra.where("split", "calibration"), spectra.where("split", "test")
+        calibration = spectra.where("split", "calibration")
+        if source.holdout == "validation":
+            return _group_split(calibration, "tablet", source.split_seed)
+        return calibration, spectra.where("split", "test")
     n = len(spectra)
     if n < 5:
         raise ValueError(f"{source.describe()} has {n} spectra; need at least 5 to hold some out")
     order = np.random.default_rng(source.split_seed).permutation(n)
     n_held = max(1, round(_HELDOUT_FRACTION * n))
     return spectra.subset(np.sort(order[n_held:])), spectra.subset(np.sort(order[:n_held]))
+
+
+def _group_split(spectra: Spectra, key: str, seed: int) -> tuple[Spectra, Spectra]:
+    groups = np.array([str(g) for g in spectra.metadata_column(key)])
+    names = np.unique(groups)
+    held_names = np.random.default_rng(seed).permutation(names)[
+        : max(1, round(_HELDOUT_FRACTION * len(names)))
+    ]
+    held = np.isin(groups, held_names)
+    return spectra.subset(~held), spectra.subset(held)
 
 
 @dataclass

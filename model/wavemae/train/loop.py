@@ -31,6 +31,7 @@ from wavemae.checkpoint import capture_rng_state, restore_rng_state, save_checkp
 from wavemae.models.wave_mae import WaveMAE
 from wavemae.train.config import TrainConfig
 from wavemae.train.ema import EMA
+from wavemae.train.objectives import ViewAugment, draw_n_mask, embedding_loss
 
 __all__ = [
     "TrainResult",
@@ -204,6 +205,7 @@ def train_model(
     checkpoint_extras: dict[str, Any] | None = None,
     progress: bool = True,
     on_eval: Callable[[int, WaveMAE], dict[str, float]] | None = None,
+    band_scale: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainResult:
     """Train a WaveMAE on preprocessed spectra.
 
@@ -223,6 +225,8 @@ def train_model(
             ``wavelengths``, ``unit``, ``provenance``).
         progress: show a tqdm progress bar (rank 0).
         on_eval: extra metrics callback ``(step, ema_model) -> dict`` at evaluation points.
+        band_scale: ``(band_mean, band_std)`` of the per-band standardisation, so the views'
+            augmentations act on the spectra's own units (None: on the model input).
 
     Raises:
         ValueError: if the data do not match ``seq_len`` or contain non-finite values.
@@ -304,6 +308,18 @@ def train_model(
             **(checkpoint_extras or {}),
         )
 
+    views = ViewAugment(
+        config.view_offset,
+        config.view_slope,
+        config.view_scale,
+        config.view_noise,
+        config.view_shift,
+        *(
+            ()
+            if band_scale is None
+            else (torch.as_tensor(a, dtype=torch.float32) for a in band_scale)
+        ),
+    )
     model.train()
     t0 = time.perf_counter()
     window_t, window_n, window_loss = t0, 0, []
@@ -311,15 +327,17 @@ def train_model(
     for step in range(start, end):
         idx = batch_indices(step, len(data), config.batch_size, seed, rank, world)
         gen = torch.Generator().manual_seed(_step_seed(seed, step, rank))
-        xb = _augment(data[idx], config, gen).to(device)
-        visible = model.make_visible(len(idx), generator=gen).to(device)
-        torch.manual_seed(_step_seed(seed, step, rank) + 1)  # dropout
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            recon, _, _ = ddp_model(xb, visible)
-        loss = masked_loss(recon, xb, visible, config.loss, config.huber_delta)
-        if config.visible_loss_weight > 0:
-            seen = masked_loss(recon, xb, ~visible, config.loss, config.huber_delta)
-            loss = loss + config.visible_loss_weight * seen
+        loss = _step_loss(
+            ddp_model,
+            model,
+            data[idx],
+            config,
+            views,
+            gen,
+            device,
+            dtype,
+            _step_seed(seed, step, rank) + 1,
+        )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -382,6 +400,40 @@ def train_model(
         train_seconds=time.perf_counter() - t0,
         checkpoint=ck_path,
     )
+
+
+def _step_loss(
+    ddp_model: nn.Module,
+    model: WaveMAE,
+    x: Tensor,
+    config: TrainConfig,
+    views: ViewAugment,
+    gen: torch.Generator,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    dropout_seed: int,
+) -> Tensor:
+    """The step's loss: the masked objective over one view (the spec's), or over two views
+    stacked in one forward pass (same hidden count, different blocks) plus the embedding term.
+    """
+    base = _augment(x, config, gen)
+    two = config.embed_loss != "none"
+    xb = torch.cat([views(base, gen), views(base, gen)]) if two else base
+    n_mask = draw_n_mask(model.n_mask, config.mask_min, gen)
+    visible = model.make_visible(len(xb), n_mask=n_mask, generator=gen).to(device)
+    xb = xb.to(device)
+    torch.manual_seed(dropout_seed)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        recon, z, _ = ddp_model(xb, visible)
+    loss = masked_loss(recon, xb, visible, config.loss, config.huber_delta)
+    if config.visible_loss_weight > 0:
+        seen = masked_loss(recon, xb, ~visible, config.loss, config.huber_delta)
+        loss = loss + config.visible_loss_weight * seen
+    if two:
+        z1, z2 = z.chunk(2)
+        emb = embedding_loss(config.embed_loss, z1, z2, config.embed_temperature)
+        loss = loss + config.embed_weight * emb
+    return loss
 
 
 def _out_of_time(t0: float, limit_s: float) -> bool:

@@ -190,6 +190,9 @@ def run_training(
         resume=resume,
         heldout_x=held_x,
         progress=progress,
+        band_scale=(
+            (preprocessor.band_mean, preprocessor.band_std) if preprocessor.standardize else None
+        ),
         checkpoint_extras={
             "preprocessing": preprocessor.to_dict(),
             "wavelengths": grid.tolist(),

@@ -1,0 +1,255 @@
+"""The WaveMAE QC score: how unlike clean, in-distribution spectra a spectrum looks.
+
+numpy only, so the service can compute it from an artifact (ONNX Runtime sessions passed in as
+plain callables). Three components, each standardised on clean calibration spectra:
+
+1. ``recon_mean``: log of the mean normalised masked-reconstruction error. The grid is cut into
+   ``n_groups`` contiguous groups; each group is hidden in turn and reconstructed from the rest,
+   so every position is predicted without seeing itself. Errors are divided per position by
+   their mean on the clean reference spectra (bands the model always finds hard do not count
+   more than easy ones).
+2. ``recon_max``: log of the largest normalised error at one position (spikes, clipped peaks).
+3. ``embedding``: Mahalanobis distance of the all-visible embedding from the training
+   embeddings (mean and shrunk covariance).
+
+The score is the largest of the three standardised components. It is reported as a
+percentile of the same score over held-out clean calibration spectra; the documented default
+flag threshold is the 99th percentile (about 1 clean spectrum in 100 is flagged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_FLAG_PERCENTILE",
+    "ArtifactModel",
+    "ArtifactQC",
+    "QCCalibration",
+    "attach_qc",
+    "fit_qc",
+    "group_masks",
+    "qc_components",
+]
+
+DEFAULT_FLAG_PERCENTILE = 99.0
+_COMPONENTS = ("recon_mean", "recon_max", "embedding")
+
+_SIG7 = np.vectorize(lambda v: float(f"{v:.7g}"), otypes=[float])
+
+EmbedFn = Callable[[np.ndarray], np.ndarray]
+ReconstructFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def group_masks(seq_len: int, n_groups: int) -> np.ndarray:
+    """``(n_groups, seq_len)`` bool visible masks, each hiding one contiguous group."""
+    if not 2 <= n_groups <= seq_len:
+        raise ValueError(f"n_groups={n_groups} must lie in [2, seq_len={seq_len}]")
+    edges = np.linspace(0, seq_len, n_groups + 1).round().astype(int)
+    visible = np.ones((n_groups, seq_len), dtype=bool)
+    for g in range(n_groups):
+        visible[g, edges[g] : edges[g + 1]] = False
+    return visible
+
+
+def _masked_errors(x: np.ndarray, reconstruct: ReconstructFn, n_groups: int) -> np.ndarray:
+    """Squared error per position, each position predicted with its group hidden ``(N, L)``."""
+    n, length = x.shape
+    err = np.zeros((n, length))
+    for vis in group_masks(length, n_groups):
+        visible = np.broadcast_to(vis, x.shape).copy()
+        recon = reconstruct(x, visible)
+        hidden = ~vis
+        err[:, hidden] = (np.asarray(recon, dtype=np.float64)[:, hidden] - x[:, hidden]) ** 2
+    return err
+
+
+@dataclass
+class QCCalibration:
+    """Everything the score needs besides the model; JSON-able via :meth:`to_dict`."""
+
+    n_groups: int
+    position_scale: np.ndarray  # (L,) mean clean squared error per position
+    emb_mean: np.ndarray  # (Z,)
+    emb_precision: np.ndarray  # (Z, Z) inverse of the shrunk covariance
+    comp_mean: np.ndarray  # (3,) of the raw components on the calibration spectra
+    comp_std: np.ndarray  # (3,)
+    quantiles: np.ndarray  # (101,) score quantiles 0..100 % on the calibration spectra
+    flag_percentile: float = DEFAULT_FLAG_PERCENTILE
+
+    def raw_components(self, x: np.ndarray, embed: EmbedFn, reconstruct: ReconstructFn):
+        x = np.asarray(x, dtype=np.float64)
+        ratio = _masked_errors(x, reconstruct, self.n_groups) / self.position_scale
+        d = np.asarray(embed(x), dtype=np.float64) - self.emb_mean
+        maha = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.emb_precision, d), 0.0))
+        return np.stack(
+            [np.log(ratio.mean(axis=1) + 1e-12), np.log(ratio.max(axis=1) + 1e-12), maha], axis=1
+        )
+
+    def score(
+        self, x: np.ndarray, embed: EmbedFn, reconstruct: ReconstructFn
+    ) -> dict[str, np.ndarray]:
+        """``{"score", "percentile", "flag", components...}`` for preprocessed spectra ``x``."""
+        raw = self.raw_components(x, embed, reconstruct)
+        z = (raw - self.comp_mean) / self.comp_std
+        score = z.max(axis=1)
+        pct = np.interp(score, self.quantiles, np.linspace(0.0, 100.0, len(self.quantiles)))
+        out = {"score": score, "percentile": pct, "flag": pct >= self.flag_percentile}
+        out.update({name: z[:, i] for i, name in enumerate(_COMPONENTS)})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        def r(a: np.ndarray) -> list:  # 7 significant digits: compact, scores agree to ~1e-6
+            return _SIG7(np.asarray(a, dtype=np.float64)).tolist()
+
+        return {
+            "version": 1,
+            "components": list(_COMPONENTS),
+            "n_groups": self.n_groups,
+            "position_scale": r(self.position_scale),
+            "emb_mean": r(self.emb_mean),
+            "emb_precision": r(self.emb_precision),
+            "comp_mean": r(self.comp_mean),
+            "comp_std": r(self.comp_std),
+            "quantiles": r(self.quantiles),
+            "flag_percentile": self.flag_percentile,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QCCalibration:
+        arr = {
+            k: np.asarray(d[k], dtype=np.float64)
+            for k in (
+                "position_scale",
+                "emb_mean",
+                "emb_precision",
+                "comp_mean",
+                "comp_std",
+                "quantiles",
+            )
+        }
+        return cls(
+            n_groups=int(d["n_groups"]),
+            flag_percentile=float(d.get("flag_percentile", DEFAULT_FLAG_PERCENTILE)),
+            **arr,
+        )
+
+
+def fit_qc(
+    reference: np.ndarray,
+    calibration: np.ndarray,
+    embed: EmbedFn,
+    reconstruct: ReconstructFn,
+    *,
+    n_groups: int = 8,
+    shrinkage: float = 0.1,
+) -> QCCalibration:
+    """Fit the score: position scales and embedding distribution on ``reference`` (training
+    spectra), standardisation and percentiles on held-out clean ``calibration`` spectra.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    calibration = np.asarray(calibration, dtype=np.float64)
+    if len(calibration) < 10:
+        raise ValueError(f"QC calibration needs at least 10 clean spectra, got {len(calibration)}")
+    scale = np.maximum(_masked_errors(reference, reconstruct, n_groups).mean(axis=0), 1e-12)
+    emb = np.asarray(embed(reference), dtype=np.float64)
+    mean = emb.mean(axis=0)
+    cov = np.cov(emb - mean, rowvar=False)
+    cov = (1 - shrinkage) * cov + shrinkage * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+    qc = QCCalibration(
+        n_groups=n_groups,
+        position_scale=scale,
+        emb_mean=mean,
+        emb_precision=np.linalg.inv(cov),
+        comp_mean=np.zeros(3),
+        comp_std=np.ones(3),
+        quantiles=np.zeros(101),
+    )
+    raw = qc.raw_components(calibration, embed, reconstruct)
+    qc.comp_mean = raw.mean(axis=0)
+    qc.comp_std = np.maximum(raw.std(axis=0), 1e-9)
+    score = ((raw - qc.comp_mean) / qc.comp_std).max(axis=1)
+    qc.quantiles = np.percentile(score, np.linspace(0.0, 100.0, 101))
+    return qc
+
+
+def qc_components() -> tuple[str, ...]:
+    """Names of the score's standardised components."""
+    return _COMPONENTS
+
+
+class ArtifactModel:
+    """``embed`` and ``reconstruct`` of an exported artifact through ONNX Runtime (CPU)."""
+
+    def __init__(self, artifact: Any, *, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.artifact = artifact
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        self._sessions = {
+            role: ort.InferenceSession(str(artifact.file(role)), options, providers=providers)
+            for role in ("encoder", "encoder_masked", "decoder")
+        }
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        spectra = np.ascontiguousarray(x, dtype=np.float32)
+        return self._sessions["encoder"].run(None, {"spectra": spectra})[0]
+
+    def reconstruct(self, x: np.ndarray, visible: np.ndarray) -> np.ndarray:
+        feeds = {
+            "spectra": np.ascontiguousarray(x, dtype=np.float32),
+            "visible": np.ascontiguousarray(visible, dtype=bool),
+        }
+        z = self._sessions["encoder_masked"].run(None, feeds)[0]
+        return self._sessions["decoder"].run(None, {"embedding": z})[0]
+
+
+class ArtifactQC(ArtifactModel):
+    """The QC score of an exported artifact, with ONNX Runtime and numpy only.
+
+    ``ArtifactQC(artifact)(values, wavelengths)`` returns :meth:`QCCalibration.score`'s dict
+    for raw spectra; the calibration is the manifest's optional ``qc`` entry.
+
+    Raises:
+        ValueError: if the artifact's manifest carries no QC calibration.
+    """
+
+    def __init__(self, artifact: Any, *, threads: int = 1) -> None:
+        if artifact.manifest.qc is None:
+            raise ValueError(
+                f"artifact {artifact.model_id} carries no QC calibration; add one with "
+                "`wavemae evaluate CHECKPOINT --report DIR --artifact ARTIFACT`"
+            )
+        super().__init__(artifact, threads=threads)
+        self.calibration = QCCalibration.from_dict(artifact.manifest.qc)
+
+    def __call__(self, values: Any, wavelengths: Any = None) -> dict[str, np.ndarray]:
+        x = self.artifact.preprocess(values, wavelengths)
+        return self.calibration.score(x, self.embed, self.reconstruct)
+
+
+def attach_qc(artifact_dir: Any, calibration: QCCalibration) -> None:
+    """Write ``calibration`` into the artifact's manifest (the optional ``qc`` entry).
+
+    The model files and their checksums are untouched; the manifest is rewritten atomically
+    and must load again.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    from wavemae.artifact import load_artifact
+
+    path = Path(artifact_dir) / "manifest.json"
+    data = json.loads(path.read_text())
+    data["qc"] = calibration.to_dict()
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    load_artifact(artifact_dir)
