@@ -29,13 +29,16 @@ from ..schemas import (
 )
 from ..validation import check_entry_id, check_metadata, filter_from_text
 from .common import (
+    FILE_DOC,
     REQUEST_ERRORS,
     body_doc,
     decode,
+    get_inference,
     get_library,
     json_response,
     media_type,
     read_body,
+    read_request_spectra,
 )
 
 router = APIRouter(prefix="/library", tags=["library"])
@@ -98,7 +101,7 @@ async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     "",
     response_model=LibraryWriteResponse,
     responses=_RESPONSES,
-    openapi_extra=body_doc(LibraryBatchRequest),
+    openapi_extra=body_doc(LibraryBatchRequest, csv=FILE_DOC, form=FILE_DOC),
     dependencies=[Depends(require_admin)],
     summary="Store many reference spectra in one transaction",
 )
@@ -107,7 +110,8 @@ async def post_entries(request: Request) -> Response:
     library = get_library(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
-    check_json(media_type(request))
+    if media_type(request) not in ("", "application/json"):
+        return await _written(library, await _file_entries(request, body, settings))
     req = await decode(body, lambda b: parse_json(LibraryBatchRequest, b))
     if not req.entries:
         raise InvalidInput("entries is empty", field="entries")
@@ -215,6 +219,42 @@ async def reembed(request: Request) -> Response:
     (one transaction per batch); afterwards the library serves this model version."""
     result = await get_library(request).reembed()
     return json_response({"reembedded": result.reembedded, "model_version": result.model_version})
+
+
+async def _file_entries(request: Request, body: bytes, settings: Any) -> list[NewEntry]:
+    """The entries of a spectra file upload: ids from the file (its id column, JCAMP titles),
+    metadata from its header or metadata columns, wavelengths in the model's unit."""
+    unit = get_inference(request).unit
+    spectra, _ = await read_request_spectra(request, model_unit=unit, body=body)
+    name = spectra.name or "upload"
+    if spectra.ids is None:
+        raise InvalidInput(
+            f"the upload {name!r} does not name its spectra; library entries need ids (an id "
+            "column in CSV, a ##TITLE in JCAMP-DX)",
+            field="body",
+        )
+    seen: dict[str, int] = {}
+    items = []
+    for i, entry_id in enumerate(spectra.ids):
+        if entry_id in seen:
+            raise InvalidInput(
+                f"the upload {name!r}: id {entry_id!r} of spectrum {i} repeats spectrum "
+                f"{seen[entry_id]}",
+                field="body",
+            )
+        seen[entry_id] = i
+        metadata = dict(spectra.metadata[i]) if spectra.metadata else {}
+        _check_entry(entry_id, metadata, f"upload[{i}].", settings.max_metadata_bytes)
+        items.append(
+            NewEntry(
+                id=entry_id,
+                spectrum=spectra.values[i],
+                wavelengths=spectra.wavelengths,
+                metadata=metadata,
+                field=f"upload[{i}]",
+            )
+        )
+    return items
 
 
 async def _written(library: LibraryService, items: list[NewEntry]) -> Response:
