@@ -123,7 +123,7 @@ def _reconstruct_body(values: Any, wavelengths: Any, missing: Any) -> bytes:
 
 
 def _similar_body(
-    spectra: Any, embeddings: Any, wavelengths: Any, k: int, space: str, where: Any
+    spectra: Any, embeddings: Any, wavelengths: Any, k: int, space: str, metadata_filter: Any
 ) -> bytes:
     body: dict[str, Any] = {"k": k, "space": space}
     if embeddings is not None:
@@ -132,8 +132,8 @@ def _similar_body(
         body["spectra"] = _spectra(spectra)
     if wavelengths is not None:
         body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
-    if where:
-        body["filter"] = where
+    if metadata_filter:
+        body["filter"] = metadata_filter
     return orjson.dumps(body)
 
 
@@ -201,10 +201,10 @@ class WaveMAEClient:
         wavelengths: Any = None,
         k: int = 10,
         space: str = "embedding",
-        where: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,  # the API's name for it
     ) -> list[list[dict[str, Any]]]:
         """Per query, ``[{"id", "score", "metadata"}, ...]`` best first."""
-        body = _similar_body(spectra, embeddings, wavelengths, k, space, where)
+        body = _similar_body(spectra, embeddings, wavelengths, k, space, filter)
         response = self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
@@ -232,10 +232,16 @@ class WaveMAEClient:
     def delete(self, entry_id: str) -> dict[str, Any]:
         return _json(self._http.delete(_entry_path(entry_id)))
 
-    def list(self, *, offset: int = 0, limit: int = 100, where: Any = None) -> dict[str, Any]:
+    def list(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        filter: dict[str, Any] | None = None,  # the API's name for it
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
-        if where:
-            params["filter"] = orjson.dumps(where).decode()
+        if filter:
+            params["filter"] = orjson.dumps(filter).decode()
         return _json(self._http.get("/library", params=params))
 
     def reembed(self) -> dict[str, Any]:
@@ -303,9 +309,9 @@ class AsyncWaveMAEClient:
         wavelengths: Any = None,
         k: int = 10,
         space: str = "embedding",
-        where: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,  # the API's name for it
     ) -> list[list[dict[str, Any]]]:
-        body = _similar_body(spectra, embeddings, wavelengths, k, space, where)
+        body = _similar_body(spectra, embeddings, wavelengths, k, space, filter)
         response = await self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )

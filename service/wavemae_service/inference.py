@@ -18,6 +18,7 @@ import numpy as np
 
 from wavemae.artifact import Artifact
 from wavemae.preprocessing import NormalizationState, resample_to_grid
+from wavemae.qc import QCCalibration
 
 from .batching import BatchObserver, MicroBatcher
 from .errors import InvalidInput, Overloaded
@@ -103,6 +104,8 @@ class Inference:
         self.embedder = MicroBatcher(model.embed, name="embed", **common)
         self.reconstructor = MicroBatcher(model.reconstruct, name="reconstruct", **common)
         self.masked_embedder = MicroBatcher(model.embed_masked, name="embed_masked", **common)
+        qc = artifact.manifest.qc
+        self.qc = None if qc is None else QCCalibration.from_dict(qc)
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -257,6 +260,24 @@ class Inference:
             return _unit_norm(embeddings), model_input
         return await self.embed_model_input(model_input.x), model_input
 
+    async def qc_warnings(self, model_input: ModelInput) -> list[list[str]]:
+        """The per-spectrum warnings, with "out of distribution" added where the artifact's QC
+        score (its manifest's ``qc`` calibration) is at or above its flag percentile."""
+        warnings = [list(w) for w in (model_input.warnings or [[] for _ in model_input.x])]
+        if self.qc is None:
+            return warnings
+        qc = self.qc
+        scores = await asyncio.to_thread(
+            qc.score, model_input.x, self.model.embed, self.model.reconstruct
+        )
+        for i in np.flatnonzero(scores["flag"]):
+            warnings[i].append(
+                f"out of distribution for the model: QC score {scores['score'][i]:.2f} at "
+                f"percentile {scores['percentile'][i]:.1f} (flagged from "
+                f"{qc.flag_percentile:g})"
+            )
+        return warnings
+
     async def embed_model_input(self, x: np.ndarray, *, background: bool = False) -> np.ndarray:
         """``(N, seq_len)`` model input -> ``(N, latent_dim)`` float32 embeddings.
 
@@ -299,14 +320,16 @@ class Inference:
         if not pre.invertible:
             diff = recon_x.astype(np.float64) - model_input.x
             rmse = np.sqrt(np.mean(diff**2, axis=1))
-            return Reconstruction(recon_x, rmse, model_input.coverage, model_input.warnings)
+            warnings = await self.qc_warnings(model_input)
+            return Reconstruction(recon_x, rmse, model_input.coverage, warnings)
         on_grid = pre.inverse_transform(recon_x, model_input.state)
         recon = on_grid if wavelengths is None else to_caller_grid(on_grid, self.grid, wavelengths)
         diff = recon.astype(np.float64) - values
         inside = np.isfinite(diff)
         counts = np.maximum(inside.sum(axis=1), 1)
         rmse = np.sqrt((np.where(inside, diff, 0.0) ** 2).sum(axis=1) / counts)
-        return Reconstruction(recon, rmse, model_input.coverage, model_input.warnings)
+        warnings = await self.qc_warnings(model_input)
+        return Reconstruction(recon, rmse, model_input.coverage, warnings)
 
 
 def _unit_norm(embeddings: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ def _old_library(path, spectra: np.ndarray) -> None:
                 LibraryEntry(
                     id=f"old{i:02d}",
                     spectrum=row,
-                    wavelengths=None,
+                    wavelengths=np.linspace(1100.0, 1700.0, SEQ_LEN),  # the tiny model's grid
                     metadata={"i": i},
                     embedding=np.eye(LATENT_DIM, dtype=np.float32)[i % LATENT_DIM],
                     processed=np.zeros(SEQ_LEN, np.float32),

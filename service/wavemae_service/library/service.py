@@ -242,7 +242,10 @@ class LibraryService:
             LibraryEntry(
                 id=item.id,
                 spectrum=item.spectrum,
-                wavelengths=item.wavelengths,
+                # on the model's grid: stored explicitly, so a later model knows the grid
+                wavelengths=self._inference.grid.copy()
+                if item.wavelengths is None
+                else item.wavelengths,
                 metadata=item.metadata,
                 embedding=embeddings[i],
                 processed=processed[i],
@@ -378,7 +381,18 @@ class LibraryService:
             raise service_error(exc) from None
 
     def _preprocess_stored(self, entry: LibraryEntry) -> np.ndarray:
-        """A stored original spectrum -> ``(seq_len,)`` model input, naming the entry on error."""
+        """A stored original spectrum -> ``(seq_len,)`` model input, naming the entry on error.
+
+        An entry stored without wavelengths (by a version that did not record the grid) is
+        refused by a model other than the one that wrote it: its grid is unknown.
+        """
+        if entry.wavelengths is None and entry.model_version != self.model_id:
+            raise InvalidInput(
+                f"library entry {entry.id!r} was stored by {entry.model_version} without "
+                f"wavelengths, so its grid is unknown to {self.model_id}; delete it, re-embed, "
+                "and store it again with its wavelengths",
+                field="id",
+            )
         try:
             return self._inference.preprocess_sync(entry.spectrum[None], entry.wavelengths).x[0]
         except InvalidInput as exc:

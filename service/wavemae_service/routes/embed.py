@@ -51,7 +51,7 @@ async def embed(request: Request) -> Response:
         "embeddings": embeddings,
         "model": inference.model_id,
         "coverage": model_input.coverage,
-        "warnings": model_input.warnings,
+        "warnings": await inference.qc_warnings(model_input),
     }
     if spectra.ids is not None:
         answer["ids"] = spectra.ids

@@ -155,7 +155,8 @@ async def get_entry(
     entry_id: EntryIdPath,
     include_embedding: Annotated[bool, Query(description="Also return the embedding.")] = False,
 ) -> Response:
-    """The stored entry: the original spectrum and wavelengths exactly as sent, and metadata."""
+    """The stored entry: the original spectrum as sent, its wavelengths (the model's grid when
+    sent without), and metadata."""
     check_entry_id(entry_id)
     entry = await get_library(request).get(entry_id)
     return json_response(_entry_json(entry, include_embedding))
