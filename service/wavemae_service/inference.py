@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from wavemae.artifact import Artifact
-from wavemae.preprocessing import NormalizationState, resample_to_grid
+from wavemae.preprocessing import NormalizationState
 from wavemae.qc import QCCalibration
 
 from .batching import BatchObserver, MicroBatcher
 from .errors import InvalidInput, Overloaded
+from .grids import MissingItem, extend_to_grid, to_caller_grid, visible_mask
 from .runtime import OnnxModel
 from .settings import Settings
 from .validation import public_message
@@ -32,10 +33,6 @@ __all__ = ["Inference", "ModelInput", "Reconstruction", "to_caller_grid", "visib
 _INLINE_PREPROCESS_MAX = 32
 # How long a background submit (re-embedding) waits before retrying when the queue is full.
 _BACKGROUND_RETRY_S = 0.05
-
-#: One item of ``missing``: a position in the caller's spectrum, or a ``[lo, hi]`` range of
-#: wavelengths in the model's unit.
-MissingItem = int | Sequence[float]
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,7 @@ class Inference:
             covered = self._covered(wavelengths)
             coverage[:] = covered.mean()
             if not covered.all():
-                values, wavelengths = _extend_to(values, wavelengths, self.grid)
+                values, wavelengths = extend_to_grid(values, wavelengths, self.grid)
                 visible &= covered
                 hidden_any = True
             warnings = [self._grid_warnings(wavelengths, float(coverage[0]))] * n
@@ -337,20 +334,6 @@ def _unit_norm(embeddings: np.ndarray) -> np.ndarray:
     return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _extend_to(
-    values: np.ndarray, wavelengths: np.ndarray, grid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The spectra sorted by wavelength and extended to ``grid``'s range with their edge
-    values (those bands are hidden from the encoder; this only lets preprocessing run)."""
-    order = np.argsort(wavelengths)
-    w, v = wavelengths[order], values[:, order]
-    if grid.min() < w[0]:
-        w, v = np.concatenate([[grid.min()], w]), np.concatenate([v[:, :1], v], axis=1)
-    if grid.max() > w[-1]:
-        w, v = np.concatenate([w, [grid.max()]]), np.concatenate([v, v[:, -1:]], axis=1)
-    return v, w
-
-
 def _check_lengths(
     values: np.ndarray, wavelengths: np.ndarray | None, seq_len: int, field: str
 ) -> None:
@@ -367,71 +350,3 @@ def _check_lengths(
             f"{values.shape[1]}",
             field="wavelengths",
         )
-
-
-def visible_mask(
-    missing: Sequence[Sequence[MissingItem]] | None,
-    grid: np.ndarray,
-    n: int,
-    n_values: int,
-    wavelengths: np.ndarray | None,
-) -> np.ndarray:
-    """``(n, seq_len)`` bool, True = visible to the encoder, from per-spectrum ``missing`` items.
-
-    An int ``p`` hides position ``p`` of the caller's spectrum (``n_values`` long): on the
-    model's ``grid`` that is every grid point whose interpolated value depends on it (strictly
-    between its neighbours in ``wavelengths``). A ``[lo, hi]`` pair hides the grid points with
-    ``lo <= wavelength <= hi``.
-
-    Raises:
-        InvalidInput: not one list per spectrum, a position outside the spectrum, or a spectrum
-            with nothing left visible.
-    """
-    visible = np.ones((n, grid.size), dtype=bool)
-    if missing is None:
-        return visible
-    if len(missing) != n:
-        raise InvalidInput(
-            f"missing has {len(missing)} lists but there are {n} spectra; send one list "
-            "per spectrum",
-            field="missing",
-        )
-    for i, items in enumerate(missing):
-        for j, item in enumerate(items):
-            where = f"missing[{i}][{j}]"
-            if isinstance(item, int):
-                if not 0 <= item < n_values:
-                    raise InvalidInput(
-                        f"{where}={item} is not a position in a spectrum of {n_values} values",
-                        field=where,
-                    )
-                if wavelengths is None:
-                    visible[i, item] = False
-                    continue
-                w = wavelengths
-                left = w[item - 1] if item > 0 else w[item]
-                right = w[item + 1] if item < n_values - 1 else w[item]
-                lo, hi = min(left, right), max(left, right)
-                hide = ((grid > lo) & (grid < hi)) | (grid == w[item])
-            else:
-                lo, hi = sorted(item)
-                hide = (grid >= lo) & (grid <= hi)
-            visible[i, hide] = False
-        if not visible[i].any():
-            raise InvalidInput(
-                f"missing[{i}] hides every position of the model's grid; at least one "
-                "must stay visible",
-                field=f"missing[{i}]",
-            )
-    return visible
-
-
-def to_caller_grid(on_grid: np.ndarray, grid: np.ndarray, wavelengths: np.ndarray) -> np.ndarray:
-    """``(N, seq_len)`` spectra on the model's ``grid`` -> ``(N, L_in)`` float32 on the caller's
-    ``wavelengths``, by :func:`wavemae.preprocessing.resample_to_grid` (the interpolation the
-    way in used); NaN where the caller's grid reaches beyond the model's range."""
-    out = np.full((on_grid.shape[0], wavelengths.size), np.nan, dtype=np.float32)
-    inside = (wavelengths >= grid.min()) & (wavelengths <= grid.max())
-    if inside.any():
-        out[:, inside] = resample_to_grid(on_grid, grid, wavelengths[inside])
-    return out

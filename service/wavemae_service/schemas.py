@@ -176,6 +176,7 @@ class SimilarResponse(BaseModel):
 class LibraryPutRequest(_Strict):
     spectrum: Spectrum = Field(..., description="The reference spectrum, stored unchanged.")
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
+    unit: str | None = Field(None, description=_UNIT_DOC + " Stored in the model's unit.")
     metadata: dict[str, JsonValue] = Field(
         default_factory=dict,
         description="JSON object stored with the entry (finite numbers, at most "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..auth import require_admin, require_read
@@ -15,7 +16,7 @@ from ..errors import (
     ReembedInProgress,
     openapi_responses,
 )
-from ..inputs import check_json, parse_json, vector_array
+from ..inputs import SpectraBody, check_json, parse_json, to_model_unit, vector_array
 from ..library.base import LibraryEntry
 from ..library.service import LibraryService, NewEntry
 from ..schemas import (
@@ -27,6 +28,7 @@ from ..schemas import (
     LibraryWriteResponse,
     ReembedResponse,
 )
+from ..uploads import check_unit
 from ..validation import check_entry_id, check_metadata, filter_from_text
 from .common import (
     FILE_DOC,
@@ -88,12 +90,8 @@ async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     check_json(media_type(request))
     req = parse_json(LibraryPutRequest, body)
     _check_entry(entry_id, req.metadata, "", settings.max_metadata_bytes)
-    item = NewEntry(
-        id=entry_id,
-        spectrum=vector_array(req.spectrum, field="spectrum"),
-        wavelengths=vector_array(req.wavelengths, field="wavelengths"),
-        metadata=req.metadata,
-    )
+    spectrum, wavelengths = _in_model_unit(request, req, "")
+    item = NewEntry(id=entry_id, spectrum=spectrum, wavelengths=wavelengths, metadata=req.metadata)
     return await _written(library, [item])
 
 
@@ -131,11 +129,12 @@ async def post_entries(request: Request) -> Response:
             )
         seen[entry.id] = i
         _check_entry(entry.id, entry.metadata, f"entries[{i}].", settings.max_metadata_bytes)
+        spectrum, wavelengths = _in_model_unit(request, entry, f"entries[{i}].")
         items.append(
             NewEntry(
                 id=entry.id,
-                spectrum=vector_array(entry.spectrum, field=f"entries[{i}].spectrum"),
-                wavelengths=vector_array(entry.wavelengths, field=f"entries[{i}].wavelengths"),
+                spectrum=spectrum,
+                wavelengths=wavelengths,
                 metadata=entry.metadata,
                 field=f"entries[{i}].spectrum",
             )
@@ -220,6 +219,18 @@ async def reembed(request: Request) -> Response:
     (one transaction per batch); afterwards the library serves this model version."""
     result = await get_library(request).reembed()
     return json_response({"reembedded": result.reembedded, "model_version": result.model_version})
+
+
+def _in_model_unit(
+    request: Request, req: LibraryPutRequest, where: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """An entry's spectrum and wavelengths, the wavelengths converted to the model's unit."""
+    spectrum = vector_array(req.spectrum, field=f"{where}spectrum")
+    wavelengths = vector_array(req.wavelengths, field=f"{where}wavelengths")
+    assert spectrum is not None
+    body = SpectraBody(spectrum[None], wavelengths, unit=check_unit(req.unit, f"{where}unit"))
+    converted, _ = to_model_unit(body, get_inference(request).unit)
+    return converted.values[0], converted.wavelengths
 
 
 async def _file_entries(request: Request, body: bytes, settings: Any) -> list[NewEntry]:
