@@ -192,13 +192,11 @@ class Inference:
         covered = (self.grid >= lo) & (self.grid <= hi)
         fraction = float(covered.mean())
         if fraction < self.min_coverage or not covered.any():
-            from .uploads import unit_hint
-
             glo, ghi = float(self.grid.min()), float(self.grid.max())
             raise InvalidInput(
                 f"wavelengths span {lo:g}-{hi:g} {self.unit}, {fraction:.0%} of the model's "
                 f"range {glo:g}-{ghi:g} {self.unit}; at least {self.min_coverage:.0%} must be "
-                f"covered (min_coverage)" + unit_hint(wavelengths, self.unit, self.grid, self.unit),
+                "covered (min_coverage)",
                 field="wavelengths",
             )
         return covered

@@ -19,7 +19,14 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from .schemas import EmbedRequest
-from .uploads import UPLOAD_MEDIA_TYPES, UploadOptions, check_unit, convert_unit, read_file_body
+from .uploads import (
+    UPLOAD_MEDIA_TYPES,
+    UploadOptions,
+    check_unit,
+    convert_unit,
+    read_file_body,
+    unit_hint,
+)
 from .validation import clean_loc
 
 __all__ = [
@@ -353,15 +360,32 @@ def nan_as_missing(
     return out, merged
 
 
-def to_model_unit(spectra: SpectraBody, model_unit: str) -> tuple[SpectraBody, bool]:
+def to_model_unit(
+    spectra: SpectraBody, model_unit: str, grid: np.ndarray | None = None
+) -> tuple[SpectraBody, bool]:
     """``spectra`` with its wavelengths in ``model_unit``, and whether the axis was reversed
     (a wavenumber conversion; the values and ``missing`` positions are reversed with it).
 
+    Args:
+        spectra: the decoded body; ``unit`` None means the model's unit.
+        model_unit: the served model's unit.
+        grid: the model's grid: wavelengths sent without a unit that miss it entirely but
+            would fit it in another unit are refused with that hint.
+
     Raises:
-        InvalidInput: a unit sent without wavelengths for another unit, or an axis that cannot
-            be converted.
+        InvalidInput: a unit sent without wavelengths for another unit, an axis that cannot
+            be converted, or (with ``grid``) numbers that look like another unit.
     """
     unit = spectra.unit
+    if unit is None and grid is not None and spectra.wavelengths is not None:
+        hint = unit_hint(spectra.wavelengths, model_unit, grid, model_unit)
+        if hint:
+            w = spectra.wavelengths
+            raise InvalidInput(
+                f"wavelengths span {w.min():g}-{w.max():g}, outside the model's range "
+                f"{grid.min():g}-{grid.max():g} {model_unit}{hint}",
+                field="wavelengths",
+            )
     if unit is None or unit == model_unit:
         return spectra, False
     if spectra.wavelengths is None:

@@ -229,7 +229,8 @@ def _in_model_unit(
     wavelengths = vector_array(req.wavelengths, field=f"{where}wavelengths")
     assert spectrum is not None
     body = SpectraBody(spectrum[None], wavelengths, unit=check_unit(req.unit, f"{where}unit"))
-    converted, _ = to_model_unit(body, get_inference(request).unit)
+    inference = get_inference(request)
+    converted, _ = to_model_unit(body, inference.unit, inference.grid)
     return converted.values[0], converted.wavelengths
 
 

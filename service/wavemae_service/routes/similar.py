@@ -47,7 +47,8 @@ async def similar(request: Request) -> Response:
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
     kind = media_type(request)
-    model_unit = get_inference(request).unit
+    inference = get_inference(request)
+    model_unit = inference.unit
     if kind not in ("", "application/json"):  # a spectra file; the options in the query
         spectra, _ = await read_request_spectra(request, model_unit=model_unit, body=body)
         req = _query_request(request)
@@ -64,6 +65,7 @@ async def similar(request: Request) -> Response:
                     unit=check_unit(req.unit),
                 ),
                 model_unit,
+                inference.grid,
             )
             values, wavelengths = parsed.values, parsed.wavelengths
     query = SimilarQuery(
