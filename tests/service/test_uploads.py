@@ -246,3 +246,18 @@ def test_qc_flags_out_of_distribution_spectra_as_warnings(start_server, tiny_art
     assert "out of distribution" in answer["warnings"][1][0]
     again = httpx.post(server.url + "/reconstruct", json=body, timeout=30).json()
     assert "out of distribution" in again["warnings"][1][0]
+
+
+def test_uploads_are_read_without_torch(files):
+    import subprocess
+    import sys
+
+    _, folder = files
+    code = (
+        "import sys; from pathlib import Path; from wavemae_service.inputs import read_spectra; "
+        "from wavemae_service.uploads import UploadOptions; "
+        f"body = read_spectra(Path({str(folder / 'many.spc')!r}).read_bytes(), "
+        "'application/octet-stream', max_spectra=10, options=UploadOptions(filename='many.spc')); "
+        "assert body.values.shape[0] == 3; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
