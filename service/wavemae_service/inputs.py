@@ -36,6 +36,7 @@ __all__ = [
     "check_json",
     "field_name",
     "load_npy",
+    "nan_as_missing",
     "parse_csv",
     "parse_json",
     "read_spectra",

@@ -126,9 +126,15 @@ class ReconstructResponse(BaseModel):
 
 
 class SimilarRequest(_Strict):
-    spectra: list[Spectrum] | None = Field(None, description=_SPECTRA_DOC)
+    spectra: list[list[MaybeNumber]] | None = Field(None, description=_SPECTRA_DOC)
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
     unit: str | None = Field(None, description=_UNIT_DOC)
+    missing: list[list[MissingItem]] | None = Field(
+        None, description="As for /embed: per spectrum, parts hidden from the masked encoder."
+    )
+    nan_as_missing: Annotated[bool, Strict()] = Field(
+        False, description="As for /embed: NaN (or null) values are missing bands."
+    )
     embeddings: list[Spectrum] | None = Field(
         None,
         description="Query embeddings (latent_dim each) from this model version, instead of "

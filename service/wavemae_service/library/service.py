@@ -90,6 +90,8 @@ class SimilarQuery:
     metadata_filter: MetadataFilter | None = None
     include_metadata: bool = True
     fields: Sequence[str] | None = None
+    #: per query spectrum, the parts hidden from the encoder (see inference.visible_mask)
+    missing: Sequence[Sequence[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,9 @@ class LibraryService:
                 )
             vectors = unit_rows(query.embeddings, "embeddings")
         elif query.space == "embedding":
-            vectors, _ = await self._inference.embed(query.spectra, query.wavelengths)
+            vectors, _ = await self._inference.embed(
+                query.spectra, query.wavelengths, missing=query.missing
+            )
             vectors = unit_rows(vectors, "spectra")
         else:
             processed = (await self._inference.preprocess(query.spectra, query.wavelengths)).x

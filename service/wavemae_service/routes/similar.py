@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
 from ..errors import InvalidInput, LibraryVersionMismatch, openapi_responses
-from ..inputs import SpectraBody, parse_json, spectra_array, to_model_unit, vector_array
+from ..inputs import (
+    SpectraBody,
+    nan_as_missing,
+    parse_json,
+    spectra_array,
+    to_model_unit,
+    vector_array,
+)
 from ..library.service import SimilarQuery
 from ..schemas import SimilarRequest, SimilarResponse
 from ..uploads import check_unit
@@ -52,22 +59,29 @@ async def similar(request: Request) -> Response:
     if kind not in ("", "application/json"):  # a spectra file; the options in the query
         spectra, _ = await read_request_spectra(request, model_unit=model_unit, body=body)
         req = _query_request(request)
-        values, wavelengths = spectra.values, spectra.wavelengths
+        values, wavelengths, missing = spectra.values, spectra.wavelengths, spectra.missing
     else:
         req = await decode(body, lambda b: parse_json(SimilarRequest, b))
-        values = wavelengths = None
+        values = wavelengths = missing = None
         if req.spectra is not None:
             limit = settings.max_spectra_per_request
+            values, missing = nan_as_missing(
+                spectra_array(req.spectra, field="spectra", max_spectra=limit),
+                req.missing,
+                req.nan_as_missing,
+                "spectra",
+            )
             parsed, _ = to_model_unit(
                 SpectraBody(
-                    spectra_array(req.spectra, field="spectra", max_spectra=limit),
+                    values,
                     vector_array(req.wavelengths, field="wavelengths"),
+                    missing=missing,
                     unit=check_unit(req.unit),
                 ),
                 model_unit,
                 inference.grid,
             )
-            values, wavelengths = parsed.values, parsed.wavelengths
+            values, wavelengths, missing = parsed.values, parsed.wavelengths, parsed.missing
     query = SimilarQuery(
         k=req.k,
         space=req.space,
@@ -81,6 +95,7 @@ async def similar(request: Request) -> Response:
         ),
         include_metadata=req.include_metadata,
         fields=req.fields,
+        missing=missing,
     )
     results = await library.similar(query)
     return json_response({"results": results, "model": library.model_id, "space": req.space})
