@@ -265,18 +265,26 @@ def test_uploads_are_read_without_torch(files):
 
 def test_similar_takes_missing_and_nan_as_missing(http):
     values = spectra_like(1, seed=11)
-    http.put("/library/probe", json={"spectrum": values[0].tolist()}).raise_for_status()
+    probe = {"spectrum": values[0].tolist(), "metadata": {"group": "probe"}}
+    http.put("/library/probe", json=probe).raise_for_status()
+    only = '"filter": {"group": "probe"}, '
+
     dead = values.copy()
     dead[0, 30:34] = np.nan
     text = ", ".join("NaN" if np.isnan(v) else repr(float(v)) for v in dead[0])
     refused = http.post("/similar", content='{"spectra": [[' + text + "]]}")
     assert refused.status_code == 422 and "nan_as_missing" in refused.json()["error"]["message"]
     found = http.post(
-        "/similar", content='{"k": 1, "nan_as_missing": true, "spectra": [[' + text + "]]}"
+        "/similar", content="{" + only + '"nan_as_missing": true, "spectra": [[' + text + "]]}"
     )
     assert found.status_code == 200, found.text
     listed = http.post(
-        "/similar", json={"k": 1, "spectra": values.tolist(), "missing": [[30, 31, 32, 33]]}
+        "/similar",
+        json={
+            "filter": {"group": "probe"},
+            "spectra": values.tolist(),
+            "missing": [[30, 31, 32, 33]],
+        },
     )
     assert found.json()["results"][0][0]["id"] == listed.json()["results"][0][0]["id"] == "probe"
     np.testing.assert_allclose(
