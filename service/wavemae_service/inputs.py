@@ -299,8 +299,9 @@ def read_spectra(
         values, wavelengths, unit, ids, metadata = read_file_body(
             body, kind, options, max_spectra=max_spectra
         )
+        values, missing = nan_as_missing(values, None, options.nan_as_missing, "body")
         return SpectraBody(
-            values, wavelengths, ids, unit=unit, metadata=metadata, name=options.filename
+            values, wavelengths, ids, missing, unit=unit, metadata=metadata, name=options.filename
         )
     check_json(kind, (NPY_MEDIA_TYPE, *UPLOAD_MEDIA_TYPES, "multipart/form-data"))
     req = parse_json(model, body)

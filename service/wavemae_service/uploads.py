@@ -110,13 +110,15 @@ def read_file_body(
         InvalidInput: the file cannot be read (the message names the upload and the problem).
         PayloadTooLarge: more than ``max_spectra`` spectra.
     """
-    from wavemae.data import SpectraFormatError, read_spectra
+    from wavemae.data import SpectraFormatError, detect_format, read_spectra
 
     name = options.filename or "upload"
     fmt = options.format or UPLOAD_MEDIA_TYPES.get(kind)
     label = f"the upload {name!r}" if options.filename else f"the {(fmt or 'file').upper()} upload"
     try:
-        spectra = read_spectra(body, fmt, name=name)
+        chosen = fmt or detect_format(body[:16384], name)
+        extra = {"allow_nan": True} if chosen == "csv" and options.nan_as_missing else {}
+        spectra = read_spectra(body, chosen, name=name, **extra)
     except SpectraFormatError as exc:
         where = f" line {exc.line}:" if exc.line else ""
         raise InvalidInput(f"{label}:{where} {exc.problem}", field="body") from None

@@ -290,3 +290,26 @@ def test_similar_takes_missing_and_nan_as_missing(http):
     np.testing.assert_allclose(
         found.json()["results"][0][0]["score"], listed.json()["results"][0][0]["score"], atol=1e-3
     )
+
+
+def test_csv_dead_bands_are_missing_when_asked(http):
+    values = spectra_like(1, seed=12, length=GRID.size)
+    cells = [repr(float(v)) for v in values[0]]
+    cells[40], cells[41] = "NaN", ""  # a saturated band, an empty cell
+    text = "id," + ",".join(repr(float(w)) for w in GRID) + "\nq," + ",".join(cells) + "\n"
+    headers = {"Content-Type": "text/csv"}
+    refused = http.post("/embed", params={"filename": "dead.csv"}, content=text, headers=headers)
+    assert refused.status_code == 422
+    assert "dead.csv" in refused.json()["error"]["message"]
+    hidden = http.post(
+        "/embed",
+        params={"filename": "dead.csv", "nan_as_missing": "true"},
+        content=text,
+        headers=headers,
+    )
+    assert hidden.status_code == 200, hidden.text
+    listed = http.post(
+        "/embed",
+        json={"spectra": values.tolist(), "wavelengths": GRID.tolist(), "missing": [[40, 41]]},
+    )
+    np.testing.assert_allclose(hidden.json()["embeddings"], listed.json()["embeddings"], atol=1e-3)
