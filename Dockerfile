@@ -66,6 +66,7 @@ RUN /opt/wavemae/bin/pip install --find-links /wheelhouse ${PIP_EXTRA_ARGS} ".[s
       -exec rm -rf {} + \
  && /opt/wavemae/bin/python -c "import sys, onnxruntime, wavemae, wavemae_service; \
 import wavemae_service.library.postgres; \
+import jcamp, spc_io, brukeropus, spectral, wavemae.data; \
 assert 'torch' not in sys.modules, 'the service image must not import torch'; \
 print('onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers())"
 

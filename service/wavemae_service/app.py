@@ -48,6 +48,8 @@ from .settings import Settings, get_settings
 __all__ = ["create_app"]
 
 log = logging.getLogger("wavemae_service")
+#: One line per request at info: method, path, status, milliseconds.
+access_log = logging.getLogger("wavemae_service.requests")
 
 _REQUEST_MODELS = (
     EmbedRequest,
@@ -177,8 +179,10 @@ class _RequestMetrics:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_request(
-                endpoint, scope["method"], status, time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            self.metrics.observe_request(endpoint, scope["method"], status, seconds)
+            access_log.info(
+                "%s %s %d %.1f ms", scope["method"], scope["path"], status, seconds * 1000
             )
 
 

@@ -129,7 +129,7 @@ def _similar_body(
     wavelengths: Any,
     k: int,
     space: str,
-    where: Any,
+    metadata_filter: Any,
     hqi: dict[str, Any] | None = None,
 ) -> bytes:
     body: dict[str, Any] = {"k": k, "space": space}
@@ -142,8 +142,8 @@ def _similar_body(
         body["spectra"] = _spectra(spectra)
     if wavelengths is not None:
         body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
-    if where:
-        body["filter"] = where
+    if metadata_filter:
+        body["filter"] = metadata_filter
     return orjson.dumps(body)
 
 
@@ -211,7 +211,7 @@ class WaveMAEClient:
         wavelengths: Any = None,
         k: int = 10,
         space: str = "embedding",
-        where: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,  # the API's name for it
         preprocessing: str | None = None,
         window: int | None = None,
         exclude: Any = None,
@@ -224,7 +224,7 @@ class WaveMAEClient:
         tune it (server defaults when None)."""
         hqi = {"preprocessing": preprocessing, "window": window, "exclude": exclude}
         hqi["scale"] = scale
-        body = _similar_body(spectra, embeddings, wavelengths, k, space, where, hqi)
+        body = _similar_body(spectra, embeddings, wavelengths, k, space, filter, hqi)
         response = self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
@@ -252,10 +252,16 @@ class WaveMAEClient:
     def delete(self, entry_id: str) -> dict[str, Any]:
         return _json(self._http.delete(_entry_path(entry_id)))
 
-    def list(self, *, offset: int = 0, limit: int = 100, where: Any = None) -> dict[str, Any]:
+    def list(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        filter: dict[str, Any] | None = None,  # the API's name for it
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
-        if where:
-            params["filter"] = orjson.dumps(where).decode()
+        if filter:
+            params["filter"] = orjson.dumps(filter).decode()
         return _json(self._http.get("/library", params=params))
 
     def reembed(self) -> dict[str, Any]:
@@ -268,15 +274,15 @@ class WaveMAEClient:
         *,
         method: str = "vmf",
         k: int | str = "auto",
-        where: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,  # the API's name for it
         wait: bool = True,
         timeout: float = 600.0,
     ) -> dict[str, Any]:
         """Cluster the library (admin key). With ``wait`` the finished job, else the queued one
         (poll :meth:`job`); the result itself is at :meth:`clusters`."""
         body: dict[str, Any] = {"method": method, "k": k}
-        if where:
-            body["filter"] = where
+        if filter:
+            body["filter"] = filter
         job = _json(self._http.post("/library/clusters", json=body))
         return self.wait_for_job(job["id"], timeout=timeout) if wait else job
 
@@ -379,7 +385,7 @@ class AsyncWaveMAEClient:
         wavelengths: Any = None,
         k: int = 10,
         space: str = "embedding",
-        where: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,  # the API's name for it
         preprocessing: str | None = None,
         window: int | None = None,
         exclude: Any = None,
@@ -387,7 +393,7 @@ class AsyncWaveMAEClient:
     ) -> list[list[dict[str, Any]]]:
         hqi = {"preprocessing": preprocessing, "window": window, "exclude": exclude}
         hqi["scale"] = scale
-        body = _similar_body(spectra, embeddings, wavelengths, k, space, where, hqi)
+        body = _similar_body(spectra, embeddings, wavelengths, k, space, filter, hqi)
         response = await self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
@@ -407,10 +413,10 @@ class AsyncWaveMAEClient:
         return _json(await self._http.delete(_entry_path(entry_id)))
 
     async def cluster(
-        self, *, method: str = "vmf", k: int | str = "auto", where: dict[str, Any] | None = None
+        self, *, method: str = "vmf", k: int | str = "auto", filter: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Start clustering (admin key); returns the queued job (poll :meth:`job`)."""
-        body: dict[str, Any] = {"method": method, "k": k, **({"filter": where} if where else {})}
+        body: dict[str, Any] = {"method": method, "k": k, **({"filter": filter} if filter else {})}
         return _json(await self._http.post("/library/clusters", json=body))
 
     async def map(

@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from wavemae.artifact import Artifact
-from wavemae.preprocessing import NormalizationState, resample_to_grid
+from wavemae.preprocessing import NormalizationState
+from wavemae.qc import QCCalibration
 
 from .batching import BatchObserver, MicroBatcher
 from .errors import InvalidInput, Overloaded
+from .grids import MissingItem, extend_to_grid, to_caller_grid, visible_mask
 from .runtime import OnnxModel
 from .settings import Settings
 from .validation import public_message
@@ -31,10 +33,6 @@ __all__ = ["Inference", "ModelInput", "Reconstruction", "to_caller_grid", "visib
 _INLINE_PREPROCESS_MAX = 32
 # How long a background submit (re-embedding) waits before retrying when the queue is full.
 _BACKGROUND_RETRY_S = 0.05
-
-#: One item of ``missing``: a position in the caller's spectrum, or a ``[lo, hi]`` range of
-#: wavelengths in the model's unit.
-MissingItem = int | Sequence[float]
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,9 @@ class ModelInput:
 
     x: np.ndarray
     state: NormalizationState
+    visible: np.ndarray | None = None
+    coverage: np.ndarray | None = None
+    warnings: list[list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class Reconstruction:
 
     values: np.ndarray
     rmse: np.ndarray
+    coverage: np.ndarray | None = None
+    warnings: list[list[str]] | None = None
 
 
 class Inference:
@@ -83,6 +86,8 @@ class Inference:
         self.seq_len = artifact.seq_len
         self.latent_dim = artifact.latent_dim
         self.grid = artifact.wavelengths  # (seq_len,) the model's grid
+        self.unit = artifact.wavelength_unit
+        self.min_coverage = settings.min_coverage
         common: dict[str, Any] = {
             "max_batch_size": settings.max_batch_size,
             "max_wait_ms": settings.max_wait_ms,
@@ -95,6 +100,9 @@ class Inference:
         }
         self.embedder = MicroBatcher(model.embed, name="embed", **common)
         self.reconstructor = MicroBatcher(model.reconstruct, name="reconstruct", **common)
+        self.masked_embedder = MicroBatcher(model.embed_masked, name="embed_masked", **common)
+        qc = artifact.manifest.qc
+        self.qc = None if qc is None else QCCalibration.from_dict(qc)
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -102,15 +110,17 @@ class Inference:
         """Start the batch loops (on the running event loop)."""
         await self.embedder.start()
         await self.reconstructor.start()
+        await self.masked_embedder.start()
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """Let queued spectra finish (up to ``drain_timeout_s`` each), then stop the loops."""
         await self.embedder.stop(drain_timeout_s)
         await self.reconstructor.stop(drain_timeout_s)
+        await self.masked_embedder.stop(drain_timeout_s)
 
     @property
     def healthy(self) -> bool:
-        return self.embedder.healthy and self.reconstructor.healthy
+        return self.embedder.healthy and self.reconstructor.healthy and self.masked_embedder.healthy
 
     def health(self) -> dict[str, Any]:
         """Each batcher's queue, running batches and last error (for /readyz)."""
@@ -119,25 +129,48 @@ class Inference:
     # -- preprocessing -------------------------------------------------------------------------
 
     def preprocess_sync(
-        self, values: np.ndarray, wavelengths: np.ndarray | None, *, field: str = "spectra"
+        self,
+        values: np.ndarray,
+        wavelengths: np.ndarray | None,
+        *,
+        field: str = "spectra",
+        missing: Sequence[Sequence[MissingItem]] | None = None,
     ) -> ModelInput:
         """``(N, L_in)`` raw spectra -> the model's input, in this thread.
+
+        Bands of the model's grid outside the caller's range, and the ``missing`` ones, are
+        hidden from the masked encoder (``visible``); the caller's spectra are extended to the
+        model's range with their edge values only so that the preprocessing can run.
 
         Args:
             values: ``(N, L_in)`` float64 finite values.
             wavelengths: ``(L_in,)`` their grid in the model's unit, or None when they lie on
                 the model's grid (then ``L_in == seq_len``).
             field: the request field ``values`` came from, for error messages.
+            missing: per spectrum, the parts to hide (see :func:`visible_mask`).
 
         Raises:
-            InvalidInput: wrong length, or a grid that does not cover the model's range (the
-                message names both ranges).
+            InvalidInput: wrong length, or a grid that covers less than ``min_coverage`` of the
+                model's range (the message names both ranges).
         """
         _check_lengths(values, wavelengths, self.seq_len, field)
+        n = values.shape[0]
+        visible = visible_mask(missing, self.grid, n, values.shape[1], wavelengths)
+        hidden_any = missing is not None
+        warnings: list[list[str]] = [[] for _ in range(n)]
+        coverage = np.ones(n)
+        if wavelengths is not None:
+            covered = self._covered(wavelengths)
+            coverage[:] = covered.mean()
+            if not covered.all():
+                values, wavelengths = extend_to_grid(values, wavelengths, self.grid)
+                visible &= covered
+                hidden_any = True
+            warnings = [self._grid_warnings(wavelengths, float(coverage[0]))] * n
         try:
             with np.errstate(all="ignore"):
                 x, state = self.artifact.preprocess_with_state(values, wavelengths)
-        except ValueError as exc:  # GridRangeError included: its message names the ranges
+        except ValueError as exc:
             raise InvalidInput(
                 public_message(str(exc)), field="wavelengths" if wavelengths is not None else field
             ) from None
@@ -149,29 +182,96 @@ class Inference:
                 "(values too large?)",
                 field=f"{field}[{i}]",
             )
-        return ModelInput(x, state)
+        return ModelInput(
+            x, state, visible if hidden_any else None, coverage, [list(w) for w in warnings]
+        )
+
+    def _covered(self, wavelengths: np.ndarray) -> np.ndarray:
+        """Grid points inside the caller's range; 422 below ``min_coverage``."""
+        lo, hi = float(np.min(wavelengths)), float(np.max(wavelengths))
+        covered = (self.grid >= lo) & (self.grid <= hi)
+        fraction = float(covered.mean())
+        if fraction < self.min_coverage or not covered.any():
+            glo, ghi = float(self.grid.min()), float(self.grid.max())
+            raise InvalidInput(
+                f"wavelengths span {lo:g}-{hi:g} {self.unit}, {fraction:.0%} of the model's "
+                f"range {glo:g}-{ghi:g} {self.unit}; at least {self.min_coverage:.0%} must be "
+                "covered (min_coverage)",
+                field="wavelengths",
+            )
+        return covered
+
+    def _grid_warnings(self, wavelengths: np.ndarray, coverage: float) -> list[str]:
+        out = []
+        if coverage < 0.9:
+            out.append(
+                f"low coverage: the wavelengths cover {coverage:.0%} of the model's range; "
+                "the rest is inferred by the masked encoder"
+            )
+        step = float(np.median(np.abs(np.diff(wavelengths)))) if wavelengths.size > 1 else 0.0
+        model_step = float(np.median(np.diff(self.grid)))
+        if model_step > 0 and step > 4 * model_step:
+            out.append(
+                f"resampled from a coarse grid: {step:g} {self.unit} steps, "
+                f"{step / model_step:.0f}x the model's {model_step:g} {self.unit}"
+            )
+        return out
 
     async def preprocess(
-        self, values: np.ndarray, wavelengths: np.ndarray | None, *, field: str = "spectra"
+        self,
+        values: np.ndarray,
+        wavelengths: np.ndarray | None,
+        *,
+        field: str = "spectra",
+        missing: Sequence[Sequence[MissingItem]] | None = None,
     ) -> ModelInput:
         """:meth:`preprocess_sync`, in a worker thread for many spectra."""
         if values.shape[0] <= _INLINE_PREPROCESS_MAX:
-            return self.preprocess_sync(values, wavelengths, field=field)
-        return await asyncio.to_thread(self.preprocess_sync, values, wavelengths, field=field)
+            return self.preprocess_sync(values, wavelengths, field=field, missing=missing)
+        return await asyncio.to_thread(
+            self.preprocess_sync, values, wavelengths, field=field, missing=missing
+        )
 
     # -- inference -----------------------------------------------------------------------------
 
     async def embed(
-        self, values: np.ndarray, wavelengths: np.ndarray | None = None, *, field: str = "spectra"
+        self,
+        values: np.ndarray,
+        wavelengths: np.ndarray | None = None,
+        *,
+        field: str = "spectra",
+        missing: Sequence[Sequence[MissingItem]] | None = None,
     ) -> tuple[np.ndarray, ModelInput]:
-        """Raw spectra -> ``(embeddings (N, latent_dim) float32, their model input)``.
+        """Raw spectra -> ``(embeddings (N, latent_dim) float32, their model input)``; with
+        hidden bands (partial coverage, ``missing``) through the masked encoder.
 
         Raises:
             InvalidInput: see :meth:`preprocess_sync`.
             Overloaded, NotReady, InferenceFailed: from the batcher.
         """
-        model_input = await self.preprocess(values, wavelengths, field=field)
+        model_input = await self.preprocess(values, wavelengths, field=field, missing=missing)
+        if model_input.visible is not None:
+            embeddings = await self.masked_embedder.submit(model_input.x, model_input.visible)
+            return _unit_norm(embeddings), model_input
         return await self.embed_model_input(model_input.x), model_input
+
+    async def qc_warnings(self, model_input: ModelInput) -> list[list[str]]:
+        """The per-spectrum warnings, with "out of distribution" added where the artifact's QC
+        score (its manifest's ``qc`` calibration) is at or above its flag percentile."""
+        warnings = [list(w) for w in (model_input.warnings or [[] for _ in model_input.x])]
+        if self.qc is None:
+            return warnings
+        qc = self.qc
+        scores = await asyncio.to_thread(
+            qc.score, model_input.x, self.model.embed, self.model.reconstruct
+        )
+        for i in np.flatnonzero(scores["flag"]):
+            warnings[i].append(
+                f"out of distribution for the model: QC score {scores['score'][i]:.2f} at "
+                f"percentile {scores['percentile'][i]:.1f} (flagged from "
+                f"{qc.flag_percentile:g})"
+            )
+        return warnings
 
     async def embed_model_input(self, x: np.ndarray, *, background: bool = False) -> np.ndarray:
         """``(N, seq_len)`` model input -> ``(N, latent_dim)`` float32 embeddings.
@@ -206,20 +306,30 @@ class Inference:
             InvalidInput: see :meth:`preprocess_sync` and :func:`visible_mask`.
             Overloaded, NotReady, InferenceFailed: from the batcher.
         """
-        model_input = await self.preprocess(values, wavelengths)
-        visible = visible_mask(missing, self.grid, values.shape[0], values.shape[1], wavelengths)
+        model_input = await self.preprocess(values, wavelengths, missing=missing)
+        visible = model_input.visible
+        if visible is None:
+            visible = np.ones(model_input.x.shape, dtype=bool)
         recon_x = await self.reconstructor.submit(model_input.x, visible)
         pre = self.artifact.preprocessor
         if not pre.invertible:
             diff = recon_x.astype(np.float64) - model_input.x
-            return Reconstruction(recon_x, np.sqrt(np.mean(diff**2, axis=1)))
+            rmse = np.sqrt(np.mean(diff**2, axis=1))
+            warnings = await self.qc_warnings(model_input)
+            return Reconstruction(recon_x, rmse, model_input.coverage, warnings)
         on_grid = pre.inverse_transform(recon_x, model_input.state)
         recon = on_grid if wavelengths is None else to_caller_grid(on_grid, self.grid, wavelengths)
         diff = recon.astype(np.float64) - values
         inside = np.isfinite(diff)
         counts = np.maximum(inside.sum(axis=1), 1)
         rmse = np.sqrt((np.where(inside, diff, 0.0) ** 2).sum(axis=1) / counts)
-        return Reconstruction(recon, rmse)
+        warnings = await self.qc_warnings(model_input)
+        return Reconstruction(recon, rmse, model_input.coverage, warnings)
+
+
+def _unit_norm(embeddings: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _check_lengths(
@@ -238,71 +348,3 @@ def _check_lengths(
             f"{values.shape[1]}",
             field="wavelengths",
         )
-
-
-def visible_mask(
-    missing: Sequence[Sequence[MissingItem]] | None,
-    grid: np.ndarray,
-    n: int,
-    n_values: int,
-    wavelengths: np.ndarray | None,
-) -> np.ndarray:
-    """``(n, seq_len)`` bool, True = visible to the encoder, from per-spectrum ``missing`` items.
-
-    An int ``p`` hides position ``p`` of the caller's spectrum (``n_values`` long): on the
-    model's ``grid`` that is every grid point whose interpolated value depends on it (strictly
-    between its neighbours in ``wavelengths``). A ``[lo, hi]`` pair hides the grid points with
-    ``lo <= wavelength <= hi``.
-
-    Raises:
-        InvalidInput: not one list per spectrum, a position outside the spectrum, or a spectrum
-            with nothing left visible.
-    """
-    visible = np.ones((n, grid.size), dtype=bool)
-    if missing is None:
-        return visible
-    if len(missing) != n:
-        raise InvalidInput(
-            f"missing has {len(missing)} lists but there are {n} spectra; send one list "
-            "per spectrum",
-            field="missing",
-        )
-    for i, items in enumerate(missing):
-        for j, item in enumerate(items):
-            where = f"missing[{i}][{j}]"
-            if isinstance(item, int):
-                if not 0 <= item < n_values:
-                    raise InvalidInput(
-                        f"{where}={item} is not a position in a spectrum of {n_values} values",
-                        field=where,
-                    )
-                if wavelengths is None:
-                    visible[i, item] = False
-                    continue
-                w = wavelengths
-                left = w[item - 1] if item > 0 else w[item]
-                right = w[item + 1] if item < n_values - 1 else w[item]
-                lo, hi = min(left, right), max(left, right)
-                hide = ((grid > lo) & (grid < hi)) | (grid == w[item])
-            else:
-                lo, hi = sorted(item)
-                hide = (grid >= lo) & (grid <= hi)
-            visible[i, hide] = False
-        if not visible[i].any():
-            raise InvalidInput(
-                f"missing[{i}] hides every position of the model's grid; at least one "
-                "must stay visible",
-                field=f"missing[{i}]",
-            )
-    return visible
-
-
-def to_caller_grid(on_grid: np.ndarray, grid: np.ndarray, wavelengths: np.ndarray) -> np.ndarray:
-    """``(N, seq_len)`` spectra on the model's ``grid`` -> ``(N, L_in)`` float32 on the caller's
-    ``wavelengths``, by :func:`wavemae.preprocessing.resample_to_grid` (the interpolation the
-    way in used); NaN where the caller's grid reaches beyond the model's range."""
-    out = np.full((on_grid.shape[0], wavelengths.size), np.nan, dtype=np.float32)
-    inside = (wavelengths >= grid.min()) & (wavelengths <= grid.max())
-    if inside.any():
-        out[:, inside] = resample_to_grid(on_grid, grid, wavelengths[inside])
-    return out

@@ -11,14 +11,22 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from .schemas import EmbedRequest, ReconstructRequest
+from .schemas import EmbedRequest
+from .uploads import (
+    UPLOAD_MEDIA_TYPES,
+    UploadOptions,
+    check_unit,
+    convert_unit,
+    read_file_body,
+    unit_hint,
+)
 from .validation import clean_loc
 
 __all__ = [
@@ -28,10 +36,12 @@ __all__ = [
     "check_json",
     "field_name",
     "load_npy",
+    "nan_as_missing",
     "parse_csv",
     "parse_json",
     "read_spectra",
     "spectra_array",
+    "to_model_unit",
     "vector_array",
 ]
 
@@ -115,7 +125,7 @@ def vector_array(values: list[float] | None, *, field: str) -> np.ndarray | None
     return np.array(values, dtype=np.float64)
 
 
-def load_npy(body: bytes, *, max_spectra: int) -> np.ndarray:
+def load_npy(body: bytes, *, max_spectra: int, allow_nan: bool = False) -> np.ndarray:
     """A ``.npy`` body -> ``(N, L)`` float64 (a 1-D array is one spectrum).
 
     The header's shape and dtype are checked against the body's length before any array is
@@ -148,7 +158,8 @@ def load_npy(body: bytes, *, max_spectra: int) -> np.ndarray:
     array = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
     array = array.reshape(shape, order="F" if fortran_order else "C").reshape(rows, -1)
     array = array.astype(np.float64)
-    _check_finite(array, "body")
+    if not allow_nan:
+        _check_finite(array, "body")
     return array
 
 
@@ -237,14 +248,20 @@ class SpectraBody:
     Attributes:
         values: ``(N, L)`` float64, finite.
         wavelengths: ``(L,)`` float64, or None (the model's grid).
-        ids: row ids of a CSV upload with an id column, else None.
+        ids: row ids of a file upload that names its spectra, else None.
         missing: ``missing`` of a /reconstruct JSON body, else None.
+        unit: the unit of ``wavelengths`` (``nm``, ``um``, ``cm-1``), or None (the model's).
+        metadata: per-spectrum metadata from a file's header or columns, else None.
+        name: the upload's file name, else None.
     """
 
     values: np.ndarray
     wavelengths: np.ndarray | None
     ids: list[str] | None = None
     missing: list[list[Any]] | None = None
+    unit: str | None = None
+    metadata: list[dict[str, Any]] | None = None
+    name: str | None = None
 
 
 def read_spectra(
@@ -253,7 +270,7 @@ def read_spectra(
     *,
     max_spectra: int,
     model: type[EmbedRequest] = EmbedRequest,
-    csv: bool = False,
+    options: UploadOptions | None = None,
 ) -> SpectraBody:
     """A body of spectra in any accepted format -> arrays.
 
@@ -262,22 +279,130 @@ def read_spectra(
         kind: its media type without parameters (``""`` when absent = JSON).
         max_spectra: more spectra answer 413.
         model: the JSON request model (:class:`EmbedRequest` or :class:`ReconstructRequest`).
-        csv: whether ``text/csv`` is accepted.
+        options: query options (format, filename, unit); a ``format`` or ``filename`` makes
+            any body a file upload.
 
     Raises:
-        InvalidInput, PayloadTooLarge: see :func:`load_npy`, :func:`parse_csv`,
-            :func:`parse_json` and :func:`spectra_array`.
+        InvalidInput, PayloadTooLarge: see :func:`load_npy`, :func:`parse_json`,
+            :func:`spectra_array` and :func:`~.uploads.read_file_body`.
         UnsupportedMediaType: another media type.
     """
-    if kind == NPY_MEDIA_TYPE:
-        return SpectraBody(load_npy(body, max_spectra=max_spectra), None)
-    if csv and kind in CSV_MEDIA_TYPES:
-        values, wavelengths, ids = parse_csv(body, max_spectra=max_spectra)
-        return SpectraBody(values, wavelengths, ids)
-    check_json(kind, (NPY_MEDIA_TYPE, *CSV_MEDIA_TYPES) if csv else (NPY_MEDIA_TYPE,))
-    req = parse_json(model, body)
-    return SpectraBody(
-        spectra_array(req.spectra, field="spectra", max_spectra=max_spectra),
-        vector_array(req.wavelengths, field="wavelengths"),
-        missing=req.missing if isinstance(req, ReconstructRequest) else None,
+    options = options or UploadOptions()
+    is_file = options.format is not None or (
+        options.filename is not None and kind not in ("", "application/json")
     )
+    if kind == NPY_MEDIA_TYPE and not is_file:
+        values = load_npy(body, max_spectra=max_spectra, allow_nan=options.nan_as_missing)
+        values, missing = nan_as_missing(values, None, options.nan_as_missing, "body")
+        return SpectraBody(values, None, missing=missing, unit=options.unit)
+    if is_file or kind in UPLOAD_MEDIA_TYPES:
+        values, wavelengths, unit, ids, metadata = read_file_body(
+            body, kind, options, max_spectra=max_spectra
+        )
+        values, missing = nan_as_missing(values, None, options.nan_as_missing, "body")
+        return SpectraBody(
+            values, wavelengths, ids, missing, unit=unit, metadata=metadata, name=options.filename
+        )
+    check_json(kind, (NPY_MEDIA_TYPE, *UPLOAD_MEDIA_TYPES, "multipart/form-data"))
+    req = parse_json(model, body)
+    values, missing = nan_as_missing(
+        spectra_array(req.spectra, field="spectra", max_spectra=max_spectra),
+        req.missing,
+        req.nan_as_missing or options.nan_as_missing,
+        "spectra",
+    )
+    return SpectraBody(
+        values,
+        vector_array(req.wavelengths, field="wavelengths"),
+        missing=missing,
+        unit=check_unit(req.unit, "unit") or options.unit,
+    )
+
+
+def nan_as_missing(
+    values: np.ndarray, missing: list[list[Any]] | None, allowed: bool, field: str
+) -> tuple[np.ndarray, list[list[Any]] | None]:
+    """NaN values (JSON ``NaN`` or ``null``) as missing positions, or a clear 422.
+
+    With ``allowed``, each NaN position joins that spectrum's ``missing`` list and its value
+    is interpolated from its neighbours (it is hidden from the encoder; this only lets the
+    preprocessing run). Infinities are always refused.
+
+    Raises:
+        InvalidInput: NaN without ``allowed``, an infinity, or a spectrum with no value.
+    """
+    nan = np.isnan(values)
+    if np.isinf(values).any():
+        row, col = (int(v) for v in np.argwhere(np.isinf(values))[0])
+        where = f"{field}[{row}][{col}]"
+        raise InvalidInput(f"{where} is infinite; values must be finite numbers", field=where)
+    if not nan.any():
+        return values, missing
+    row, col = (int(v) for v in np.argwhere(nan)[0])
+    where = f"{field}[{row}][{col}]"
+    if not allowed:
+        raise InvalidInput(
+            f"{where} is NaN (or null), not a finite number; send nan_as_missing=true to "
+            "treat NaN values as missing bands",
+            field=where,
+        )
+    if missing is not None and len(missing) != values.shape[0]:
+        return values, missing  # visible_mask names the mismatch
+    out = values.copy()
+    merged = [list(items) for items in missing] if missing is not None else []
+    if not merged:
+        merged = [[] for _ in range(values.shape[0])]
+    positions = np.arange(values.shape[1])
+    for i in np.flatnonzero(nan.any(axis=1)):
+        holes = nan[i]
+        if holes.all():
+            raise InvalidInput(f"{field}[{i}] has no value that is not NaN", field=f"{field}[{i}]")
+        out[i, holes] = np.interp(positions[holes], positions[~holes], values[i, ~holes])
+        merged[i].extend(int(p) for p in positions[holes])
+    return out, merged
+
+
+def to_model_unit(
+    spectra: SpectraBody, model_unit: str, grid: np.ndarray | None = None
+) -> tuple[SpectraBody, bool]:
+    """``spectra`` with its wavelengths in ``model_unit``, and whether the axis was reversed
+    (a wavenumber conversion; the values and ``missing`` positions are reversed with it).
+
+    Args:
+        spectra: the decoded body; ``unit`` None means the model's unit.
+        model_unit: the served model's unit.
+        grid: the model's grid: wavelengths sent without a unit that miss it entirely but
+            would fit it in another unit are refused with that hint.
+
+    Raises:
+        InvalidInput: a unit sent without wavelengths for another unit, an axis that cannot
+            be converted, or (with ``grid``) numbers that look like another unit.
+    """
+    unit = spectra.unit
+    if unit is None and grid is not None and spectra.wavelengths is not None:
+        hint = unit_hint(spectra.wavelengths, model_unit, grid, model_unit)
+        if hint:
+            w = spectra.wavelengths
+            raise InvalidInput(
+                f"wavelengths span {w.min():g}-{w.max():g}, outside the model's range "
+                f"{grid.min():g}-{grid.max():g} {model_unit}{hint}",
+                field="wavelengths",
+            )
+    if unit is None or unit == model_unit:
+        return spectra, False
+    if spectra.wavelengths is None:
+        raise InvalidInput(
+            f"unit={unit!r} but no wavelengths: spectra without wavelengths are on the model's "
+            f"grid, in {model_unit}",
+            field="unit",
+        )
+    values, axis = convert_unit(spectra.values, spectra.wavelengths, unit, model_unit)
+    flipped = values is not spectra.values and axis.size > 1
+    missing = spectra.missing
+    if flipped and missing is not None:
+        last = values.shape[1] - 1
+        missing = [
+            [last - m if isinstance(m, int) and 0 <= m <= last else m for m in row]
+            for row in missing
+        ]
+    return replace(spectra, values=values, wavelengths=axis, missing=missing), flipped

@@ -37,6 +37,8 @@ __all__ = [
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Spectrum = list[Number]
+#: A spectrum value that may be missing: NaN or null (refused unless ``nan_as_missing``).
+MaybeNumber = Annotated[float, Strict(), AllowInfNan(True)] | None
 #: Ids are checked by :func:`wavemae_service.validation.check_entry_id` (one rule for paths and
 #: bodies, with messages that name the broken rule), so the schema only states it.
 ID_DOC = (
@@ -52,7 +54,13 @@ _SPECTRA_DOC = (
 )
 _WAVELENGTHS_DOC = (
     "The spectra's shared grid (strictly monotonic), in the model's unit (see GET /model); "
-    "must cover the model's range."
+    "may cover part of the model's range (see `coverage` in the answer)."
+)
+
+
+_UNIT_DOC = (
+    "Unit of `wavelengths`: 'nm', 'um' or 'cm-1' (converted to the model's unit). Default: the "
+    "model's unit."
 )
 
 
@@ -60,9 +68,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MissingItem = Annotated[int, Strict()] | Annotated[list[Number], Field(min_length=2, max_length=2)]
+
+
 class EmbedRequest(_Strict):
-    spectra: list[Spectrum] = Field(..., description=_SPECTRA_DOC)
+    spectra: list[list[MaybeNumber]] = Field(..., description=_SPECTRA_DOC)
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
+    unit: str | None = Field(None, description=_UNIT_DOC)
+    missing: list[list[MissingItem]] | None = Field(
+        None,
+        description="Per spectrum, what to treat as missing (hidden from the masked encoder): "
+        "integer positions into that spectrum, and/or [low, high] wavelength ranges (inclusive, "
+        "model's unit). One list per spectrum; an empty list hides nothing.",
+    )
+    nan_as_missing: Annotated[bool, Strict()] = Field(
+        False,
+        description="Treat NaN (or null) values as missing bands, hidden like `missing`; "
+        "otherwise they are refused (422). Query parameter `nan_as_missing` for file bodies.",
+    )
 
 
 class EmbedResponse(BaseModel):
@@ -70,19 +93,19 @@ class EmbedResponse(BaseModel):
         ..., description="(N, latent_dim) L2-normalised embeddings, in request order."
     )
     model: str = Field(..., description="'name:version' of the model that produced them.")
-    ids: list[str] | None = Field(None, description="Row ids (CSV uploads with an id column).")
-
-
-MissingItem = Annotated[int, Strict()] | Annotated[list[Number], Field(min_length=2, max_length=2)]
+    ids: list[str] | None = Field(None, description="Row ids (file uploads that name spectra).")
+    coverage: list[float] = Field(
+        ..., description="Per spectrum, the fraction of the model's grid its wavelengths cover."
+    )
+    warnings: list[list[str]] = Field(
+        ...,
+        description="Per spectrum, why the answer may be doubtful (low coverage, resampled from "
+        "a much coarser grid, out of distribution for the model); empty when none.",
+    )
 
 
 class ReconstructRequest(EmbedRequest):
-    missing: list[list[MissingItem]] | None = Field(
-        None,
-        description="Per spectrum, what to treat as missing (hidden from the masked encoder): "
-        "integer positions into that spectrum, and/or [low, high] wavelength ranges (inclusive, "
-        "model's unit). One list per spectrum; an empty list hides nothing.",
-    )
+    """The same fields as /embed: spectra, wavelengths, unit, missing."""
 
 
 class ReconstructResponse(BaseModel):
@@ -98,11 +121,24 @@ class ReconstructResponse(BaseModel):
         "score (large = unusual or suspicious measurement).",
     )
     model: str
+    coverage: list[float] = Field(
+        ..., description="Per spectrum, the fraction of the model's grid its wavelengths cover."
+    )
+    warnings: list[list[str]] = Field(
+        ..., description="Per spectrum, why the answer may be doubtful; empty when none."
+    )
 
 
 class SimilarRequest(_Strict):
-    spectra: list[Spectrum] | None = Field(None, description=_SPECTRA_DOC)
+    spectra: list[list[MaybeNumber]] | None = Field(None, description=_SPECTRA_DOC)
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
+    unit: str | None = Field(None, description=_UNIT_DOC)
+    missing: list[list[MissingItem]] | None = Field(
+        None, description="As for /embed: per spectrum, parts hidden from the masked encoder."
+    )
+    nan_as_missing: Annotated[bool, Strict()] = Field(
+        False, description="As for /embed: NaN (or null) values are missing bands."
+    )
     embeddings: list[Spectrum] | None = Field(
         None,
         description="Query embeddings (latent_dim each) from this model version, instead of "
@@ -179,6 +215,7 @@ class SimilarResponse(BaseModel):
 class LibraryPutRequest(_Strict):
     spectrum: Spectrum = Field(..., description="The reference spectrum, stored unchanged.")
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
+    unit: str | None = Field(None, description=_UNIT_DOC + " Stored in the model's unit.")
     metadata: dict[str, JsonValue] = Field(
         default_factory=dict,
         description="JSON object stored with the entry (finite numbers, at most "

@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     )
 
     # -- request limits ---------------------------------------------------------------------
+    min_coverage: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Smallest fraction of the model's grid a caller's wavelengths must cover; "
+        "bands outside the caller's range are hidden from the masked encoder, and requests "
+        "covering less answer 422 naming both ranges.",
+    )
     max_spectra_per_request: int = Field(
         1024, ge=1, description="More spectra in one request answer 413."
     )

@@ -155,7 +155,7 @@ def _wait_for(predicate, timeout=20.0):
 def test_library_of_another_model_version_is_reembedded_at_start(start_server, tmp_path):
     library = tmp_path / "old.sqlite3"
     x = spectra_like(3, seed=31)
-    _old_library(library, x)
+    _old_library(library, x, np.linspace(1100.0, 1700.0, 64))  # the tiny model's grid
     server = start_server(library_url=library)
     with WaveMAEClient(server.url) as client:
         _wait_for(lambda: client.list()["model_version"] == "wavemae-tiny:test-0")
@@ -165,7 +165,7 @@ def test_library_of_another_model_version_is_reembedded_at_start(start_server, t
 
 def test_a_library_the_new_model_cannot_take_stays_put_and_says_why(start_server, tmp_path):
     library = tmp_path / "narrow.sqlite3"
-    wavelengths = np.linspace(1200.0, 1500.0, 64)  # the tiny model needs 1100-1700 nm
+    wavelengths = np.linspace(1200.0, 1300.0, 64)  # the tiny model needs half of 1100-1700 nm
     x = spectra_like(2, seed=32)
     _old_library(library, x, wavelengths)
     server = start_server(library_url=library)
@@ -177,9 +177,28 @@ def test_a_library_the_new_model_cannot_take_stays_put_and_says_why(start_server
         with pytest.raises(WaveMAEError) as err:
             client.reembed()
         assert err.value.status == 422 and "'old0'" in err.value.message
-        assert "1200-1500" in err.value.message
+        assert "1200-1300" in err.value.message
         assert client.get("old0")["spectrum"] == x[0].tolist()  # nothing lost
         assert client.list()["model_version"] == "wavemae-tiny:older"
+
+
+def test_entries_stored_without_wavelengths_are_not_assumed_on_a_new_grid(
+    start_server, tmp_path
+):
+    library = tmp_path / "gridless.sqlite3"
+    x = spectra_like(2, seed=33)
+    _old_library(library, x)  # an older version stored them without their grid
+    server = start_server(library_url=library)
+    with WaveMAEClient(server.url) as client:
+        with pytest.raises(WaveMAEError) as err:
+            client.reembed()
+        assert err.value.status == 422 and "'old0'" in err.value.message
+        assert "without wavelengths" in err.value.message
+        assert client.list()["model_version"] == "wavemae-tiny:older"
+        client.delete("old0")
+        client.delete("old1")
+        assert client.reembed()["model_version"] == "wavemae-tiny:test-0"
+        client.put("old0", x[0], wavelengths=np.linspace(1100.0, 1700.0, 64))
 
 
 def test_sigterm_drains_in_flight_requests(start_server):

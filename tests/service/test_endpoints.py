@@ -120,11 +120,11 @@ def test_library_crud_paging_and_similar(client, reference):
     assert page["count"] >= 12 and page["model_version"] == "wavemae-tiny:test-0"
     ids = [e["id"] for e in client.list(limit=1000)["entries"]]
     assert [e["id"] for e in page["entries"]] == ids[2:5]
-    assert client.list(where={"kind": "b"}, limit=1000)["count"] == 6
+    assert client.list(filter={"kind": "b"}, limit=1000)["count"] == 6
 
     # Known answer: each stored spectrum's own entry is its nearest neighbour (score 1).
     queries = x[[0, 7]]
-    results = client.similar(queries, k=3, where={"kind": ["a", "b"]})
+    results = client.similar(queries, k=3, filter={"kind": ["a", "b"]})
     assert [r[0]["id"] for r in results] == ["lib00", "lib07"]
     assert results[0][0]["score"] == pytest.approx(1.0, abs=1e-5)
     lib_emb = reference.embed(np.delete(x, 3, axis=0))
@@ -136,11 +136,11 @@ def test_library_crud_paging_and_similar(client, reference):
         order = np.argsort(-row)[:3]
         assert [r["id"] for r in result] == [all_ids[j] for j in order]
         np.testing.assert_allclose([r["score"] for r in result], row[order], atol=TOL)
-    filtered = client.similar(x[[0]], k=100, where={"kind": "b"})[0]
+    filtered = client.similar(x[[0]], k=100, filter={"kind": "b"})[0]
     assert sorted(r["id"] for r in filtered) == [f"lib{i:02d}" for i in range(6, 12)]
     by_embedding = client.similar(embeddings=q[:1], k=1)
     assert by_embedding[0][0]["id"] == "lib00"
-    spectral = client.similar(x[[9]], k=2, space="spectrum", where={"kind": "b"})[0]
+    spectral = client.similar(x[[9]], k=2, space="spectrum", filter={"kind": "b"})[0]
     assert spectral[0]["id"] == "lib09" and spectral[0]["score"] == pytest.approx(100.0, abs=1e-3)
 
     client.delete("lib05")

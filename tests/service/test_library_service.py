@@ -35,7 +35,7 @@ def _old_library(path, spectra: np.ndarray) -> None:
                 LibraryEntry(
                     id=f"old{i:02d}",
                     spectrum=row,
-                    wavelengths=None,
+                    wavelengths=np.linspace(1100.0, 1700.0, SEQ_LEN),  # the tiny model's grid
                     metadata={"i": i},
                     embedding=np.eye(LATENT_DIM, dtype=np.float32)[i % LATENT_DIM],
                     processed=np.zeros(SEQ_LEN, np.float32),
@@ -147,7 +147,7 @@ def test_a_second_reembedding_at_once_is_refused_as_in_progress(tiny_artifact, t
 def test_put_refuses_a_spectrum_the_model_cannot_take_and_stores_nothing(tiny_artifact, tmp_path):
     inference, library = _services(tiny_artifact, tmp_path / "library.sqlite3")
     good = spectra_like(1, seed=44)[0]
-    narrow = np.linspace(1200.0, 1500.0, 10)  # the tiny model needs 1100-1700 nm
+    narrow = np.linspace(1200.0, 1300.0, 10)  # the tiny model needs half of 1100-1700 nm
 
     async def scenario():
         await inference.start()
@@ -164,5 +164,5 @@ def test_put_refuses_a_spectrum_the_model_cannot_take_and_stores_nothing(tiny_ar
             library.close()
 
     error, count = asyncio.run(scenario())
-    assert error.status == 422 and "1200-1500" in error.message
+    assert error.status == 422 and "1200-1300" in error.message
     assert count == 0  # all or nothing

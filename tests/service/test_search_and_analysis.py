@@ -130,7 +130,7 @@ def test_auto_k_reports_its_criterion_and_bad_requests_are_refused(admin, reader
         admin.cluster(k=25)
     assert err.value.status == 422 and err.value.field == "k"
     with pytest.raises(WaveMAEError) as err:
-        admin.cluster(where={"kind": "nothing"})
+        admin.cluster(filter={"kind": "nothing"})
     assert err.value.status == 422
     with pytest.raises(WaveMAEError) as err:
         reader.job("no-such-job")

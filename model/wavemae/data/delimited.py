@@ -47,6 +47,7 @@ class _Table:
     comment_unit: str | None
     decimal_comma: bool
     source: str | Path
+    allow_nan: bool = False  # NaN (or empty) value cells kept as NaN: missing bands
 
     def number(self, cell: str) -> float | None:
         value = parse_float(cell)
@@ -92,6 +93,7 @@ def parse_csv(
     unit: str | None = None,
     delimiter: str | None = None,
     layout: str | None = None,
+    allow_nan: bool = False,
 ) -> Spectra:
     """Spectra from a delimited table held in memory.
 
@@ -111,6 +113,8 @@ def parse_csv(
             least two numbers (after any id/metadata columns) is wide; a header that names
             an axis (``wavelength``, ``nm``, ``cm-1`` ...) above a numeric first column, a
             header without numbers, or a headerless two-column table is long.
+        allow_nan: keep ``NaN`` (and empty) value cells as NaN, for callers that treat them
+            as missing bands; refused otherwise.
 
     Raises:
         SpectraFormatError: empty table, no wavelengths, non-numeric or empty or non-finite
@@ -121,6 +125,7 @@ def parse_csv(
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r} is not one of {LAYOUTS}")
     table = _load_table(text, source, delimiter)
+    table.allow_nan = allow_nan
     chosen = layout or _detect_layout(table)
     parse = _parse_wide if chosen == "wide" else _parse_long
     values, wavelengths, axis_text, ids, metadata = parse(table, source)
@@ -215,8 +220,12 @@ def _first_column_is_axis(table: _Table) -> bool:
     return bool(np.all(steps > 0) or np.all(steps < 0))
 
 
-def _cell_number(table: _Table, source: object, cell: str, column: int, line: int) -> float:
+def _cell_number(
+    table: _Table, source: object, cell: str, column: int, line: int, *, axis: bool = False
+) -> float:
     number = table.number(cell) if cell else None
+    if table.allow_nan and not axis and ((number is None and not cell) or number != number):
+        return math.nan  # a missing band (empty or NaN), kept for the caller to hide
     if number is None:
         what = "is empty" if not cell else f"({cell!r}) is not a number"
         raise SpectraFormatError(source, f"column {column} {what}", line=line)
@@ -289,7 +298,7 @@ def _parse_long(table: _Table, source: str | Path) -> tuple:
             raise SpectraFormatError(
                 source, f"row has {len(row)} cells but the first row has {width}", line=line
             )
-        axis.append(_cell_number(table, source, row[0], 1, line))
+        axis.append(_cell_number(table, source, row[0], 1, line, axis=True))
         values.append([_cell_number(table, source, row[k], k + 1, line) for k in range(1, width)])
     if len(axis) < 2:
         raise SpectraFormatError(source, f"the table has {len(axis)} data rows; need >= 2")

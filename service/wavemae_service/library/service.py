@@ -96,6 +96,8 @@ class SimilarQuery:
     include_metadata: bool = True
     fields: Sequence[str] | None = None
     hqi: HQIOptions = field(default_factory=HQIOptions)
+    #: per query spectrum, the parts hidden from the encoder (see inference.visible_mask)
+    missing: Sequence[Sequence[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,10 @@ class LibraryService:
             LibraryEntry(
                 id=item.id,
                 spectrum=item.spectrum,
-                wavelengths=item.wavelengths,
+                # on the model's grid: stored explicitly, so a later model knows the grid
+                wavelengths=self._inference.grid.copy()
+                if item.wavelengths is None
+                else item.wavelengths,
                 metadata=item.metadata,
                 embedding=embeddings[i],
                 processed=processed[i],
@@ -319,7 +324,9 @@ class LibraryService:
                 )
             vectors = unit_rows(query.embeddings, "embeddings")
         elif query.space == "embedding":
-            vectors, _ = await self._inference.embed(query.spectra, query.wavelengths)
+            vectors, _ = await self._inference.embed(
+                query.spectra, query.wavelengths, missing=query.missing
+            )
             vectors = unit_rows(vectors, "spectra")
         else:
             hits = await self._spectral(query)
@@ -347,6 +354,12 @@ class LibraryService:
 
     async def _spectral(self, query: SimilarQuery) -> list[list[SearchHit]]:
         """Hit Quality Index search of raw query spectra against every candidate entry."""
+        if query.missing is not None and any(len(row) for row in query.missing):
+            raise InvalidInput(
+                "missing applies to space='embedding'; the spectrum search leaves bands out "
+                "with 'exclude' (wavelength ranges)",
+                field="missing",
+            )
         grid = self._inference.grid
         try:
             check_options(query.hqi, grid)
@@ -423,7 +436,18 @@ class LibraryService:
             raise service_error(exc) from None
 
     def _preprocess_stored(self, entry: LibraryEntry) -> np.ndarray:
-        """A stored original spectrum -> ``(seq_len,)`` model input, naming the entry on error."""
+        """A stored original spectrum -> ``(seq_len,)`` model input, naming the entry on error.
+
+        An entry stored without wavelengths (by a version that did not record the grid) is
+        refused by a model other than the one that wrote it: its grid is unknown.
+        """
+        if entry.wavelengths is None and entry.model_version != self.model_id:
+            raise InvalidInput(
+                f"library entry {entry.id!r} was stored by {entry.model_version} without "
+                f"wavelengths, so its grid is unknown to {self.model_id}; delete it, re-embed, "
+                "and store it again with its wavelengths",
+                field="id",
+            )
         try:
             return self._inference.preprocess_sync(entry.spectrum[None], entry.wavelengths).x[0]
         except InvalidInput as exc:

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 from fastapi import Request, Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from ..errors import (
     Forbidden,
@@ -21,10 +23,13 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..inference import Inference
-from ..inputs import NPY_MEDIA_TYPE
+from ..inputs import NPY_MEDIA_TYPE, SpectraBody, read_spectra, to_model_unit
 from ..library.service import LibraryService
+from ..schemas import EmbedRequest
+from ..uploads import UploadOptions
 
 __all__ = [
+    "FILE_DOC",
     "REQUEST_ERRORS",
     "body_doc",
     "decode",
@@ -34,10 +39,19 @@ __all__ = [
     "media_type",
     "npy_response",
     "read_body",
+    "read_request_spectra",
+    "uploaded_file",
     "wants_npy",
 ]
 
 T = TypeVar("T")
+
+#: Documents a spectra file body (raw or multipart).
+FILE_DOC = (
+    "A spectra file: CSV (wide with a wavelength header row, or long wavelength/value "
+    "columns), JCAMP-DX, SPC, OPUS, SPA or .npz; format detected from content and name "
+    "(?filename=) or given by ?format="
+)
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -111,6 +125,67 @@ async def decode(body: bytes, decoder: Callable[[bytes], T]) -> T:
     if len(body) <= _INLINE_DECODE_MAX_BYTES:
         return decoder(body)
     return await asyncio.to_thread(decoder, body)
+
+
+async def uploaded_file(request: Request, body: bytes) -> tuple[bytes, str | None]:
+    """The bytes and file name of the (first) file part of a multipart form
+    (``curl -F file=@x.jdx``)."""
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=16)
+    except HTTPException as exc:  # starlette: malformed multipart
+        raise InvalidInput(
+            f"the multipart body is malformed ({exc.detail})", field="body"
+        ) from None
+    upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
+    if upload is None:
+        raise InvalidInput(
+            "the form has no file part; send the spectra file as a field", field="file"
+        )
+    return await upload.read(), upload.filename
+
+
+def _disposition_name(request: Request) -> str | None:
+    header = request.headers.get("content-disposition", "")
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "filename" and value:
+            return value.strip('"')
+    return None
+
+
+async def read_request_spectra(
+    request: Request,
+    *,
+    model: type[EmbedRequest] = EmbedRequest,
+    model_unit: str,
+    body: bytes | None = None,
+) -> tuple[SpectraBody, bool]:
+    """The request's spectra in any accepted body (JSON, .npy, a spectra file raw or as a
+    multipart form), wavelengths in ``model_unit``; and whether the axis was reversed by the
+    unit conversion (see :func:`~..inputs.to_model_unit`).
+
+    Query options: ``format``, ``filename``, ``unit``, ``nan_as_missing``.
+    """
+    settings = request.app.state.settings
+    if body is None:
+        body = await read_body(request, settings.max_body_bytes)
+    kind = media_type(request)
+    filename = _disposition_name(request)
+    if kind == "multipart/form-data":
+        body, filename = await uploaded_file(request, body)
+        kind = "application/octet-stream"
+    options = UploadOptions.from_query(request.query_params, filename)
+    spectra = await decode(
+        body,
+        lambda b: read_spectra(
+            b, kind, max_spectra=settings.max_spectra_per_request, model=model, options=options
+        ),
+    )
+    return to_model_unit(spectra, model_unit, _ready_state(request).inference.grid)
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

@@ -1,78 +1,58 @@
-"""POST /embed: spectra -> embeddings (JSON, .npy or CSV in; JSON or .npy out)."""
+"""POST /embed: spectra -> embeddings (JSON, .npy or a spectra file in; JSON or .npy out)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 
 from ..auth import require_read
-from ..errors import InvalidInput, openapi_responses
-from ..inputs import read_spectra
+from ..errors import openapi_responses
 from ..schemas import EmbedRequest, EmbedResponse
 from .common import (
+    FILE_DOC,
     NPY_RESPONSE,
     REQUEST_ERRORS,
     body_doc,
-    decode,
     get_inference,
     json_response,
-    media_type,
     npy_response,
-    read_body,
+    read_request_spectra,
     wants_npy,
 )
 
 router = APIRouter(tags=["inference"], dependencies=[Depends(require_read)])
 
 _NPY_DOC = "numpy.save of float32 (N, seq_len) spectra on the model's grid"
-_CSV_DOC = "training CSV format: header row = wavelengths, optional leading id/metadata columns"
-
-
-async def _uploaded_file(request: Request, body: bytes) -> bytes:
-    """The bytes of the (first) file part of a multipart form (``curl -F file=@x.csv``)."""
-
-    async def replay() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=16)
-    except HTTPException as exc:  # starlette: malformed multipart
-        raise InvalidInput(
-            f"the multipart body is malformed ({exc.detail})", field="body"
-        ) from None
-    upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
-    if upload is None:
-        raise InvalidInput("the form has no file part; send the CSV file as a field", field="file")
-    return await upload.read()
 
 
 @router.post(
     "/embed",
     response_model=EmbedResponse,
     responses={**openapi_responses(*REQUEST_ERRORS), 200: NPY_RESPONSE},
-    openapi_extra=body_doc(EmbedRequest, npy=_NPY_DOC, csv=_CSV_DOC, form=_CSV_DOC),
+    openapi_extra=body_doc(EmbedRequest, npy=_NPY_DOC, csv=FILE_DOC, form=FILE_DOC),
     summary="Embed spectra",
 )
 async def embed(request: Request) -> Response:
     """L2-normalised embeddings of the spectra, in request order.
 
-    Send `Accept: application/x-npy` to receive a float32 `(N, latent_dim)` .npy instead of JSON.
+    The body is JSON, a .npy array, or a spectra file (CSV, JCAMP-DX, SPC, OPUS, SPA, .npz) as
+    the raw body or a multipart file; query options `format`, `filename`, `unit`,
+    `nan_as_missing`. Bands of the model's grid outside the caller's range and `missing` ones
+    are hidden from the masked encoder; `coverage` says how much of the grid each spectrum
+    covers. Send `Accept: application/x-npy` to receive a float32 `(N, latent_dim)` .npy.
     """
     inference = get_inference(request)
-    settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes)
-    kind = media_type(request)
-    if kind == "multipart/form-data":
-        body, kind = await _uploaded_file(request, body), "text/csv"
-    spectra = await decode(
-        body,
-        lambda b: read_spectra(b, kind, max_spectra=settings.max_spectra_per_request, csv=True),
+    spectra, _ = await read_request_spectra(request, model_unit=inference.unit)
+    embeddings, model_input = await inference.embed(
+        spectra.values, spectra.wavelengths, missing=spectra.missing
     )
-    embeddings, _ = await inference.embed(spectra.values, spectra.wavelengths)
     if wants_npy(request):
         return npy_response(embeddings, inference.model_id)
-    answer = {"embeddings": embeddings, "model": inference.model_id}
+    answer = {
+        "embeddings": embeddings,
+        "model": inference.model_id,
+        "coverage": model_input.coverage,
+        "warnings": await inference.qc_warnings(model_input),
+    }
     if spectra.ids is not None:
         answer["ids"] = spectra.ids
     return json_response(answer)

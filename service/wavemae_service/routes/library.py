@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..auth import require_admin, require_read
@@ -15,7 +16,7 @@ from ..errors import (
     ReembedInProgress,
     openapi_responses,
 )
-from ..inputs import check_json, parse_json, vector_array
+from ..inputs import SpectraBody, check_json, parse_json, to_model_unit, vector_array
 from ..library.base import LibraryEntry
 from ..library.service import LibraryService, NewEntry
 from ..schemas import (
@@ -27,15 +28,19 @@ from ..schemas import (
     LibraryWriteResponse,
     ReembedResponse,
 )
+from ..uploads import check_unit
 from ..validation import check_entry_id, check_metadata, filter_from_text
 from .common import (
+    FILE_DOC,
     REQUEST_ERRORS,
     body_doc,
     decode,
+    get_inference,
     get_library,
     json_response,
     media_type,
     read_body,
+    read_request_spectra,
 )
 
 router = APIRouter(prefix="/library", tags=["library"])
@@ -85,12 +90,8 @@ async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     check_json(media_type(request))
     req = parse_json(LibraryPutRequest, body)
     _check_entry(entry_id, req.metadata, "", settings.max_metadata_bytes)
-    item = NewEntry(
-        id=entry_id,
-        spectrum=vector_array(req.spectrum, field="spectrum"),
-        wavelengths=vector_array(req.wavelengths, field="wavelengths"),
-        metadata=req.metadata,
-    )
+    spectrum, wavelengths = _in_model_unit(request, req, "")
+    item = NewEntry(id=entry_id, spectrum=spectrum, wavelengths=wavelengths, metadata=req.metadata)
     return await _written(library, [item])
 
 
@@ -98,7 +99,7 @@ async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     "",
     response_model=LibraryWriteResponse,
     responses=_RESPONSES,
-    openapi_extra=body_doc(LibraryBatchRequest),
+    openapi_extra=body_doc(LibraryBatchRequest, csv=FILE_DOC, form=FILE_DOC),
     dependencies=[Depends(require_admin)],
     summary="Store many reference spectra in one transaction",
 )
@@ -107,7 +108,8 @@ async def post_entries(request: Request) -> Response:
     library = get_library(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
-    check_json(media_type(request))
+    if media_type(request) not in ("", "application/json"):
+        return await _written(library, await _file_entries(request, body, settings))
     req = await decode(body, lambda b: parse_json(LibraryBatchRequest, b))
     if not req.entries:
         raise InvalidInput("entries is empty", field="entries")
@@ -127,11 +129,12 @@ async def post_entries(request: Request) -> Response:
             )
         seen[entry.id] = i
         _check_entry(entry.id, entry.metadata, f"entries[{i}].", settings.max_metadata_bytes)
+        spectrum, wavelengths = _in_model_unit(request, entry, f"entries[{i}].")
         items.append(
             NewEntry(
                 id=entry.id,
-                spectrum=vector_array(entry.spectrum, field=f"entries[{i}].spectrum"),
-                wavelengths=vector_array(entry.wavelengths, field=f"entries[{i}].wavelengths"),
+                spectrum=spectrum,
+                wavelengths=wavelengths,
                 metadata=entry.metadata,
                 field=f"entries[{i}].spectrum",
             )
@@ -151,7 +154,8 @@ async def get_entry(
     entry_id: EntryIdPath,
     include_embedding: Annotated[bool, Query(description="Also return the embedding.")] = False,
 ) -> Response:
-    """The stored entry: the original spectrum and wavelengths exactly as sent, and metadata."""
+    """The stored entry: the original spectrum as sent, its wavelengths (the model's grid when
+    sent without), and metadata."""
     check_entry_id(entry_id)
     entry = await get_library(request).get(entry_id)
     return json_response(_entry_json(entry, include_embedding))
@@ -215,6 +219,55 @@ async def reembed(request: Request) -> Response:
     (one transaction per batch); afterwards the library serves this model version."""
     result = await get_library(request).reembed()
     return json_response({"reembedded": result.reembedded, "model_version": result.model_version})
+
+
+def _in_model_unit(
+    request: Request, req: LibraryPutRequest, where: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """An entry's spectrum and wavelengths, the wavelengths converted to the model's unit."""
+    spectrum = vector_array(req.spectrum, field=f"{where}spectrum")
+    wavelengths = vector_array(req.wavelengths, field=f"{where}wavelengths")
+    assert spectrum is not None
+    body = SpectraBody(spectrum[None], wavelengths, unit=check_unit(req.unit, f"{where}unit"))
+    inference = get_inference(request)
+    converted, _ = to_model_unit(body, inference.unit, inference.grid)
+    return converted.values[0], converted.wavelengths
+
+
+async def _file_entries(request: Request, body: bytes, settings: Any) -> list[NewEntry]:
+    """The entries of a spectra file upload: ids from the file (its id column, JCAMP titles),
+    metadata from its header or metadata columns, wavelengths in the model's unit."""
+    unit = get_inference(request).unit
+    spectra, _ = await read_request_spectra(request, model_unit=unit, body=body)
+    name = spectra.name or "upload"
+    if spectra.ids is None:
+        raise InvalidInput(
+            f"the upload {name!r} does not name its spectra; library entries need ids (an id "
+            "column in CSV, a ##TITLE in JCAMP-DX)",
+            field="body",
+        )
+    seen: dict[str, int] = {}
+    items = []
+    for i, entry_id in enumerate(spectra.ids):
+        if entry_id in seen:
+            raise InvalidInput(
+                f"the upload {name!r}: id {entry_id!r} of spectrum {i} repeats spectrum "
+                f"{seen[entry_id]}",
+                field="body",
+            )
+        seen[entry_id] = i
+        metadata = dict(spectra.metadata[i]) if spectra.metadata else {}
+        _check_entry(entry_id, metadata, f"upload[{i}].", settings.max_metadata_bytes)
+        items.append(
+            NewEntry(
+                id=entry_id,
+                spectrum=spectra.values[i],
+                wavelengths=spectra.wavelengths,
+                metadata=metadata,
+                field=f"upload[{i}]",
+            )
+        )
+    return items
 
 
 async def _written(library: LibraryService, items: list[NewEntry]) -> Response:

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from wavemae.similarity import HQIOptions
 
 from ..auth import require_read
 from ..errors import InvalidInput, LibraryVersionMismatch, openapi_responses
-from ..inputs import check_json, parse_json, spectra_array, vector_array
+from ..inputs import (
+    SpectraBody,
+    nan_as_missing,
+    parse_json,
+    spectra_array,
+    to_model_unit,
+    vector_array,
+)
 from ..library.service import SimilarQuery
 from ..schemas import SimilarRequest, SimilarResponse
+from ..uploads import check_unit
 from ..validation import parse_filter
 from .common import (
+    FILE_DOC,
     REQUEST_ERRORS,
     body_doc,
     decode,
+    get_inference,
     get_library,
     json_response,
     media_type,
     read_body,
+    read_request_spectra,
 )
 
 router = APIRouter(tags=["library"], dependencies=[Depends(require_read)])
@@ -29,7 +43,7 @@ router = APIRouter(tags=["library"], dependencies=[Depends(require_read)])
     "/similar",
     response_model=SimilarResponse,
     responses=openapi_responses(*REQUEST_ERRORS, LibraryVersionMismatch),
-    openapi_extra=body_doc(SimilarRequest),
+    openapi_extra=body_doc(SimilarRequest, csv=FILE_DOC, form=FILE_DOC),
     summary="Search the reference library",
 )
 async def similar(request: Request) -> Response:
@@ -43,23 +57,50 @@ async def similar(request: Request) -> Response:
     library = get_library(request)
     settings = request.app.state.settings
     body = await read_body(request, settings.max_body_bytes)
-    check_json(media_type(request))
-    req = await decode(body, lambda b: parse_json(SimilarRequest, b))
-    limit = settings.max_spectra_per_request
+    kind = media_type(request)
+    inference = get_inference(request)
+    model_unit = inference.unit
+    if kind not in ("", "application/json"):  # a spectra file; the options in the query
+        spectra, _ = await read_request_spectra(request, model_unit=model_unit, body=body)
+        req = _query_request(request)
+        values, wavelengths, missing = spectra.values, spectra.wavelengths, spectra.missing
+    else:
+        req = await decode(body, lambda b: parse_json(SimilarRequest, b))
+        values = wavelengths = missing = None
+        if req.spectra is not None:
+            limit = settings.max_spectra_per_request
+            values, missing = nan_as_missing(
+                spectra_array(req.spectra, field="spectra", max_spectra=limit),
+                req.missing,
+                req.nan_as_missing,
+                "spectra",
+            )
+            parsed, _ = to_model_unit(
+                SpectraBody(
+                    values,
+                    vector_array(req.wavelengths, field="wavelengths"),
+                    missing=missing,
+                    unit=check_unit(req.unit),
+                ),
+                model_unit,
+                inference.grid,
+            )
+            values, wavelengths, missing = parsed.values, parsed.wavelengths, parsed.missing
     query = SimilarQuery(
         k=req.k,
         space=req.space,
         metadata_filter=parse_filter(req.filter),
-        spectra=None
-        if req.spectra is None
-        else spectra_array(req.spectra, field="spectra", max_spectra=limit),
-        wavelengths=vector_array(req.wavelengths, field="wavelengths"),
+        spectra=values,
+        wavelengths=wavelengths,
         embeddings=None
         if req.embeddings is None
-        else spectra_array(req.embeddings, field="embeddings", max_spectra=limit),
+        else spectra_array(
+            req.embeddings, field="embeddings", max_spectra=settings.max_spectra_per_request
+        ),
         include_metadata=req.include_metadata,
         fields=req.fields,
         hqi=_hqi_options(req),
+        missing=missing,
     )
     results = await library.similar(query)
     return json_response({"results": results, "model": library.model_id, "space": req.space})
@@ -78,3 +119,22 @@ def _hqi_options(req: SimilarRequest) -> HQIOptions:
         message = str(exc)
         field = next((f for f in ("window", "polyorder", "exclude") if f in message), "exclude")
         raise InvalidInput(message, field="window" if field == "polyorder" else field) from None
+
+
+def _query_request(request: Request) -> SimilarRequest:
+    """The search options of a file upload, from the query string: ``k``, ``space``,
+    ``filter`` (JSON), ``include_metadata``, ``fields`` (comma-separated)."""
+    params = request.query_params
+    data: dict[str, Any] = {}
+    for key in ("k", "include_metadata", "filter", "window"):  # JSON values in text
+        if key in params:
+            try:
+                data[key] = orjson.loads(params[key])
+            except orjson.JSONDecodeError:
+                raise InvalidInput(f"{key}={params[key]!r} is not valid", field=key) from None
+    for key in ("space", "preprocessing", "scale"):
+        if key in params:
+            data[key] = params[key]
+    if "fields" in params:
+        data["fields"] = [f for f in params["fields"].split(",") if f]
+    return parse_json(SimilarRequest, orjson.dumps(data))

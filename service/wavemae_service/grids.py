@@ -1,0 +1,100 @@
+"""The model's grid against the caller's: which bands the encoder sees, how a partial
+spectrum is extended to the model's range, and the way back to the caller's grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from wavemae.preprocessing import resample_to_grid
+
+from .errors import InvalidInput
+
+__all__ = ["MissingItem", "extend_to_grid", "to_caller_grid", "visible_mask"]
+
+#: One item of ``missing``: a position in the caller's spectrum, or a ``[lo, hi]`` range of
+#: wavelengths in the model's unit.
+MissingItem = int | Sequence[float]
+
+
+def extend_to_grid(
+    values: np.ndarray, wavelengths: np.ndarray, grid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The spectra sorted by wavelength and extended to ``grid``'s range with their edge
+    values (those bands are hidden from the encoder; this only lets preprocessing run)."""
+    order = np.argsort(wavelengths)
+    w, v = wavelengths[order], values[:, order]
+    if grid.min() < w[0]:
+        w, v = np.concatenate([[grid.min()], w]), np.concatenate([v[:, :1], v], axis=1)
+    if grid.max() > w[-1]:
+        w, v = np.concatenate([w, [grid.max()]]), np.concatenate([v, v[:, -1:]], axis=1)
+    return v, w
+
+
+def visible_mask(
+    missing: Sequence[Sequence[MissingItem]] | None,
+    grid: np.ndarray,
+    n: int,
+    n_values: int,
+    wavelengths: np.ndarray | None,
+) -> np.ndarray:
+    """``(n, seq_len)`` bool, True = visible to the encoder, from per-spectrum ``missing`` items.
+
+    An int ``p`` hides position ``p`` of the caller's spectrum (``n_values`` long): on the
+    model's ``grid`` that is every grid point whose interpolated value depends on it (strictly
+    between its neighbours in ``wavelengths``). A ``[lo, hi]`` pair hides the grid points with
+    ``lo <= wavelength <= hi``.
+
+    Raises:
+        InvalidInput: not one list per spectrum, a position outside the spectrum, or a spectrum
+            with nothing left visible.
+    """
+    visible = np.ones((n, grid.size), dtype=bool)
+    if missing is None:
+        return visible
+    if len(missing) != n:
+        raise InvalidInput(
+            f"missing has {len(missing)} lists but there are {n} spectra; send one list "
+            "per spectrum",
+            field="missing",
+        )
+    for i, items in enumerate(missing):
+        for j, item in enumerate(items):
+            where = f"missing[{i}][{j}]"
+            if isinstance(item, int):
+                if not 0 <= item < n_values:
+                    raise InvalidInput(
+                        f"{where}={item} is not a position in a spectrum of {n_values} values",
+                        field=where,
+                    )
+                if wavelengths is None:
+                    visible[i, item] = False
+                    continue
+                w = wavelengths
+                left = w[item - 1] if item > 0 else w[item]
+                right = w[item + 1] if item < n_values - 1 else w[item]
+                lo, hi = min(left, right), max(left, right)
+                hide = ((grid > lo) & (grid < hi)) | (grid == w[item])
+            else:
+                lo, hi = sorted(item)
+                hide = (grid >= lo) & (grid <= hi)
+            visible[i, hide] = False
+        if not visible[i].any():
+            raise InvalidInput(
+                f"missing[{i}] hides every position of the model's grid; at least one "
+                "must stay visible",
+                field=f"missing[{i}]",
+            )
+    return visible
+
+
+def to_caller_grid(on_grid: np.ndarray, grid: np.ndarray, wavelengths: np.ndarray) -> np.ndarray:
+    """``(N, seq_len)`` spectra on the model's ``grid`` -> ``(N, L_in)`` float32 on the caller's
+    ``wavelengths``, by :func:`wavemae.preprocessing.resample_to_grid` (the interpolation the
+    way in used); NaN where the caller's grid reaches beyond the model's range."""
+    out = np.full((on_grid.shape[0], wavelengths.size), np.nan, dtype=np.float32)
+    inside = (wavelengths >= grid.min()) & (wavelengths <= grid.max())
+    if inside.any():
+        out[:, inside] = resample_to_grid(on_grid, grid, wavelengths[inside])
+    return out
