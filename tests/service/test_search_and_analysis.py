@@ -169,7 +169,7 @@ def test_map_is_stored_paged_stable_and_places_new_entries(admin, reader, server
     assert err.value.status == 422 and err.value.field == "method"
 
 
-def test_query_embeddings_are_placed_on_the_stored_map(admin, reader, server):
+def test_query_embeddings_are_placed_on_the_stored_map(admin, reader, server, start_server):
     x, kinds = _groups()
     query = reader.embed(x[16:17] * 1.02)  # a near copy of a family-"c" sample
     with httpx.Client(
@@ -205,3 +205,13 @@ def test_query_embeddings_are_placed_on_the_stored_map(admin, reader, server):
         schema = http.get("/openapi.json").json()
         assert "/library/map/place" in schema["paths"]
         assert "MapPlaceRequest" in schema["components"]["schemas"]  # its body $ref resolves
+    # another process on the same library has the stored map but not its fitted transform
+    other = start_server(api_keys="reader", library_url=server.env["WAVEMAE_LIBRARY_URL"])
+    refused = httpx.post(
+        other.url + "/library/map/place",
+        json={"method": "tsne", "embeddings": query.tolist()},
+        headers={"Authorization": "Bearer reader"},
+        timeout=60,
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["type"] == "map_not_loaded"
+    assert "POST /library/map again" in refused.json()["error"]["message"]
