@@ -39,6 +39,7 @@ from .schemas import (
     EmbedRequest,
     LibraryBatchRequest,
     LibraryPutRequest,
+    MapPlaceRequest,
     MapRequest,
     ReconstructRequest,
     SimilarRequest,
@@ -59,6 +60,7 @@ _REQUEST_MODELS = (
     LibraryBatchRequest,
     ClustersRequest,
     MapRequest,
+    MapPlaceRequest,
 )
 
 

@@ -130,6 +130,14 @@ class AnalysisInProgress(ServiceError):
     description = "A clustering or map job is already running"
 
 
+class MapNotLoaded(ServiceError):
+    """A map is stored, but its fitted transform is not in this process (refit to place points)."""
+
+    type = "map_not_loaded"
+    status = 409
+    description = "The stored map's fitted transform is not loaded here (refit the map)"
+
+
 class PayloadTooLarge(ServiceError):
     type = "payload_too_large"
     status = 413

@@ -25,6 +25,7 @@ __all__ = [
     "LibraryListResponse",
     "LibraryPutRequest",
     "LibraryWriteResponse",
+    "MapPlaceRequest",
     "MapRequest",
     "ModelInfo",
     "Neighbour",
@@ -296,6 +297,16 @@ class ClustersRequest(_Strict):
     )
     filter: dict[str, JsonValue] | None = Field(
         None, description="Cluster only the entries whose metadata match (as in /similar)."
+    )
+
+
+class MapPlaceRequest(_Strict):
+    method: Literal["umap", "tsne"] = Field("umap", description="The stored map to place into.")
+    embeddings: list[Spectrum] = Field(
+        ...,
+        min_length=1,
+        max_length=1000,
+        description="Embeddings (latent_dim each, from POST /embed with this model version).",
     )
 
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -333,7 +334,8 @@ def test_large_map_and_long_spectrum_render_fast(watched, dash_server, tmp_path)
     watched.shot("map-10k")
     print(f"page load {load_ms:.0f} ms; redraws: spectra {draw_ms:.1f} ms, map {map_ms:.1f} ms")
     assert watched.foreign == []
-    assert watched.unexpected_errors({"/model": {401}}) == []
+    # the real server has no fitted map to place the query on: the page falls back to the ring
+    assert watched.unexpected_errors({"/model": {401}, "/library/map/place": {404, 409}}) == []
 
 
 @pytest.mark.parametrize(("path", "ready"), [("/docs", ".swagger-ui .info"), ("/redoc", "h1")])
@@ -393,3 +395,32 @@ def test_file_formats_parsed_in_the_browser(watched):
         "wavelengths": [1100, 1200, 1300],
         "spectra": [{"id": "k", "values": [0.1, 0.2, 0.3], "metadata": {}}],
     }
+
+
+def test_map_shows_the_current_query_as_a_point(watched, dash_server, tmp_path):
+    """With a fitted map, the query is placed on it (POST /library/map/place), not just ringed."""
+    job = _api(dash_server, "POST", "/library/map", json={"method": "tsne"})
+    assert job.status_code == 202, job.text
+    deadline = time.monotonic() + 120
+    while (state := _api(dash_server, "GET", job.json()["status_url"]).json())["state"] != "done":
+        assert state["state"] != "failed" and time.monotonic() < deadline, state
+        time.sleep(0.2)
+    page = watched.page
+    watched.open(READ_KEY)
+    query = tmp_path / "near-ref-03.csv"
+    values = spectra_like(N_ENTRIES, seed=7)[3] * 1.01
+    query.write_text(
+        "wavelength_nm,absorbance\n"
+        + "".join(f"{a:.4f},{b:.6f}\n" for a, b in zip(GRID, values, strict=True))
+    )
+    page.set_input_files("#query-file", str(query))
+    page.wait_for_selector("#matches tbody tr")
+    page.evaluate("document.getElementById('map-method').value = 'tsne'")  # the fitted one
+    page.click("#tab-map")
+    legend = page.wait_for_selector("#map-query")
+    assert "current query: near-ref-03.csv" in legend.inner_text()
+    shown = page.inner_text("#map-legend")
+    assert "best match" not in shown and "null" not in shown  # the point replaces the ring
+    watched.shot("map-query")
+    assert watched.foreign == []
+    assert watched.unexpected_errors({"/model": {401}}) == []

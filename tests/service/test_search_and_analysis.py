@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import httpx
 import numpy as np
 import pytest
 from service_helpers import SEQ_LEN, spectra_like
@@ -166,3 +167,51 @@ def test_map_is_stored_paged_stable_and_places_new_entries(admin, reader, server
     with pytest.raises(WaveMAEError) as err:
         reader.map("pca")
     assert err.value.status == 422 and err.value.field == "method"
+
+
+def test_query_embeddings_are_placed_on_the_stored_map(admin, reader, server, start_server):
+    x, kinds = _groups()
+    query = reader.embed(x[16:17] * 1.02)  # a near copy of a family-"c" sample
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": "Bearer reader"}, timeout=120
+    ) as http:
+
+        def place(body: dict) -> httpx.Response:
+            return http.post("/library/map/place", json=body)
+
+        missing = place({"method": "umap", "embeddings": query.tolist()})
+        assert (
+            missing.status_code == 404 and "POST /library/map" in missing.json()["error"]["message"]
+        )
+        admin.fit_map("tsne")
+        before = reader.map("tsne")
+        answer = place({"method": "tsne", "embeddings": query.tolist()})
+        assert answer.status_code == 200, answer.text
+        (point,) = answer.json()["points"]
+        assert np.isfinite([point["x"], point["y"]]).all()
+        # it lands among its own family, and placing moves and stores nothing
+        xy = {e["id"]: (e["x"], e["y"]) for e in before["items"]}
+        centre = {
+            kind: np.mean([xy[f"s{i:02d}"] for i, k in enumerate(kinds) if k == kind], axis=0)
+            for kind in "abc"
+        }
+        spot = np.array([point["x"], point["y"]])
+        assert min(centre, key=lambda k: np.linalg.norm(centre[k] - spot)) == "c"
+        assert reader.map("tsne")["items"] == before["items"]
+        short = place({"method": "tsne", "embeddings": [[0.1, 0.2, 0.3]]})
+        assert short.status_code == 422 and short.json()["error"]["field"] == "embeddings"
+        zero = place({"method": "tsne", "embeddings": [[0.0] * query.shape[1]]})
+        assert zero.status_code == 422 and "all zeros" in zero.json()["error"]["message"]
+        schema = http.get("/openapi.json").json()
+        assert "/library/map/place" in schema["paths"]
+        assert "MapPlaceRequest" in schema["components"]["schemas"]  # its body $ref resolves
+    # another process on the same library has the stored map but not its fitted transform
+    other = start_server(api_keys="reader", library_url=server.env["WAVEMAE_LIBRARY_URL"])
+    refused = httpx.post(
+        other.url + "/library/map/place",
+        json={"method": "tsne", "embeddings": query.tolist()},
+        headers={"Authorization": "Bearer reader"},
+        timeout=60,
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["type"] == "map_not_loaded"
+    assert "POST /library/map again" in refused.json()["error"]["message"]

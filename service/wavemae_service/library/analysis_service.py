@@ -12,7 +12,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import AnalysisInProgress, InvalidInput, NotFound
+import numpy as np
+
+from ..errors import AnalysisInProgress, InvalidInput, MapNotLoaded, NotFound
 from .analysis import (
     CLUSTER_METHODS,
     AnalysisJobs,
@@ -46,6 +48,7 @@ class AnalysisService:
         self.jobs = AnalysisJobs()
         # method -> (fitted wavemae.maps.SpectralMap), to place entries added after a fit
         self._fitted_maps: dict[str, Any] = {}
+        self._fitted_dims: dict[str, int] = {}  # method -> embedding length of the fit
 
     # -- clusters ------------------------------------------------------------------------------
 
@@ -127,6 +130,7 @@ class AnalysisService:
             )
             store.save_analysis(f"map:{method}", self.model_id, payload)
             self._fitted_maps[method] = fitted
+            self._fitted_dims[method] = int(vectors.matrix.shape[1])
             return payload
 
         return self._submit("map", {"method": method}, work)
@@ -148,6 +152,50 @@ class AnalysisService:
         if method not in MAP_METHODS:
             raise InvalidInput(f"method={method!r} is not one of {MAP_METHODS}", field="method")
         return await self._call(lambda store: self._page(store, method, offset, limit, fields))
+
+    async def place(self, *, method: str, embeddings: list[list[float]]) -> dict[str, Any]:
+        """Positions of query ``embeddings`` in the stored map, without storing or moving
+        anything: ``{"method", "model", "points": [{"x", "y"}]}``.
+
+        Raises:
+            InvalidInput: unknown method, or embeddings of the wrong length or without direction.
+            NotFound: no map of this method for the served model version.
+            MapNotLoaded: the map is stored but was fitted by another process (refit it).
+        """
+        if method not in MAP_METHODS:
+            raise InvalidInput(f"method={method!r} is not one of {MAP_METHODS}", field="method")
+        stored = await self._call(lambda store: store.load_analysis(f"map:{method}"))
+        if stored is None or stored[0] != self.model_id:
+            raise NotFound(
+                f"no {method} map computed with {self.model_id}; POST /library/map first",
+                field="method",
+            )
+        fitted = self._fitted_maps.get(method)
+        if fitted is None:
+            raise MapNotLoaded(
+                f"the {method} map was fitted by another process or before a restart; "
+                "POST /library/map again to place new points",
+                field="method",
+            )
+        x = np.asarray(embeddings, dtype=np.float64)
+        dim = self._fitted_dims[method]
+        if x.ndim != 2 or x.shape[1] != dim:
+            lengths = sorted({len(row) for row in embeddings})
+            raise InvalidInput(
+                f"each embedding needs {dim} values (the map's latent_dim); got {lengths}",
+                field="embeddings",
+            )
+        zero = np.flatnonzero(~np.any(x != 0, axis=1))
+        if zero.size:
+            raise InvalidInput(
+                f"embedding {int(zero[0])} is all zeros (it has no direction)", field="embeddings"
+            )
+        placed = await asyncio.to_thread(fitted.transform, x)
+        return {
+            "method": method,
+            "model": self.model_id,
+            "points": [{"x": float(px), "y": float(py)} for px, py in placed],
+        }
 
     def _page(
         self,

@@ -7,10 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ..auth import require_admin, require_read
-from ..errors import AnalysisInProgress, LibraryVersionMismatch, NotFound, openapi_responses
+from ..errors import (
+    AnalysisInProgress,
+    LibraryVersionMismatch,
+    MapNotLoaded,
+    NotFound,
+    openapi_responses,
+)
 from ..inputs import check_json, parse_json
 from ..library.analysis_service import AnalysisService
-from ..schemas import ClustersRequest, MapRequest
+from ..schemas import ClustersRequest, MapPlaceRequest, MapRequest
 from ..validation import parse_filter
 from .common import REQUEST_ERRORS, body_doc, decode, json_response, media_type, read_body
 
@@ -118,6 +124,24 @@ async def get_map(
     wanted = None if fields is None else [f.strip() for f in fields.split(",") if f.strip()]
     page = await analysis.map_page(method=method, offset=offset, limit=limit, fields=wanted)
     return json_response(page)
+
+
+@router.post(
+    "/map/place",
+    responses=openapi_responses(*REQUEST_ERRORS, NotFound, MapNotLoaded),
+    openapi_extra=body_doc(MapPlaceRequest),
+    dependencies=[Depends(require_read)],
+    summary="Place query embeddings on the stored map",
+)
+async def place_on_map(request: Request) -> Response:
+    """`points`: the `x`, `y` of each embedding in the stored map (its fitted transform, the
+    library's points unmoved, nothing stored). 404 without a map; 409 when the map was fitted
+    by another process (refit it)."""
+    analysis = get_analysis(request)
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    check_json(media_type(request))
+    req = await decode(body, lambda b: parse_json(MapPlaceRequest, b))
+    return json_response(await analysis.place(method=req.method, embeddings=req.embeddings))
 
 
 @router.get(

@@ -5,7 +5,7 @@ import { spectrumPlot } from "./plot.js";
 
 export const state = {
   model: null, // GET /model, once
-  lastQuery: null, // {bestMatchId} of the last query, shown on the map
+  lastQuery: null, // {id, embedding, bestMatchId} of the last query, shown on the map
 };
 
 /** GET /model, cached for the page's life. */

@@ -7,6 +7,7 @@ import { colorize, scatterPlot } from "./plot.js";
 
 const $ = (id) => document.getElementById(id);
 let points = null; // the parsed map of the last answer
+let queryPoint = null; // {x, y} of the current query in that map, when it could be placed
 
 /**
  * The map answer -> columns. The one place that knows the answer's shape:
@@ -34,21 +35,38 @@ function draw() {
   const field = $("map-colour").value || "cluster";
   const values = field === "cluster" ? points.cluster : points.metadata.map((m) => m[field] ?? null);
   const { colors, legend } = colorize(values);
-  const best = state.lastQuery ? points.ids.indexOf(state.lastQuery.bestMatchId) : -1;
+  // The query itself when it could be placed; else (fallback) a ring on its best match.
+  const best = !queryPoint && state.lastQuery ? points.ids.indexOf(state.lastQuery.bestMatchId) : -1;
   scatterPlot($("map-plot"), {
     x: points.x,
     y: points.y,
     colors,
     highlight: best,
+    marker: queryPoint,
     label: (i) => `${points.ids[i]} · cluster ${points.cluster[i] ?? "—"}\n${fmtMetadata(points.metadata[i])}`,
     onClick: (i) => showEntry(points.ids[i]).catch((e) => toast(e.message, "error")),
   });
-  $("map-legend").replaceChildren(
-    ...legend.map(([label, color]) =>
-      h("span", { className: "legend-item" }, h("span", { className: "swatch", style: `background:${color}` }), `${field} ${label}`),
-    ),
-    best >= 0 ? h("span", { className: "legend-item" }, "◯ best match of the current query") : null,
+  const items = legend.map(([label, color]) =>
+    h("span", { className: "legend-item" }, h("span", { className: "swatch", style: `background:${color}` }), `${field} ${label}`),
   );
+  if (queryPoint) {
+    items.push(h("span", { className: "legend-item", id: "map-query" }, `◆ current query: ${state.lastQuery.id}`));
+  } else if (best >= 0) {
+    items.push(h("span", { className: "legend-item" }, "◯ best match of the current query"));
+  }
+  $("map-legend").replaceChildren(...items); // (replaceChildren writes a null as "null")
+}
+
+/** The current query's {x, y} in the stored map (POST /library/map/place), or null. */
+async function placeQuery(method) {
+  const embedding = state.lastQuery?.embedding;
+  if (!embedding) return null;
+  try {
+    const answer = await api("/library/map/place", { method: "POST", body: { method, embeddings: [embedding] } });
+    return answer.points[0];
+  } catch {
+    return null; // no fitted transform here (409) or an older server: the ring fallback
+  }
 }
 
 export async function refreshMap() {
@@ -73,6 +91,7 @@ export async function refreshMap() {
     $("map-status").textContent = "The library is empty: nothing to map.";
     return;
   }
+  queryPoint = await placeQuery(method);
   const select = $("map-colour");
   const current = select.value;
   select.replaceChildren(...colourFields(points).map((f) => h("option", { value: f }, f)));

@@ -135,6 +135,13 @@ export function scatterPlot(el, spec) {
     y0 = Math.min(y0, spec.y[i]);
     y1 = Math.max(y1, spec.y[i]);
   }
+  if (spec.marker) {
+    // the current query, placed on the map: part of the view, drawn over the points
+    x0 = Math.min(x0, spec.marker.x);
+    x1 = Math.max(x1, spec.marker.x);
+    y0 = Math.min(y0, spec.marker.y);
+    y1 = Math.max(y1, spec.marker.y);
+  }
   const px = (x1 - x0 || 1) * 0.03;
   const py = (y1 - y0 || 1) * 0.03;
   const screenX = new Float32Array(n);
@@ -173,6 +180,23 @@ export function scatterPlot(el, spec) {
       ctx.lineWidth = 2 * devicePixelRatio;
       ctx.beginPath();
       ctx.arc(cx, cy, 7 * devicePixelRatio, 0, 2 * Math.PI);
+      ctx.stroke();
+    }
+    if (spec.marker) {
+      // a diamond, bigger than any point, black-edged so it reads on every colour
+      const cx = u.valToPos(spec.marker.x, "x", true);
+      const cy = u.valToPos(spec.marker.y, "y", true);
+      const d = 9 * devicePixelRatio;
+      ctx.beginPath();
+      ctx.moveTo(cx, cy - d);
+      ctx.lineTo(cx + d, cy);
+      ctx.lineTo(cx, cy + d);
+      ctx.lineTo(cx - d, cy);
+      ctx.closePath();
+      ctx.fillStyle = "#ffd400";
+      ctx.fill();
+      ctx.strokeStyle = "#111";
+      ctx.lineWidth = 2 * devicePixelRatio;
       ctx.stroke();
     }
     ctx.restore();

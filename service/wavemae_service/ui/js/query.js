@@ -87,6 +87,17 @@ async function matchesFor(values, wavelengths, k) {
   }
 }
 
+/** The query's embedding, to place it on the map; null when the service cannot embed it. */
+async function embeddingFor(values, wavelengths) {
+  try {
+    const answer = await api("/embed", { method: "POST", body: { spectra: [values], wavelengths } });
+    return answer.embeddings[0];
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    return null;
+  }
+}
+
 async function analyse() {
   if (!parsed) return toast("Load a file or paste numbers first", "error");
   const spectrum = parsed.spectra[Number($("query-row").value) || 0];
@@ -109,13 +120,15 @@ async function analyse() {
   $("query-status").textContent = "working…";
   const started = performance.now();
   try {
-    const [recon, similar] = await Promise.all([
+    const [recon, similar, embedding] = await Promise.all([
       api("/reconstruct", {
         method: "POST",
         body: { spectra: [spectrum.values], wavelengths, missing: [bands] },
       }),
       matchesFor(spectrum.values, wavelengths, k),
+      embeddingFor(spectrum.values, wavelengths),
     ]);
+    state.lastQuery = { id: spectrum.id, embedding, bestMatchId: null };
     const reconstruction = recon.reconstructions[0];
     showQc(qcFrom(recon, 0));
     drawReconstruction(x, spectrum, reconstruction, bands, model);
@@ -159,7 +172,7 @@ async function showMatches(x, spectrum, similar, model) {
     $("match-plot").replaceChildren();
     return;
   }
-  state.lastQuery = { bestMatchId: similar.hits[0].id };
+  state.lastQuery = { ...state.lastQuery, bestMatchId: similar.hits[0].id };
   const entries = await Promise.all(
     similar.hits.map((hit) => api(`/library/${encodeURIComponent(hit.id)}`)),
   );
