@@ -24,8 +24,8 @@ from .analysis import (
     cluster_result,
     map_result,
 )
-from .base import LibraryError, LibraryStore, MetadataFilter
-from .service import service_error
+from .base import LibraryStore, MetadataFilter
+from .service import require_store, run_on_store
 
 __all__ = ["MAP_METHODS", "AnalysisService"]
 
@@ -277,13 +277,7 @@ class AnalysisService:
             raise AnalysisInProgress(str(exc)) from None
 
     def _require_store(self) -> LibraryStore:
-        if self._store is None:
-            raise InvalidInput("this server runs without a reference library")
-        return self._store
+        return require_store(self._store)
 
     async def _call(self, work: Callable[[LibraryStore], T]) -> T:
-        store = self._require_store()
-        try:
-            return await asyncio.to_thread(work, store)
-        except LibraryError as exc:
-            raise service_error(exc) from None
+        return await run_on_store(self._store, work)

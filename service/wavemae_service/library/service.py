@@ -140,6 +140,23 @@ def service_error(exc: LibraryError) -> ServiceError:
     return InternalError("the library could not complete the request")
 
 
+def require_store(store: LibraryStore | None) -> LibraryStore:
+    """The store, or InvalidInput when the server runs without a reference library."""
+    if store is None:
+        raise InvalidInput("this server runs without a reference library")
+    return store
+
+
+async def run_on_store(store: LibraryStore | None, work: Callable[[LibraryStore], T]) -> T:
+    """``work(store)`` in a worker thread (off the event loop), the store's errors translated
+    into service errors."""
+    checked = require_store(store)
+    try:
+        return await asyncio.to_thread(work, checked)
+    except LibraryError as exc:
+        raise service_error(exc) from None
+
+
 class LibraryService:
     """Typed library operations for one served model.
 
@@ -423,17 +440,10 @@ class LibraryService:
     # -- helpers -------------------------------------------------------------------------------
 
     def _require_store(self) -> LibraryStore:
-        if self._store is None:
-            raise InvalidInput("this server runs without a reference library")
-        return self._store
+        return require_store(self._store)
 
     async def _call(self, work: Callable[[LibraryStore], T]) -> T:
-        """``work(store)`` in a worker thread, the store's errors translated."""
-        store = self._require_store()
-        try:
-            return await asyncio.to_thread(work, store)
-        except LibraryError as exc:
-            raise service_error(exc) from None
+        return await run_on_store(self._store, work)
 
     def _preprocess_stored(self, entry: LibraryEntry) -> np.ndarray:
         """A stored original spectrum -> ``(seq_len,)`` model input, naming the entry on error.
