@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
 
 from ..auth import require_admin, require_read
 from ..errors import (
@@ -27,6 +28,8 @@ _START_RESPONSES = openapi_responses(
     *REQUEST_ERRORS, NotFound, LibraryVersionMismatch, AnalysisInProgress
 )
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
 
 def get_analysis(request: Request) -> AnalysisService:
     """The analysis service (503 while starting, like every library route)."""
@@ -36,10 +39,21 @@ def get_analysis(request: Request) -> AnalysisService:
     return request.app.state.analysis
 
 
-def _job_answer(job: object, status_url: str) -> Response:
+def _job_answer(job: object) -> Response:
+    """202 with the job and where to poll it."""
     body = job.public()  # type: ignore[attr-defined]
-    body["status_url"] = status_url
+    body["status_url"] = f"/library/jobs/{job.id}"  # type: ignore[attr-defined]
     return json_response(body, status_code=202)
+
+
+async def _read_json(request: Request, model: type[ModelT], empty: bytes | None = None) -> ModelT:
+    """The JSON body as ``model`` (415 for another media type, 422 naming the field);
+    ``empty`` stands in for an empty body when the request's fields all have defaults."""
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    check_json(media_type(request))
+    if not body and empty is not None:
+        body = empty
+    return await decode(body, lambda b: parse_json(model, b))
 
 
 @router.post(
@@ -55,13 +69,11 @@ async def start_clusters(request: Request) -> Response:
     progress is at `status_url`. The result (labels per entry, sizes, centroids, the chosen k
     and its BIC per k) is stored with the model version and read at GET /library/clusters."""
     analysis = get_analysis(request)
-    body = await read_body(request, request.app.state.settings.max_body_bytes)
-    check_json(media_type(request))
-    req = await decode(body or b"{}", lambda b: parse_json(ClustersRequest, b))
+    req = await _read_json(request, ClustersRequest, empty=b"{}")
     job = await analysis.start_clusters(
         method=req.method, k=req.k, metadata_filter=parse_filter(req.filter)
     )
-    return _job_answer(job, f"/library/jobs/{job.id}")
+    return _job_answer(job)
 
 
 @router.get(
@@ -94,11 +106,9 @@ async def start_map(request: Request) -> Response:
     """Fit UMAP or t-SNE (metric cosine, fixed seed) on every entry's embedding; answers 202
     with the job. Coordinates are stored with the model version (GET /library/map)."""
     analysis = get_analysis(request)
-    body = await read_body(request, request.app.state.settings.max_body_bytes)
-    check_json(media_type(request))
-    req = await decode(body or b"{}", lambda b: parse_json(MapRequest, b))
+    req = await _read_json(request, MapRequest, empty=b"{}")
     job = await analysis.start_map(method=req.method)
-    return _job_answer(job, f"/library/jobs/{job.id}")
+    return _job_answer(job)
 
 
 @router.get(
@@ -138,9 +148,7 @@ async def place_on_map(request: Request) -> Response:
     library's points unmoved, nothing stored). 404 without a map; 409 when the map was fitted
     by another process (refit it)."""
     analysis = get_analysis(request)
-    body = await read_body(request, request.app.state.settings.max_body_bytes)
-    check_json(media_type(request))
-    req = await decode(body, lambda b: parse_json(MapPlaceRequest, b))
+    req = await _read_json(request, MapPlaceRequest)
     return json_response(await analysis.place(method=req.method, embeddings=req.embeddings))
 
 
