@@ -18,21 +18,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .errors import InternalError, InvalidInput, ServiceError, error_body, type_for_status
+from .errors import (
+    CONNECTION_ERRORS,
+    InternalError,
+    InvalidInput,
+    ServiceError,
+    error_body,
+    openapi_responses,
+    type_for_status,
+)
 from .inference import Inference
 from .inputs import field_name
 from .library.analysis_service import AnalysisService
 from .library.service import LibraryService
 from .metrics import ServiceMetrics
 from .routes import ROUTERS
-from .routes.common import json_response
+from .routes.common import json_response, single_valued_query
 from .routes.ui import router as ui_router
 from .schemas import (
     ClustersRequest,
@@ -231,6 +239,24 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
+    # Any operation can meet the connection layer's answers (malformed HTTP, slow or huge
+    # headers) before its route runs: document them everywhere.
+    connection_responses = openapi_responses(*CONNECTION_ERRORS)
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, response in connection_responses.items():
+                responses.setdefault(
+                    str(status),
+                    {
+                        "description": response["description"],
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                            }
+                        },
+                    },
+                )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in _REQUEST_MODELS:
         model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -255,6 +281,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "(NIR, mid-IR, Raman) with a WaveMAE model on ONNX Runtime. Errors have the shape "
         '`{"error": {"type", "message", "field"}}`.',
         lifespan=_lifespan,
+        dependencies=[Depends(single_valued_query)],
         docs_url=None,  # /docs and /redoc come from routes/ui.py, with self-hosted assets
         redoc_url=None,
     )

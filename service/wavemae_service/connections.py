@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from http import HTTPStatus
 from typing import Any
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .errors import error_body
+from .errors import BadRequest, HeadersTooLarge, RequestTimeout, ServiceError, error_body
 
 __all__ = ["ConnectionLimits", "fit_to_file_limit", "guarded_protocol"]
 
@@ -64,10 +65,11 @@ def fit_to_file_limit(max_connections: int) -> int:
     return max_connections
 
 
-def _answer(status: int, reason: str, error_type: str, message: str) -> bytes:
-    body = orjson.dumps(error_body(error_type, message))
+def _answer(error: type[ServiceError], message: str) -> bytes:
+    body = orjson.dumps(error_body(error.type, message))
+    reason = HTTPStatus(error.status).phrase
     head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {error.status} {reason}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
@@ -100,8 +102,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 self._tail = seen[-3:]
                 if self._header_bytes > limits.max_header_bytes:
                     self._refuse(
-                        431,
-                        "Request Header Fields Too Large",
+                        HeadersTooLarge,
                         f"the request headers exceed {limits.max_header_bytes} bytes",
                     )
                     return
@@ -131,14 +132,19 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
             self._header_timer = None
             if self._header_bytes:
                 message = f"the request headers did not arrive within {limits.header_timeout_s} s"
-                self._refuse(408, "Request Timeout", message)
+                self._refuse(RequestTimeout, message)
             elif not self.transport.is_closing():
                 self.transport.close()
 
-        def _refuse(self, status: int, reason: str, message: str) -> None:
+        def send_400_response(self, msg: str) -> None:
+            """httptools could not parse the request: the same JSON error body as every answer."""
+            message = "the request is not well-formed HTTP (request line, header or Content-Length)"
+            self._refuse(BadRequest, message)
+
+        def _refuse(self, error: type[ServiceError], message: str) -> None:
             self._headers_arrived()
             if not self.transport.is_closing():
-                self.transport.write(_answer(status, reason, "bad_request", message))
+                self.transport.write(_answer(error, message))
                 self.transport.close()
 
     return GuardedHttpToolsProtocol

@@ -21,11 +21,13 @@ from typing import Any
 from .schemas import ErrorResponse
 
 __all__ = [
+    "CONNECTION_ERRORS",
     "ERRORS",
     "STATUS_BY_TYPE",
     "AnalysisInProgress",
     "BadRequest",
     "Forbidden",
+    "HeadersTooLarge",
     "InferenceFailed",
     "InternalError",
     "InvalidInput",
@@ -38,6 +40,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "ReembedInProgress",
+    "RequestTimeout",
     "ServiceError",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -72,6 +75,22 @@ class BadRequest(ServiceError):
     type = "bad_request"
     status = 400
     description = "The request is not well-formed HTTP"
+
+
+class RequestTimeout(ServiceError):
+    """The request headers did not arrive in time (answered by the connection layer)."""
+
+    type = "request_timeout"
+    status = 408
+    description = "The request headers did not arrive within the header deadline"
+
+
+class HeadersTooLarge(ServiceError):
+    """The request headers exceed the limit (answered by the connection layer)."""
+
+    type = "headers_too_large"
+    status = 431
+    description = "The request headers are too large"
 
 
 class Unauthorized(ServiceError):
@@ -205,6 +224,7 @@ ERRORS: tuple[type[ServiceError], ...] = (
     ServiceError,
     BadRequest,
     Unauthorized,
+    RequestTimeout,
     Forbidden,
     NotFound,
     MethodNotAllowed,
@@ -216,11 +236,15 @@ ERRORS: tuple[type[ServiceError], ...] = (
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidInput,
+    HeadersTooLarge,
     Overloaded,
     InternalError,
     InferenceFailed,
     NotReady,
 )
+
+#: What the connection layer answers before a request reaches a route: any operation can.
+CONNECTION_ERRORS: tuple[type[ServiceError], ...] = (BadRequest, RequestTimeout, HeadersTooLarge)
 
 #: The one table from error type to HTTP status.
 STATUS_BY_TYPE: dict[str, int] = {cls.type: cls.status for cls in ERRORS}

@@ -119,6 +119,14 @@ def test_filters_follow_one_rule_without_union_tags_in_field_names(http):
     assert _error(missing, 422)["field"] == "missing[0][0]"
 
 
+def test_a_repeated_query_parameter_is_refused_not_silently_last_wins(http):
+    # Found by schemathesis: ?filter=X&filter= listed the whole library, the filter ignored.
+    listed = http.get("/library", params=[("filter", '{"kind": "a"}'), ("filter", "")])
+    error = _error(listed, 422)
+    assert error["field"] == "filter" and "2 times" in error["message"]
+    assert http.get("/library", params={"filter": '{"kind": "a"}'}).status_code == 200
+
+
 # -- scores are finite: huge query embeddings normalise, all-zero ones are refused -------------
 
 

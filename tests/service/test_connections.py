@@ -11,6 +11,7 @@ import socket
 import time
 
 import httpx
+import orjson
 import pytest
 
 HEADER_TIMEOUT_S = 1.0
@@ -93,6 +94,23 @@ def test_an_oversized_header_is_refused(guarded_server):
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8192 + b"\r\n\r\n")
         _, received = _closed_after(sock)
     assert received.startswith(b"HTTP/1.1 431"), received[:100]
+    assert b'"type":"headers_too_large"' in received
+
+
+def test_a_malformed_request_gets_a_json_400_that_the_schema_documents(guarded_server):
+    # Found by schemathesis: httptools refused a non-numeric Content-Length with a plain-text
+    # 400 that no operation documented.
+    with _connect(guarded_server) as sock:
+        sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: U<g\r\n\r\n")
+        _, received = _closed_after(sock)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), received[:100]
+    assert b"content-type: application/json" in head.lower()
+    assert orjson.loads(body)["error"]["type"] == "bad_request"
+    schema = httpx.get(guarded_server.url + "/openapi.json", timeout=10).json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {"400", "408", "431"} <= set(operation["responses"]), (method, path)
 
 
 def test_connections_beyond_the_cap_are_closed_and_idle_ones_do_not_lock_out(guarded_server):

@@ -40,6 +40,7 @@ __all__ = [
     "npy_response",
     "read_body",
     "read_request_spectra",
+    "single_valued_query",
     "uploaded_file",
     "wants_npy",
 ]
@@ -54,6 +55,19 @@ FILE_DOC = (
 )
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def single_valued_query(request: Request) -> None:
+    """Every query parameter of this API takes one value: a repeated one (``?k=3&k=5``) is
+    refused by name rather than silently answered with the last value."""
+    params = request.query_params
+    for name in params:
+        count = len(params.getlist(name))
+        if count > 1:
+            raise InvalidInput(
+                f"query parameter {name!r} is given {count} times; give it once", field=name
+            )
+
 
 #: The errors any authenticated request can meet (documented on every such route).
 REQUEST_ERRORS = (
