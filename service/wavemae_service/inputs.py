@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from .schemas import EmbedRequest
+from .schemas import EmbedRequest, SpectraRequest
 from .uploads import (
     UPLOAD_MEDIA_TYPES,
     UploadOptions,
@@ -253,6 +253,8 @@ class SpectraBody:
         unit: the unit of ``wavelengths`` (``nm``, ``um``, ``cm-1``), or None (the model's).
         metadata: per-spectrum metadata from a file's header or columns, else None.
         name: the upload's file name, else None.
+        request: the parsed JSON request model (JSON bodies), for the route's own options;
+            else None.
     """
 
     values: np.ndarray
@@ -262,6 +264,7 @@ class SpectraBody:
     unit: str | None = None
     metadata: list[dict[str, Any]] | None = None
     name: str | None = None
+    request: SpectraRequest | None = None
 
 
 def read_spectra(
@@ -269,7 +272,7 @@ def read_spectra(
     kind: str,
     *,
     max_spectra: int,
-    model: type[EmbedRequest] = EmbedRequest,
+    model: type[SpectraRequest] = EmbedRequest,
     options: UploadOptions | None = None,
 ) -> SpectraBody:
     """A body of spectra in any accepted format -> arrays.
@@ -316,6 +319,7 @@ def read_spectra(
         vector_array(req.wavelengths, field="wavelengths"),
         missing=missing,
         unit=check_unit(req.unit, "unit") or options.unit,
+        request=req,
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, JsonValue, Stric
 from wavemae.similarity import DEFAULT_PREPROCESSING, DEFAULT_WINDOW
 
 __all__ = [
+    "ClusterAssignment",
     "ClustersRequest",
     "EmbedRequest",
     "EmbedResponse",
@@ -34,6 +35,7 @@ __all__ = [
     "ReembedResponse",
     "SimilarRequest",
     "SimilarResponse",
+    "SpectraRequest",
 ]
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
@@ -72,7 +74,9 @@ class _Strict(BaseModel):
 MissingItem = Annotated[int, Strict()] | Annotated[list[Number], Field(min_length=2, max_length=2)]
 
 
-class EmbedRequest(_Strict):
+class SpectraRequest(_Strict):
+    """The spectra fields of /embed and /reconstruct."""
+
     spectra: list[list[MaybeNumber]] = Field(..., description=_SPECTRA_DOC)
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
     unit: str | None = Field(None, description=_UNIT_DOC)
@@ -89,6 +93,32 @@ class EmbedRequest(_Strict):
     )
 
 
+_INCLUDE_CLUSTER_DOC = (
+    "Also answer `clusters`: per query spectrum, the cluster it falls into in the library's "
+    "stored clustering (POST /library/clusters) and how strongly it belongs. 409 "
+    "clusters_not_computed when none is stored for the served model version. Query parameter "
+    "`include_cluster=true` for file and .npy bodies."
+)
+
+
+class EmbedRequest(SpectraRequest):
+    include_cluster: Annotated[bool, Strict()] = Field(False, description=_INCLUDE_CLUSTER_DOC)
+
+
+class ClusterAssignment(BaseModel):
+    method: str = Field(..., description="'kmeans' or 'vmf': how the stored clustering was fitted.")
+    k: int = Field(..., description="Number of clusters of the stored clustering.")
+    score: Literal["cosine", "posterior"] = Field(
+        ...,
+        description="What `scores` are: the cosine of the query's embedding to its cluster's "
+        "centroid (kmeans, in [-1, 1]) or the posterior probability of its component (vmf).",
+    )
+    model_version: str = Field(..., description="The model the clustering was computed with.")
+    computed_at: float = Field(..., description="When it was computed (Unix seconds).")
+    labels: list[int] = Field(..., description="Per query spectrum, its cluster (0..k-1).")
+    scores: list[float] = Field(..., description="Per query spectrum, how strongly it belongs.")
+
+
 class EmbedResponse(BaseModel):
     embeddings: list[list[float]] = Field(
         ..., description="(N, latent_dim) L2-normalised embeddings, in request order."
@@ -103,9 +133,12 @@ class EmbedResponse(BaseModel):
         description="Per spectrum, why the answer may be doubtful (low coverage, resampled from "
         "a much coarser grid, out of distribution for the model); empty when none.",
     )
+    clusters: ClusterAssignment | None = Field(
+        None, description="With include_cluster: where each spectrum falls in the clustering."
+    )
 
 
-class ReconstructRequest(EmbedRequest):
+class ReconstructRequest(SpectraRequest):
     """The same fields as /embed: spectra, wavelengths, unit, missing."""
 
 
@@ -188,6 +221,11 @@ class SimilarRequest(_Strict):
         description="space='spectrum': how scores read: 'hqi' = 100 r, 'r' = r, "
         "'r2' = 100 max(r, 0)^2 (hits are ranked by r in every scale).",
     )
+    include_cluster: Annotated[bool, Strict()] = Field(
+        False,
+        description=_INCLUDE_CLUSTER_DOC + " Assigned by the query's embedding in either space "
+        "(space='spectrum' embeds the spectra for it).",
+    )
 
 
 class Neighbour(BaseModel):
@@ -211,6 +249,9 @@ class SimilarResponse(BaseModel):
     results: list[list[Neighbour]] = Field(..., description="Per query, best first.")
     model: str
     space: str
+    clusters: ClusterAssignment | None = Field(
+        None, description="With include_cluster: where each query falls in the clustering."
+    )
 
 
 class LibraryPutRequest(_Strict):

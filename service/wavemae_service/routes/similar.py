@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from wavemae.similarity import HQIOptions
 
 from ..auth import require_read
-from ..errors import InvalidInput, LibraryVersionMismatch, openapi_responses
+from ..errors import ClustersNotComputed, InvalidInput, LibraryVersionMismatch, openapi_responses
 from ..inputs import (
     SpectraBody,
     nan_as_missing,
@@ -23,6 +24,7 @@ from ..library.service import SimilarQuery
 from ..schemas import SimilarRequest, SimilarResponse
 from ..uploads import check_unit
 from ..validation import parse_filter
+from .cluster_option import cluster_answer, requested_clustering
 from .common import (
     FILE_DOC,
     REQUEST_ERRORS,
@@ -42,7 +44,7 @@ router = APIRouter(tags=["library"], dependencies=[Depends(require_read)])
 @router.post(
     "/similar",
     response_model=SimilarResponse,
-    responses=openapi_responses(*REQUEST_ERRORS, LibraryVersionMismatch),
+    responses=openapi_responses(*REQUEST_ERRORS, LibraryVersionMismatch, ClustersNotComputed),
     openapi_extra=body_doc(SimilarRequest, csv=FILE_DOC, form=FILE_DOC),
     summary="Search the reference library",
 )
@@ -52,7 +54,9 @@ async def similar(request: Request) -> Response:
     `space="embedding"`: cosine of the served model's embeddings of `spectra` (or of the given
     `embeddings`). `space="spectrum"`: the Hit Quality Index of `spectra` against every
     candidate on the model grid, after `preprocessing` (default: 2nd Savitzky-Golay derivative,
-    9 bands), with `exclude`d ranges left out. `filter` restricts candidates by metadata.
+    11 bands), with `exclude`d ranges left out. `filter` restricts candidates by metadata.
+    `include_cluster` (JSON field, or query parameter) also answers where each query's
+    embedding falls in the library's stored clustering (409 when there is none).
     """
     library = get_library(request)
     settings = request.app.state.settings
@@ -102,8 +106,19 @@ async def similar(request: Request) -> Response:
         hqi=_hqi_options(req),
         missing=missing,
     )
+    clustering = await requested_clustering(request, req.include_cluster)
+    if clustering is not None and query.space == "embedding" and query.spectra is not None:
+        # Embed once: the same vectors search the library and find the cluster.
+        embedded, _ = await inference.embed(values, wavelengths, missing=missing)
+        query = replace(query, spectra=None, wavelengths=None, missing=None, embeddings=embedded)
     results = await library.similar(query)
-    return json_response({"results": results, "model": library.model_id, "space": req.space})
+    answer = {"results": results, "model": library.model_id, "space": req.space}
+    if clustering is not None:
+        vectors = query.embeddings
+        if vectors is None:  # space="spectrum" compared spectra; the cluster needs embeddings
+            vectors, _ = await inference.embed(values, wavelengths, missing=missing)
+        answer["clusters"] = await cluster_answer(request, vectors, clustering)
+    return json_response(answer)
 
 
 def _hqi_options(req: SimilarRequest) -> HQIOptions:
