@@ -3,7 +3,7 @@
 
 import { ApiError, api } from "./api.js";
 import { fmt, fmtMetadata, getModel, h, showEntry, state, toast } from "./common.js";
-import { interpolate, parseSpectra } from "./parse.js";
+import { interpolate, parseSpectra, readSpectraFile } from "./parse.js";
 import { PALETTE, spectrumPlot } from "./plot.js";
 
 const HIDDEN_BAND = "rgba(242, 142, 43, 0.18)";
@@ -209,9 +209,44 @@ async function showMatches(x, spectrum, similar, model) {
   });
 }
 
-async function load(text, name) {
+const FORMAT_NAMES = {
+  csv: "CSV",
+  jcamp: "JCAMP-DX",
+  spc: "SPC",
+  opus: "OPUS",
+  spa: "OMNIC SPA",
+  npy: ".npy on the model's grid",
+  npz: ".npz",
+  innospectra: "InnoSpectra CSV",
+};
+
+/** The spectra of a file (read by the service) labelled for the plots: the file's name, and
+ * the spectrum's id in it when it has one. */
+async function fromFile(file) {
+  const read = await readSpectraFile(file);
+  const many = read.spectra.length > 1;
+  const label = (s, i) => {
+    if (s.id !== null) return `${file.name} · ${s.id}`;
+    return many ? `${file.name} #${i + 1}` : file.name;
+  };
+  return { ...read, spectra: read.spectra.map((s, i) => ({ ...s, id: label(s, i) })) };
+}
+
+/** Where the spectra came from, for the line under the drop zone. */
+function describe(name, loaded) {
+  const count = loaded.spectra.length;
+  const parts = [`${name}: ${count} spectrum${count === 1 ? "" : "s"}, ${loaded.spectra[0].values.length} points`];
+  if (loaded.format) parts.push(FORMAT_NAMES[loaded.format] || loaded.format);
+  if (loaded.fileUnit && loaded.fileUnit !== loaded.unit) {
+    parts.push(`axis converted from ${loaded.fileUnit} to ${loaded.unit}`);
+  }
+  return parts.join(" · ") + (loaded.wavelengths ? "" : " (model grid)");
+}
+
+/** Load spectra (``read`` resolves to them) and analyse the first. */
+async function load(read, name) {
   try {
-    parsed = parseSpectra(text, name);
+    parsed = await read();
   } catch (error) {
     parsed = null;
     toast(`${name}: ${error.message}`, "error");
@@ -220,16 +255,17 @@ async function load(text, name) {
   const select = $("query-row");
   select.replaceChildren(...parsed.spectra.map((s, i) => h("option", { value: i }, s.id)));
   select.hidden = parsed.spectra.length < 2;
-  const n = parsed.spectra[0].values.length;
-  $("query-loaded").textContent = `${name}: ${parsed.spectra.length} spectrum(s), ${n} points${parsed.wavelengths ? "" : " (model grid)"}`;
+  $("query-loaded").textContent = describe(name, parsed);
   await analyse();
 }
+
+const loadFile = (file) => load(() => fromFile(file), file.name);
 
 export function initQuery() {
   const drop = $("query-drop");
   const file = $("query-file");
   file.addEventListener("change", async () => {
-    if (file.files[0]) await load(await file.files[0].text(), file.files[0].name);
+    if (file.files[0]) await loadFile(file.files[0]);
   });
   drop.addEventListener("dragover", (e) => {
     e.preventDefault();
@@ -240,9 +276,11 @@ export function initQuery() {
     e.preventDefault();
     drop.classList.remove("over");
     const f = e.dataTransfer.files[0];
-    if (f) await load(await f.text(), f.name);
+    if (f) await loadFile(f);
   });
-  $("query-paste-go").addEventListener("click", () => load($("query-paste").value, "pasted"));
+  $("query-paste-go").addEventListener("click", () =>
+    load(async () => parseSpectra($("query-paste").value, "pasted"), "pasted"),
+  );
   $("query-run").addEventListener("click", analyse);
   $("query-row").addEventListener("change", analyse);
 }
