@@ -478,7 +478,7 @@ def test_map_shows_the_current_query_as_a_point(watched, dash_server, tmp_path):
     assert "No t-SNE map" in page.inner_text("#map-status")
     page.click("#map-fit")
     page.wait_for_function(
-        f"document.getElementById('map-status').textContent.includes('{N_ENTRIES} entries')",
+        f"document.getElementById('map-status').textContent.startsWith('{N_ENTRIES} entries')",
         timeout=120_000,
     )
     assert page.locator("#map-plot canvas").count() == 1

@@ -235,7 +235,7 @@ async function fromFile(file) {
 /** Where the spectra came from, for the line under the drop zone. */
 function describe(name, loaded) {
   const count = loaded.spectra.length;
-  const parts = [`${name}: ${count} spectrum${count === 1 ? "" : "s"}, ${loaded.spectra[0].values.length} points`];
+  const parts = [`${name}: ${count} ${count === 1 ? "spectrum" : "spectra"}, ${loaded.spectra[0].values.length} points`];
   if (loaded.format) parts.push(FORMAT_NAMES[loaded.format] || loaded.format);
   if (loaded.fileUnit && loaded.fileUnit !== loaded.unit) {
     parts.push(`axis converted from ${loaded.fileUnit} to ${loaded.unit}`);
