@@ -9,7 +9,7 @@ import { PALETTE, spectrumPlot } from "./plot.js";
 const HIDDEN_BAND = "rgba(242, 142, 43, 0.18)";
 const OUTSIDE_MODEL = "rgba(120, 120, 120, 0.14)";
 
-let parsed = null; // {wavelengths, spectra} of the loaded file or pasted text
+let parsed = null; // {wavelengths, spectra, unit?} of the loaded file or pasted text
 
 const $ = (id) => document.getElementById(id);
 
@@ -77,9 +77,9 @@ function compare(qx, qy, mx, my) {
   return { hqi, overlay };
 }
 
-async function matchesFor(values, wavelengths, k) {
+async function matchesFor(values, axis, k) {
   try {
-    const answer = await api("/similar", { method: "POST", body: { spectra: [values], wavelengths, k } });
+    const answer = await api("/similar", { method: "POST", body: { spectra: [values], ...axis, k } });
     return { hits: answer.results[0], error: null };
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
@@ -88,9 +88,9 @@ async function matchesFor(values, wavelengths, k) {
 }
 
 /** The query's embedding, to place it on the map; null when the service cannot embed it. */
-async function embeddingFor(values, wavelengths) {
+async function embeddingFor(values, axis) {
   try {
-    const answer = await api("/embed", { method: "POST", body: { spectra: [values], wavelengths } });
+    const answer = await api("/embed", { method: "POST", body: { spectra: [values], ...axis } });
     return answer.embeddings[0];
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
@@ -115,7 +115,9 @@ async function analyse() {
   } catch (error) {
     return toast(error.message, "error");
   }
-  const wavelengths = parsed.wavelengths;
+  // A file's axis comes from POST /parse already in the model's unit: saying so keeps the
+  // service from guessing another unit for an axis outside the model's range.
+  const axis = { wavelengths: parsed.wavelengths, unit: parsed.unit };
   const k = Number($("query-k").value) || 5;
   $("query-status").textContent = "working…";
   const started = performance.now();
@@ -123,10 +125,10 @@ async function analyse() {
     const [recon, similar, embedding] = await Promise.all([
       api("/reconstruct", {
         method: "POST",
-        body: { spectra: [spectrum.values], wavelengths, missing: [bands] },
+        body: { spectra: [spectrum.values], ...axis, missing: [bands] },
       }),
-      matchesFor(spectrum.values, wavelengths, k),
-      embeddingFor(spectrum.values, wavelengths),
+      matchesFor(spectrum.values, axis, k),
+      embeddingFor(spectrum.values, axis),
     ]);
     state.lastQuery = { id: spectrum.id, embedding, bestMatchId: null };
     const reconstruction = recon.reconstructions[0];
@@ -136,6 +138,7 @@ async function analyse() {
     $("query-status").textContent = `${recon.model} · ${Math.round(performance.now() - started)} ms`;
   } catch (error) {
     $("query-status").textContent = "";
+    for (const id of ["qc", "query-plot", "match-plot", "matches"]) $(id).replaceChildren();
     toast(error.message, "error");
   }
 }
