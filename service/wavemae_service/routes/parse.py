@@ -99,7 +99,7 @@ async def parse(request: Request) -> Response:
             "format": spectra.format,
             "filename": spectra.name,
             "unit": inference.unit,
-            "file_unit": spectra.unit,
+            "file_unit": spectra.unit,  # to_model_unit converts the axis, keeps the unit read
             "wavelengths": wavelengths.tolist(),  # (a reversed axis is a view: not orjson's)
             "spectra": [
                 {"id": i, "values": v.tolist(), "metadata": m, "missing": gaps}
