@@ -255,6 +255,8 @@ class SpectraBody:
         name: the upload's file name, else None.
         request: the parsed JSON request model (JSON bodies), for the route's own options;
             else None.
+        format: how the body was read: a :data:`wavemae.data.FORMATS` entry for a file,
+            ``npy`` for a raw .npy body, ``json`` for JSON.
     """
 
     values: np.ndarray
@@ -265,6 +267,7 @@ class SpectraBody:
     metadata: list[dict[str, Any]] | None = None
     name: str | None = None
     request: SpectraRequest | None = None
+    format: str = "json"
 
 
 def read_spectra(
@@ -297,14 +300,21 @@ def read_spectra(
     if kind == NPY_MEDIA_TYPE and not is_file:
         values = load_npy(body, max_spectra=max_spectra, allow_nan=options.nan_as_missing)
         values, missing = nan_as_missing(values, None, options.nan_as_missing, "body")
-        return SpectraBody(values, None, missing=missing, unit=options.unit)
+        return SpectraBody(values, None, missing=missing, unit=options.unit, format="npy")
     if is_file or kind in UPLOAD_MEDIA_TYPES:
-        values, wavelengths, unit, ids, metadata = read_file_body(
+        values, wavelengths, unit, ids, metadata, fmt = read_file_body(
             body, kind, options, max_spectra=max_spectra
         )
         values, missing = nan_as_missing(values, None, options.nan_as_missing, "body")
         return SpectraBody(
-            values, wavelengths, ids, missing, unit=unit, metadata=metadata, name=options.filename
+            values,
+            wavelengths,
+            ids,
+            missing,
+            unit=unit,
+            metadata=metadata,
+            name=options.filename,
+            format=fmt,
         )
     check_json(kind, (NPY_MEDIA_TYPE, *UPLOAD_MEDIA_TYPES, "multipart/form-data"))
     req = parse_json(model, body)

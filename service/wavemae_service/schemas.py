@@ -30,6 +30,8 @@ __all__ = [
     "MapRequest",
     "ModelInfo",
     "Neighbour",
+    "ParseResponse",
+    "ParsedSpectrum",
     "ReconstructRequest",
     "ReconstructResponse",
     "ReembedResponse",
@@ -161,6 +163,37 @@ class ReconstructResponse(BaseModel):
     warnings: list[list[str]] = Field(
         ..., description="Per spectrum, why the answer may be doubtful; empty when none."
     )
+
+
+class ParsedSpectrum(BaseModel):
+    id: str | None = Field(..., description="The spectrum's id in the file; null when it has none.")
+    values: list[float] = Field(..., description="The values, in the order of `wavelengths`.")
+    metadata: dict[str, JsonValue] = Field(
+        ..., description="What the file says about this spectrum (header fields, columns)."
+    )
+    missing: list[int] = Field(
+        ...,
+        description="Positions that were NaN in the file (with nan_as_missing=true; their "
+        "values are interpolated); empty when none.",
+    )
+
+
+class ParseResponse(BaseModel):
+    format: str = Field(..., description="How the body was read: csv, jcamp, spc, opus, npy, ...")
+    filename: str | None = Field(None, description="The upload's file name, when it had one.")
+    unit: str = Field(..., description="The unit of `wavelengths`: always the model's unit.")
+    file_unit: str | None = Field(
+        ...,
+        description="The unit of the file's own axis (from the file or ?unit=); null when it "
+        "named none and the model's unit was assumed.",
+    )
+    wavelengths: list[float] = Field(
+        ...,
+        description="The spectra's shared grid in the model's unit (converted from `file_unit`; "
+        "a wavenumber axis is reversed with its values); the model's grid for a bare .npy.",
+    )
+    spectra: list[ParsedSpectrum]
+    model: str
 
 
 class SimilarRequest(_Strict):

@@ -103,8 +103,9 @@ def check_unit(unit: str | None, field: str = "unit") -> str | None:
 
 def read_file_body(
     body: bytes, kind: str, options: UploadOptions, *, max_spectra: int
-) -> tuple[np.ndarray, np.ndarray, str, list[str] | None, list[dict] | None]:
-    """A spectra file -> ``(values (N, L) float64, wavelengths (L,), unit, ids, metadata)``.
+) -> tuple[np.ndarray, np.ndarray, str, list[str] | None, list[dict] | None, str]:
+    """A spectra file -> ``(values (N, L) float64, wavelengths (L,), unit, ids, metadata,
+    format)``, ``format`` the :data:`wavemae.data.FORMATS` entry it was read as.
 
     Raises:
         InvalidInput: the file cannot be read (the message names the upload and the problem).
@@ -112,8 +113,9 @@ def read_file_body(
     """
     from wavemae.data import SpectraFormatError, detect_format, read_spectra
 
-    name = options.filename or "upload"
     fmt = options.format or UPLOAD_MEDIA_TYPES.get(kind)
+    # the numpy reader tells .npz from .npy by the name's suffix
+    name = options.filename or (f"upload.{fmt}" if fmt else "upload")
     label = f"the upload {name!r}" if options.filename else f"the {(fmt or 'file').upper()} upload"
     try:
         chosen = fmt or detect_format(body[:16384], name)
@@ -137,6 +139,7 @@ def read_file_body(
         unit,
         spectra.ids,
         spectra.metadata,
+        chosen,
     )
 
 
