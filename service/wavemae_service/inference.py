@@ -257,19 +257,29 @@ class Inference:
 
     async def qc_warnings(self, model_input: ModelInput) -> list[list[str]]:
         """The per-spectrum warnings, with "out of distribution" added where the artifact's QC
-        score (its manifest's ``qc`` calibration) is at or above its flag percentile."""
+        score (its manifest's ``qc`` calibration) is at or above its flag percentile.
+
+        A spectrum with hidden bands (outside the caller's range, ``missing``) is scored on the
+        bands it has, with the same ``visible`` mask the masked encoder got (see
+        :meth:`wavemae.qc.QCCalibration.score`): edge-filled bands would make any partial
+        spectrum look odd."""
         warnings = [list(w) for w in (model_input.warnings or [[] for _ in model_input.x])]
         if self.qc is None:
             return warnings
         qc = self.qc
         scores = await asyncio.to_thread(
-            qc.score, model_input.x, self.model.embed, self.model.reconstruct
+            qc.score, model_input.x, self.model.embed, self.model.reconstruct, model_input.visible
         )
         for i in np.flatnonzero(scores["flag"]):
             warnings[i].append(
                 f"out of distribution for the model: QC score {scores['score'][i]:.2f} at "
                 f"percentile {scores['percentile'][i]:.1f} (flagged from "
                 f"{qc.flag_percentile:g})"
+            )
+        for i in np.flatnonzero(np.isnan(scores["score"])):
+            warnings[i].append(
+                "not checked for being out of distribution: too few bands are visible to "
+                "predict some of them from the others"
             )
         return warnings
 

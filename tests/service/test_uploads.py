@@ -226,26 +226,53 @@ def test_nan_is_missing_when_asked_and_refused_otherwise(http, reference):
     assert as_missing.status_code == 200, as_missing.text
 
 
-def test_qc_flags_out_of_distribution_spectra_as_warnings(start_server, tiny_artifact, tmp_path):
+@pytest.fixture(scope="module")
+def qc_url(start_server, tiny_artifact, tmp_path_factory) -> str:
+    """A server of the tiny artifact with a QC calibration fitted on clean spectra."""
     import shutil
 
     from wavemae.artifact import load_artifact
     from wavemae.qc import ArtifactModel, attach_qc, fit_qc
 
-    folder = tmp_path / "with-qc"
+    folder = tmp_path_factory.mktemp("qc") / "with-qc"
     shutil.copytree(tiny_artifact, folder)
     artifact = load_artifact(folder)
     onnx = ArtifactModel(artifact)
     x = artifact.preprocess(spectra_like(60, seed=8))
     attach_qc(folder, fit_qc(x[:30], x[30:], onnx.embed, onnx.reconstruct, n_groups=4))
-    server = start_server(model_dir=folder)
-    odd = np.where(np.arange(64) % 2, 5.0, -5.0)[None, :] + spectra_like(1, seed=9)
-    body = {"spectra": np.vstack([spectra_like(1, seed=10), odd]).tolist()}
-    answer = httpx.post(server.url + "/embed", json=body, timeout=30).json()
+    return start_server(model_dir=folder).url
+
+
+def _corrupted(seed: int) -> np.ndarray:
+    return np.where(np.arange(64) % 2, 5.0, -5.0)[None, :] + spectra_like(1, seed=seed)
+
+
+def test_qc_flags_out_of_distribution_spectra_as_warnings(qc_url):
+    body = {"spectra": np.vstack([spectra_like(1, seed=10), _corrupted(9)]).tolist()}
+    answer = httpx.post(qc_url + "/embed", json=body, timeout=30).json()
     assert answer["warnings"][0] == []
     assert "out of distribution" in answer["warnings"][1][0]
-    again = httpx.post(server.url + "/reconstruct", json=body, timeout=30).json()
+    again = httpx.post(qc_url + "/reconstruct", json=body, timeout=30).json()
     assert "out of distribution" in again["warnings"][1][0]
+
+
+def test_qc_judges_a_partial_spectrum_on_its_covered_bands(qc_url):
+    # Clean spectra cut to 70 % of the model's range are in distribution on the bands they
+    # cover; the edge values that stand in for the rest must not make them look odd.
+    cut = 45  # of the tiny model's 64 grid points: 70 %
+    grid = np.linspace(1100.0, 1700.0, 64)
+    clean = spectra_like(12, seed=20)
+    values = np.vstack([clean, _corrupted(21)])[:, :cut]
+    body = {"spectra": values.tolist(), "wavelengths": grid[:cut].tolist()}
+    for route in ("/embed", "/reconstruct"):
+        answer = httpx.post(qc_url + route, json=body, timeout=30).json()
+        assert answer["coverage"][0] == pytest.approx(cut / 64)
+        flagged = [
+            i
+            for i, w in enumerate(answer["warnings"])
+            if any("out of distribution for" in t for t in w)
+        ]
+        assert flagged == [len(clean)], (route, answer["warnings"])
 
 
 def test_uploads_are_read_without_torch(files):
