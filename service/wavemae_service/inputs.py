@@ -23,6 +23,7 @@ from .uploads import (
     UPLOAD_MEDIA_TYPES,
     UploadOptions,
     check_unit,
+    convert_range,
     convert_unit,
     read_file_body,
     unit_hint,
@@ -390,7 +391,11 @@ def to_model_unit(
             )
     if unit is None or unit == model_unit:
         return spectra, False
+    missing = _missing_in_model_unit(spectra.missing, unit, model_unit)
     if spectra.wavelengths is None:
+        if missing is not None and any(not isinstance(m, int) for row in missing for m in row):
+            # spectra on the model's grid, their missing ranges in the caller's unit
+            return replace(spectra, missing=missing), False
         raise InvalidInput(
             f"unit={unit!r} but no wavelengths: spectra without wavelengths are on the model's "
             f"grid, in {model_unit}",
@@ -398,7 +403,6 @@ def to_model_unit(
         )
     values, axis = convert_unit(spectra.values, spectra.wavelengths, unit, model_unit)
     flipped = values is not spectra.values and axis.size > 1
-    missing = spectra.missing
     if flipped and missing is not None:
         last = values.shape[1] - 1
         missing = [
@@ -406,3 +410,21 @@ def to_model_unit(
             for row in missing
         ]
     return replace(spectra, values=values, wavelengths=axis, missing=missing), flipped
+
+
+def _missing_in_model_unit(
+    missing: list[list[Any]] | None, unit: str, model_unit: str
+) -> list[list[Any]] | None:
+    """``missing`` with its ``[low, high]`` wavelength ranges converted from the caller's
+    ``unit``; positions (ints) stay as they are."""
+    if missing is None:
+        return None
+    return [
+        [
+            item
+            if isinstance(item, int)
+            else convert_range(item, unit, model_unit, f"missing[{i}][{j}]")
+            for j, item in enumerate(row)
+        ]
+        for i, row in enumerate(missing)
+    ]

@@ -80,7 +80,7 @@ class EmbedRequest(_Strict):
         None,
         description="Per spectrum, what to treat as missing (hidden from the masked encoder): "
         "integer positions into that spectrum, and/or [low, high] wavelength ranges (inclusive, "
-        "model's unit). One list per spectrum; an empty list hides nothing.",
+        "in `unit`, default the model's). One list per spectrum; an empty list hides nothing.",
     )
     nan_as_missing: Annotated[bool, Strict()] = Field(
         False,
@@ -180,8 +180,8 @@ class SimilarRequest(_Strict):
     exclude: list[Annotated[list[Number], Field(min_length=2, max_length=2)]] = Field(
         default_factory=list,
         max_length=32,
-        description="space='spectrum': wavelength ranges [low, high] (model unit) left out of "
-        "the comparison, e.g. water or CO2 bands.",
+        description="space='spectrum': wavelength ranges [low, high] (in `unit`, default the "
+        "model's) left out of the comparison, e.g. water or CO2 bands.",
     )
     scale: Literal["hqi", "r", "r2"] = Field(
         "hqi",

@@ -340,3 +340,79 @@ def test_csv_dead_bands_are_missing_when_asked(http):
         json={"spectra": values.tolist(), "wavelengths": GRID.tolist(), "missing": [[40, 41]]},
     )
     np.testing.assert_allclose(hidden.json()["embeddings"], listed.json()["embeddings"], atol=1e-3)
+
+
+def test_missing_ranges_and_exclude_are_read_in_the_callers_unit(http):
+    values = spectra_like(1, seed=13, length=GRID.size)
+    in_nm = {"spectra": values.tolist(), "wavelengths": GRID.tolist(), "missing": [[[1300, 1400]]]}
+    expected = http.post("/embed", json=in_nm).json()["embeddings"]
+    full = http.post("/embed", json={**in_nm, "missing": None}).json()["embeddings"]
+    in_cm = {
+        "spectra": values[:, ::-1].tolist(),
+        "wavelengths": (1e7 / GRID[::-1]).tolist(),
+        "unit": "cm-1",
+        "missing": [[[1e7 / 1400, 1e7 / 1300]]],
+    }
+    in_um = {**in_nm, "wavelengths": (GRID / 1000).tolist(), "unit": "um"}
+    in_um["missing"] = [[[1.3, 1.4]]]
+    for body in (in_cm, in_um):
+        for route in ("/embed", "/reconstruct"):
+            answer = http.post(route, json=body)
+            assert answer.status_code == 200, answer.text
+        got = http.post("/embed", json=body).json()["embeddings"]
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert not np.allclose(got, full, atol=1e-4)
+
+    search = {"k": 1, "space": "spectrum", "filter": {"id": "unit-probe"}}
+    http.put(
+        "/library/unit-probe",
+        json={
+            "spectrum": values[0].tolist(),
+            "wavelengths": GRID.tolist(),
+            "metadata": {"id": "unit-probe"},
+        },
+    ).raise_for_status()
+    noisy = values + 0.5 * np.exp(-(((GRID - 1350) / 10) ** 2))
+    by_nm = http.post(
+        "/similar",
+        json={
+            **search,
+            "spectra": noisy.tolist(),
+            "wavelengths": GRID.tolist(),
+            "exclude": [[1300, 1400]],
+        },
+    )
+    by_cm = http.post(
+        "/similar",
+        json={
+            **search,
+            "spectra": noisy[:, ::-1].tolist(),
+            "unit": "cm-1",
+            "wavelengths": (1e7 / GRID[::-1]).tolist(),
+            "exclude": [[1e7 / 1400, 1e7 / 1300]],
+        },
+    )
+    assert by_nm.status_code == 200 and by_cm.status_code == 200, by_cm.text
+    score = by_nm.json()["results"][0][0]["score"]
+    unexcluded = http.post(
+        "/similar", json={**search, "spectra": noisy.tolist(), "wavelengths": GRID.tolist()}
+    )
+    assert score > unexcluded.json()["results"][0][0]["score"] + 1  # the bump is left out
+    assert by_cm.json()["results"][0][0]["score"] == pytest.approx(score, abs=1e-3)
+
+
+def test_coverage_refusal_names_the_callers_range_in_the_callers_unit(http):
+    short = GRID[GRID < 1300]  # 1090-1296 nm: a third of the model's 1100-1700 nm
+    values = spectra_like(1, seed=14, length=short.size)
+    body = {
+        "spectra": values[:, ::-1].tolist(),
+        "wavelengths": (1e7 / short[::-1]).tolist(),
+        "unit": "cm-1",
+    }
+    for route in ("/embed", "/reconstruct", "/similar"):
+        answer = http.post(route, json=body)
+        assert answer.status_code == 422, answer.text
+        message = answer.json()["error"]["message"]
+        low, high = 1e7 / short.max(), 1e7 / short.min()
+        assert f"{low:g}-{high:g} cm-1" in message, message
+        assert "1100-1700 nm" in message and "cm-1" in message.split("1100-1700 nm")[1], message

@@ -76,6 +76,8 @@ class NewEntry:
     wavelengths: np.ndarray | None
     metadata: dict[str, Any]
     field: str = "spectrum"
+    #: the unit the caller sent ``wavelengths`` in (they arrive converted), for messages
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class SimilarQuery:
     hqi: HQIOptions = field(default_factory=HQIOptions)
     #: per query spectrum, the parts hidden from the encoder (see inference.visible_mask)
     missing: Sequence[Sequence[Any]] | None = None
+    #: the unit the caller sent ``wavelengths`` in (they arrive converted), for messages
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,11 +247,12 @@ class LibraryService:
             LibraryVersionMismatch: the library is embedded with another model version.
         """
         self._require_store()
-        groups: dict[tuple[int, bytes | None], list[int]] = {}
+        groups: dict[tuple[int, bytes | None, str | None], list[int]] = {}
         for i, item in enumerate(items):
             key = (
                 item.spectrum.size,
                 None if item.wavelengths is None else item.wavelengths.tobytes(),
+                item.unit,
             )
             groups.setdefault(key, []).append(i)
         embeddings: list[np.ndarray] = [np.empty(0)] * len(items)
@@ -257,7 +262,7 @@ class LibraryService:
             values = np.stack([items[i].spectrum for i in indices])
             try:
                 emb, model_input = await self._inference.embed(
-                    values, first.wavelengths, field=first.field
+                    values, first.wavelengths, field=first.field, unit=first.unit
                 )
             except InvalidInput as exc:  # it names {first.field}[row of this group]: name the entry
                 raise rename_rows(exc, first.field, [items[i].field for i in indices]) from None
@@ -342,7 +347,7 @@ class LibraryService:
             vectors = unit_rows(query.embeddings, "embeddings")
         elif query.space == "embedding":
             vectors, _ = await self._inference.embed(
-                query.spectra, query.wavelengths, missing=query.missing
+                query.spectra, query.wavelengths, missing=query.missing, unit=query.unit
             )
             vectors = unit_rows(vectors, "spectra")
         else:
@@ -383,7 +388,9 @@ class LibraryService:
         except ValueError as exc:
             name = "window" if str(exc).startswith("window") else "exclude"
             raise InvalidInput(str(exc), field=name) from None
-        model_input = await self._inference.preprocess(query.spectra, query.wavelengths)
+        model_input = await self._inference.preprocess(
+            query.spectra, query.wavelengths, unit=query.unit
+        )
 
         def search(store: LibraryStore) -> list[list[SearchHit]]:
             candidates = store.vectors(

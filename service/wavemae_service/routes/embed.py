@@ -43,7 +43,7 @@ async def embed(request: Request) -> Response:
     inference = get_inference(request)
     spectra, _ = await read_request_spectra(request, model_unit=inference.unit)
     embeddings, model_input = await inference.embed(
-        spectra.values, spectra.wavelengths, missing=spectra.missing
+        spectra.values, spectra.wavelengths, missing=spectra.missing, unit=spectra.unit
     )
     if wants_npy(request):
         return npy_response(embeddings, inference.model_id)

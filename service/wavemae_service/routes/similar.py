@@ -21,7 +21,7 @@ from ..inputs import (
 )
 from ..library.service import SimilarQuery
 from ..schemas import SimilarRequest, SimilarResponse
-from ..uploads import check_unit
+from ..uploads import check_unit, convert_range
 from ..validation import parse_filter
 from .common import (
     FILE_DOC,
@@ -64,9 +64,10 @@ async def similar(request: Request) -> Response:
         spectra, _ = await read_request_spectra(request, model_unit=model_unit, body=body)
         req = _query_request(request)
         values, wavelengths, missing = spectra.values, spectra.wavelengths, spectra.missing
+        unit = spectra.unit
     else:
         req = await decode(body, lambda b: parse_json(SimilarRequest, b))
-        values = wavelengths = missing = None
+        values = wavelengths = missing = unit = None
         if req.spectra is not None:
             limit = settings.max_spectra_per_request
             values, missing = nan_as_missing(
@@ -86,6 +87,7 @@ async def similar(request: Request) -> Response:
                 inference.grid,
             )
             values, wavelengths, missing = parsed.values, parsed.wavelengths, parsed.missing
+            unit = parsed.unit
     query = SimilarQuery(
         k=req.k,
         space=req.space,
@@ -99,20 +101,27 @@ async def similar(request: Request) -> Response:
         ),
         include_metadata=req.include_metadata,
         fields=req.fields,
-        hqi=_hqi_options(req),
+        hqi=_hqi_options(req, model_unit),
         missing=missing,
+        unit=unit,
     )
     results = await library.similar(query)
     return json_response({"results": results, "model": library.model_id, "space": req.space})
 
 
-def _hqi_options(req: SimilarRequest) -> HQIOptions:
-    """The request's HQI options; a wrong combination answers 422 naming the field."""
+def _hqi_options(req: SimilarRequest, model_unit: str) -> HQIOptions:
+    """The request's HQI options, ``exclude`` read in the request's ``unit``; a wrong
+    combination answers 422 naming the field."""
+    unit = check_unit(req.unit) or model_unit
+    exclude = [
+        convert_range(pair, unit, model_unit, f"exclude[{i}]") if unit != model_unit else pair
+        for i, pair in enumerate(req.exclude)
+    ]
     try:
         return HQIOptions(
             preprocessing=req.preprocessing,
             window=req.window,
-            exclude=tuple((low, high) for low, high in req.exclude),
+            exclude=tuple((low, high) for low, high in exclude),
             scale=req.scale,
         )
     except ValueError as exc:
