@@ -296,6 +296,14 @@ class Inference:
             )
         return warnings
 
+    async def report(self, model_input: ModelInput) -> tuple[list[float], list[list[str]]]:
+        """Per spectrum, the fraction of the model's grid it covers and its warnings (see
+        :meth:`qc_warnings`): what every endpoint that reads spectra answers with."""
+        coverage = model_input.coverage
+        if coverage is None:
+            coverage = np.ones(model_input.x.shape[0])
+        return [float(c) for c in coverage], await self.qc_warnings(model_input)
+
     async def embed_model_input(self, x: np.ndarray, *, background: bool = False) -> np.ndarray:
         """``(N, seq_len)`` model input -> ``(N, latent_dim)`` float32 embeddings.
 

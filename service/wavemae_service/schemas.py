@@ -211,6 +211,15 @@ class SimilarResponse(BaseModel):
     results: list[list[Neighbour]] = Field(..., description="Per query, best first.")
     model: str
     space: str
+    coverage: list[float] | None = Field(
+        None,
+        description="Per query spectrum, the fraction of the model's grid its wavelengths "
+        "cover (absent for queries sent as embeddings). The bands it does not cover are left "
+        "out: hidden from the masked encoder, or excluded from the spectrum comparison.",
+    )
+    warnings: list[list[str]] | None = Field(
+        None, description="Per query spectrum, as for /embed (absent for embeddings)."
+    )
 
 
 class LibraryPutRequest(_Strict):
@@ -235,6 +244,12 @@ class LibraryBatchRequest(_Strict):
 class LibraryWriteResponse(BaseModel):
     ids: list[str]
     model: str
+    coverage: list[float] = Field(
+        ..., description="Per entry, the fraction of the model's grid its wavelengths cover."
+    )
+    warnings: list[list[str]] = Field(
+        ..., description="Per entry, why its embedding may be doubtful, as for /embed."
+    )
 
 
 class LibraryEntryOut(BaseModel):

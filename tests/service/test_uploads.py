@@ -416,3 +416,70 @@ def test_coverage_refusal_names_the_callers_range_in_the_callers_unit(http):
         low, high = 1e7 / short.max(), 1e7 / short.min()
         assert f"{low:g}-{high:g} cm-1" in message, message
         assert "1100-1700 nm" in message and "cm-1" in message.split("1100-1700 nm")[1], message
+
+
+def test_every_endpoint_reports_coverage_and_warnings_alike(http):
+    part = GRID[GRID <= 1500]  # 1090-1500 nm: 2/3 of the model's 1100-1700 nm
+    values = spectra_like(2, seed=15, length=GRID.size)
+    body = {"spectra": values[:, : part.size].tolist(), "wavelengths": part.tolist()}
+    embedded = http.post("/embed", json=body).json()
+    coverage, warnings = embedded["coverage"], embedded["warnings"]
+    assert 0.6 < coverage[0] < 0.7 and any("coverage" in w for w in warnings[0])
+    assert http.post("/reconstruct", json=body).json()["coverage"] == coverage
+
+    stored = http.post(
+        "/library",
+        json={
+            "entries": [
+                {
+                    "id": f"part-{i}",
+                    "spectrum": row,
+                    "wavelengths": part.tolist(),
+                    "metadata": {"group": "coverage"},
+                }
+                for i, row in enumerate(body["spectra"])
+            ]
+        },
+    )
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["coverage"] == coverage and stored.json()["warnings"] == warnings
+    put = http.put(
+        "/library/part-0",
+        json={
+            "spectrum": body["spectra"][0],
+            "wavelengths": part.tolist(),
+            "metadata": {"group": "coverage"},
+        },
+    )
+    assert put.json()["coverage"] == coverage[:1]
+
+    only = {"filter": {"group": "coverage"}, "k": 1}
+    found = http.post("/similar", json={**body, **only}).json()
+    assert found["coverage"] == coverage and found["warnings"] == warnings
+    assert [r[0]["id"] for r in found["results"]] == ["part-0", "part-1"]
+    by_embedding = http.post("/similar", json={"embeddings": embedded["embeddings"], **only}).json()
+    assert by_embedding.get("coverage") is None
+
+    # the spectrum search compares the covered bands only: a full-range entry equal to the
+    # query there is a perfect match, whatever it holds beyond the query's range
+    full = values[0] + np.where(GRID > 1500, 0.8 * (GRID - 1500) / 200, 0.0)
+    http.put(
+        "/library/full-0",
+        json={
+            "spectrum": full.tolist(),
+            "wavelengths": GRID.tolist(),
+            "metadata": {"group": "full"},
+        },
+    ).raise_for_status()
+    spectral = http.post(
+        "/similar",
+        json={
+            "spectra": body["spectra"][:1],
+            "wavelengths": part.tolist(),
+            "k": 1,
+            "space": "spectrum",
+            "filter": {"group": "full"},
+        },
+    ).json()
+    assert spectral["coverage"] == coverage[:1]
+    assert spectral["results"][0][0]["score"] > 99.9

@@ -276,5 +276,12 @@ async def _file_entries(request: Request, body: bytes, settings: Any) -> list[Ne
 
 
 async def _written(library: LibraryService, items: list[NewEntry]) -> Response:
-    ids = await library.put(items)
-    return json_response({"ids": ids, "model": library.model_id})
+    written = await library.put(items)
+    return json_response(
+        {
+            "ids": written.ids,
+            "model": library.model_id,
+            "coverage": written.report.coverage,
+            "warnings": written.report.warnings,
+        }
+    )

@@ -105,8 +105,12 @@ async def similar(request: Request) -> Response:
         missing=missing,
         unit=unit,
     )
-    results = await library.similar(query)
-    return json_response({"results": results, "model": library.model_id, "space": req.space})
+    found = await library.similar(query)
+    answer: dict[str, Any] = {"results": found.results, "model": library.model_id}
+    answer["space"] = req.space
+    if found.report is not None:
+        answer.update(coverage=found.report.coverage, warnings=found.report.warnings)
+    return json_response(answer)
 
 
 def _hqi_options(req: SimilarRequest, model_unit: str) -> HQIOptions:
