@@ -366,8 +366,9 @@ def nan_as_missing(
 def to_model_unit(
     spectra: SpectraBody, model_unit: str, grid: np.ndarray | None = None
 ) -> tuple[SpectraBody, bool]:
-    """``spectra`` with its wavelengths in ``model_unit``, and whether the axis was reversed
-    (a wavenumber conversion; the values and ``missing`` positions are reversed with it).
+    """``spectra`` with its wavelengths and its ``missing`` wavelength ranges in
+    ``model_unit``, and whether the axis was reversed (a wavenumber conversion; the values and
+    ``missing`` positions are reversed with it). ``unit`` stays the caller's, for messages.
 
     Args:
         spectra: the decoded body; ``unit`` None means the model's unit.

@@ -54,8 +54,8 @@ _SPECTRA_DOC = (
     "matching `wavelengths`, resampled onto the model's grid by the model's preprocessing."
 )
 _WAVELENGTHS_DOC = (
-    "The spectra's shared grid (strictly monotonic), in the model's unit (see GET /model); "
-    "may cover part of the model's range (see `coverage` in the answer)."
+    "The spectra's shared grid (strictly monotonic), in `unit` (default the model's, see GET "
+    "/model); may cover part of the model's range (see `coverage` in the answer)."
 )
 
 
