@@ -117,10 +117,14 @@ def _hqi_options(req: SimilarRequest, model_unit: str) -> HQIOptions:
     """The request's HQI options, ``exclude`` read in the request's ``unit``; a wrong
     combination answers 422 naming the field."""
     unit = check_unit(req.unit) or model_unit
-    exclude = [
-        convert_range(pair, unit, model_unit, f"exclude[{i}]") if unit != model_unit else pair
-        for i, pair in enumerate(req.exclude)
-    ]
+    exclude = list(req.exclude)
+    if unit != model_unit:
+        for i, (low, high) in enumerate(req.exclude):
+            if not low < high:  # checked before conversion, so that it names their numbers
+                raise InvalidInput(
+                    f"exclude[{i}]=[{low:g}, {high:g}] needs low < high", field="exclude"
+                )
+            exclude[i] = convert_range([low, high], unit, model_unit, f"exclude[{i}]")
     try:
         return HQIOptions(
             preprocessing=req.preprocessing,
