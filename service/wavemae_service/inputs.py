@@ -23,6 +23,7 @@ from .uploads import (
     UPLOAD_MEDIA_TYPES,
     UploadOptions,
     check_unit,
+    convert_range,
     convert_unit,
     read_file_body,
     unit_hint,
@@ -379,8 +380,9 @@ def nan_as_missing(
 def to_model_unit(
     spectra: SpectraBody, model_unit: str, grid: np.ndarray | None = None
 ) -> tuple[SpectraBody, bool]:
-    """``spectra`` with its wavelengths in ``model_unit``, and whether the axis was reversed
-    (a wavenumber conversion; the values and ``missing`` positions are reversed with it).
+    """``spectra`` with its wavelengths and its ``missing`` wavelength ranges in
+    ``model_unit``, and whether the axis was reversed (a wavenumber conversion; the values and
+    ``missing`` positions are reversed with it). ``unit`` stays the caller's, for messages.
 
     Args:
         spectra: the decoded body; ``unit`` None means the model's unit.
@@ -404,7 +406,11 @@ def to_model_unit(
             )
     if unit is None or unit == model_unit:
         return spectra, False
+    missing = _missing_in_model_unit(spectra.missing, unit, model_unit)
     if spectra.wavelengths is None:
+        if missing is not None and any(not isinstance(m, int) for row in missing for m in row):
+            # spectra on the model's grid, their missing ranges in the caller's unit
+            return replace(spectra, missing=missing), False
         raise InvalidInput(
             f"unit={unit!r} but no wavelengths: spectra without wavelengths are on the model's "
             f"grid, in {model_unit}",
@@ -412,7 +418,6 @@ def to_model_unit(
         )
     values, axis = convert_unit(spectra.values, spectra.wavelengths, unit, model_unit)
     flipped = values is not spectra.values and axis.size > 1
-    missing = spectra.missing
     if flipped and missing is not None:
         last = values.shape[1] - 1
         missing = [
@@ -420,3 +425,21 @@ def to_model_unit(
             for row in missing
         ]
     return replace(spectra, values=values, wavelengths=axis, missing=missing), flipped
+
+
+def _missing_in_model_unit(
+    missing: list[list[Any]] | None, unit: str, model_unit: str
+) -> list[list[Any]] | None:
+    """``missing`` with its ``[low, high]`` wavelength ranges converted from the caller's
+    ``unit``; positions (ints) stay as they are."""
+    if missing is None:
+        return None
+    return [
+        [
+            item
+            if isinstance(item, int)
+            else convert_range(item, unit, model_unit, f"missing[{i}][{j}]")
+            for j, item in enumerate(row)
+        ]
+        for i, row in enumerate(missing)
+    ]

@@ -58,8 +58,8 @@ _SPECTRA_DOC = (
     "matching `wavelengths`, resampled onto the model's grid by the model's preprocessing."
 )
 _WAVELENGTHS_DOC = (
-    "The spectra's shared grid (strictly monotonic), in the model's unit (see GET /model); "
-    "may cover part of the model's range (see `coverage` in the answer)."
+    "The spectra's shared grid (strictly monotonic), in `unit` (default the model's, see GET "
+    "/model); may cover part of the model's range (see `coverage` in the answer)."
 )
 
 
@@ -86,7 +86,7 @@ class SpectraRequest(_Strict):
         None,
         description="Per spectrum, what to treat as missing (hidden from the masked encoder): "
         "integer positions into that spectrum, and/or [low, high] wavelength ranges (inclusive, "
-        "model's unit). One list per spectrum; an empty list hides nothing.",
+        "in `unit`, default the model's). One list per spectrum; an empty list hides nothing.",
     )
     nan_as_missing: Annotated[bool, Strict()] = Field(
         False,
@@ -246,8 +246,8 @@ class SimilarRequest(_Strict):
     exclude: list[Annotated[list[Number], Field(min_length=2, max_length=2)]] = Field(
         default_factory=list,
         max_length=32,
-        description="space='spectrum': wavelength ranges [low, high] (model unit) left out of "
-        "the comparison, e.g. water or CO2 bands.",
+        description="space='spectrum': wavelength ranges [low, high] (in `unit`, default the "
+        "model's) left out of the comparison, e.g. water or CO2 bands.",
     )
     scale: Literal["hqi", "r", "r2"] = Field(
         "hqi",
@@ -285,6 +285,15 @@ class SimilarResponse(BaseModel):
     clusters: ClusterAssignment | None = Field(
         None, description="With include_cluster: where each query falls in the clustering."
     )
+    coverage: list[float] | None = Field(
+        None,
+        description="Per query spectrum, the fraction of the model's grid its wavelengths "
+        "cover (absent for queries sent as embeddings). The bands it does not cover are left "
+        "out: hidden from the masked encoder, or excluded from the spectrum comparison.",
+    )
+    warnings: list[list[str]] | None = Field(
+        None, description="Per query spectrum, as for /embed (absent for embeddings)."
+    )
 
 
 class LibraryPutRequest(_Strict):
@@ -309,6 +318,12 @@ class LibraryBatchRequest(_Strict):
 class LibraryWriteResponse(BaseModel):
     ids: list[str]
     model: str
+    coverage: list[float] = Field(
+        ..., description="Per entry, the fraction of the model's grid its wavelengths cover."
+    )
+    warnings: list[list[str]] = Field(
+        ..., description="Per entry, why its embedding may be doubtful, as for /embed."
+    )
 
 
 class LibraryEntryOut(BaseModel):

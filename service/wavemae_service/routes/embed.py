@@ -49,7 +49,7 @@ async def embed(request: Request) -> Response:
         request, getattr(spectra.request, "include_cluster", False)
     )
     embeddings, model_input = await inference.embed(
-        spectra.values, spectra.wavelengths, missing=spectra.missing
+        spectra.values, spectra.wavelengths, missing=spectra.missing, unit=spectra.unit
     )
     if wants_npy(request):
         return npy_response(embeddings, inference.model_id)
