@@ -173,6 +173,8 @@ def test_queries_get_the_cluster_of_their_family(reader, admin, server, method):
         server, "/similar?k=2&include_cluster=1", content=csv, headers={"Content-Type": "text/csv"}
     )
     assert found.status_code == 200 and found.json()["clusters"]["labels"] == expected
+    # embedding once for search and cluster keeps the per-query coverage report
+    assert found.json()["coverage"] == pytest.approx([1.0] * 4)
 
 
 def test_include_cluster_refuses_what_it_cannot_answer(reader, admin, server):
