@@ -131,8 +131,14 @@ def export_cmd(
 
 @app.command("train")
 def train_cmd(
-    corpus: str = typer.Option(None, "--corpus", help="Corpus: tablet, fermentation, coffee."),
+    corpus: str = typer.Option(
+        None, "--corpus", help="Corpus: tablet, fermentation, coffee, or general (synthetic "
+        "spectra + those corpora on an axis-relative grid: the general model's training set)."
+    ),
     data: str = typer.Option(None, "--data", help="Spectra file (CSV, NPY/NPZ, JCAMP-DX ...)."),
+    materials: int = typer.Option(
+        None, "--materials", help="--corpus general: synthetic materials (x2 instruments)."
+    ),
     preset_name: str = typer.Option("small", "--preset", help="small | base"),
     steps: int = typer.Option(None, "--steps", help="Optimisation steps (default: the preset's)."),
     seed: int = typer.Option(0, "--seed", help="Seed for init, data order, masks, dropout."),
@@ -179,6 +185,10 @@ def train_cmd(
     path = None if data is None else str(Path(data).resolve())
     try:
         source = DataSource(corpus=corpus, path=path, holdout=holdout)
+        if corpus == "general":
+            source = DataSource(
+                corpus=corpus, materials=materials, seq_len=config.model["seq_len"]
+            )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     run_dir = Path(out or f"runs/{corpus or Path(data).stem}-{preset_name}")
@@ -187,6 +197,7 @@ def train_cmd(
     argv += ["--preset", preset_name, "--steps", str(config.steps), "--seed", str(seed)]
     argv += ["--out", str(run_dir), "--device", device, *(["--resume", resume] if resume else [])]
     argv += ["--holdout", holdout] if holdout != "test" else []
+    argv += ["--materials", str(materials)] if materials is not None else []
     argv += [f"--set={item}" for item in overrides or []]
     command = shlex.join(argv)
     report = run_training(

@@ -43,6 +43,7 @@ from wavemae.train.data_source import (
     split_source,
 )
 from wavemae.train.evaluate import composition_report, reconstruction_report, standard_features
+from wavemae.train.general import partner_index
 from wavemae.train.loop import train_model
 from wavemae.train.report import format_report, plot_loss_curve
 
@@ -147,11 +148,18 @@ def run_training(
     out = Path(out_dir)
     train_sp, held_sp = split_source(source)
     grid = model_grid(train_sp, config)
+    general = source.corpus == "general"
+    if general and config.model["seq_len"] != source.seq_len:
+        raise ValueError(
+            f"corpus general was built on {source.seq_len} points but model.seq_len is "
+            f"{config.model['seq_len']}"
+        )
     preprocessor = Preprocessor(
         wavelengths=grid,
         unit=train_sp.unit,
         normalization=config.normalization,
         standardize=config.standardize,
+        axis="relative" if general else "fixed",
     ).fit(train_sp.values, train_sp.wavelengths, unit=train_sp.unit)
     train_x = preprocessor.transform(train_sp.values, train_sp.wavelengths, unit=train_sp.unit)
     held_x = preprocessor.transform(held_sp.values, held_sp.wavelengths, unit=held_sp.unit)
@@ -193,6 +201,7 @@ def run_training(
         band_scale=(
             (preprocessor.band_mean, preprocessor.band_std) if preprocessor.standardize else None
         ),
+        partners=partner_index(train_sp.metadata, seed) if general else None,
         checkpoint_extras={
             "preprocessing": preprocessor.to_dict(),
             "wavelengths": grid.tolist(),
