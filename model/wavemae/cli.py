@@ -153,8 +153,15 @@ def train_cmd(
         "test", "--holdout", help="tablet: hold out the 'test' split or a 'validation' 20 % "
         "of the calibration tablets (for choosing settings)."
     ),
+    init: str = typer.Option(
+        None, "--init", help="Fine-tune from 'default' (the shipped model), a checkpoint.pt or "
+        "an artifact folder: its architecture and normalisation, a fixed grid over your data."
+    ),
 ) -> None:
-    """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines."""
+    """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines.
+
+    With --init, fine-tune a model into a domain model on the data's own grid.
+    """
     import json
     import shlex
     from pathlib import Path
@@ -170,6 +177,17 @@ def train_cmd(
         config = preset(preset_name)
         if steps is not None:
             config = config.replace(steps=steps)
+        start = None
+        if init is not None:
+            from wavemae.train.init import load_init
+
+            start = load_init(init)
+            config = config.replace(model=start.model_config)
+            inherited = start.preprocessing or {}
+            config = config.replace(
+                normalization=inherited.get("normalization", config.normalization),
+                standardize=bool(inherited.get("standardize", config.standardize)),
+            )
         for item in overrides or []:
             key, sep, value = item.partition("=")
             if not sep:
@@ -179,6 +197,11 @@ def train_cmd(
                 config = config.replace(model={key[len("model.") :]: parsed})
             else:
                 config = config.replace(**{key: parsed})
+        if start is not None and config.model != start.model_config:
+            raise ValueError(
+                f"--init {init} fixes the architecture {start.model_config}; "
+                "drop the --set model.* overrides"
+            )
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
     # The file's absolute path, so export and evaluate find it from any folder later.
@@ -198,6 +221,7 @@ def train_cmd(
     argv += ["--out", str(run_dir), "--device", device, *(["--resume", resume] if resume else [])]
     argv += ["--holdout", holdout] if holdout != "test" else []
     argv += ["--materials", str(materials)] if materials is not None else []
+    argv += ["--init", init] if init is not None else []
     argv += [f"--set={item}" for item in overrides or []]
     command = shlex.join(argv)
     report = run_training(
@@ -209,6 +233,7 @@ def train_cmd(
         resume=resume,
         command=command,
         progress=progress,
+        init=start,
     )
     if report is not None:
         typer.echo(format_report(report, title=f"WaveMAE run {run_dir}"))
@@ -278,7 +303,7 @@ def evaluate_cmd(
             sets = load_sets(
                 model.grid, corpus=corpus, path=data, holdout=holdout,
                 split_column=split_column, split_names=names,  # type: ignore[arg-type]
-                group=group or known["group"], seed=seed,
+                group=group or known["group"], seed=seed, relative=model.axis == "relative",
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None

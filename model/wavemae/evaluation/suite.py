@@ -52,6 +52,9 @@ class EvalModel:
 
     ``preprocess`` maps spectra on ``grid`` in their own units to model input; ``embed`` and
     ``reconstruct`` take model input (``reconstruct`` also a ``(N, L)`` visible mask).
+    ``axis``: ``"fixed"`` (spectra are resampled onto ``grid``) or ``"relative"`` (a general
+    model: each set is resampled onto ``len(grid)`` points over its own range; ``grid`` is
+    nominal).
     """
 
     name: str
@@ -61,6 +64,7 @@ class EvalModel:
     reconstruct: Callable[[np.ndarray, np.ndarray], np.ndarray]
     n_blocks: int
     n_mask: int
+    axis: str = "fixed"
 
 
 def _knn_pred(lib: np.ndarray, q: np.ndarray, y: np.ndarray, k: int, regression: bool):

@@ -53,7 +53,11 @@ def _corpus_rows(seq_len: int, seed: int) -> tuple[list[np.ndarray], list[dict]]
     values, meta = [], []
     cal = load_corpus("tablet", split="calibration")
     values.append(on_relative_grid(cal, seq_len))
-    meta += [{"source": "tablet:calibration", "pair": f"tablet:{m['tablet']}"} for m in cal.metadata]
+    meta += [
+        {"source": "tablet:calibration", "pair": f"tablet:{m['tablet']}",
+         "instrument": m["instrument"]}
+        for m in cal.metadata
+    ]  # fmt: skip
     for name in ("fermentation", "coffee"):
         reference, _, _ = _seeded_split(load_corpus(name), None, seed)
         values.append(on_relative_grid(reference, seq_len))

@@ -207,6 +207,7 @@ def train_model(
     on_eval: Callable[[int, WaveMAE], dict[str, float]] | None = None,
     band_scale: tuple[np.ndarray, np.ndarray] | None = None,
     partners: np.ndarray | None = None,
+    init_state: dict[str, Tensor] | None = None,
 ) -> TrainResult:
     """Train a WaveMAE on preprocessed spectra.
 
@@ -253,7 +254,10 @@ def train_model(
         raise ValueError(f"batch_size={config.batch_size} is smaller than world size {world}")
 
     torch.manual_seed(seed)
-    model = WaveMAE.from_config(config.model).to(device)
+    model = WaveMAE.from_config(config.model)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model = model.to(device)
     ema = EMA(model, config.ema_decay)
     optimizer = torch.optim.AdamW(
         _param_groups(model, config.weight_decay),
