@@ -61,7 +61,9 @@ def _corpus_rows(seq_len: int, seed: int) -> tuple[list[np.ndarray], list[dict]]
     for name in ("fermentation", "coffee"):
         reference, _, _ = _seeded_split(load_corpus(name), None, seed)
         values.append(on_relative_grid(reference, seq_len))
-        meta += [{"source": f"{name}:reference", "pair": f"{name}:{i}"} for i in range(len(reference))]
+        meta += [
+            {"source": f"{name}:reference", "pair": f"{name}:{i}"} for i in range(len(reference))
+        ]
     return values, meta
 
 

@@ -65,8 +65,12 @@ def load_init(spec: str) -> InitWeights:
             model_config=ck.config.to_dict(),
             state=state,
             preprocessing=ck.preprocessing,
-            describe={"init": str(spec), "path": str(path.resolve()), "kind": "checkpoint",
-                      "weights_sha256": _checksum(state)},  # fmt: skip
+            describe={
+                "init": str(spec),
+                "path": str(path.resolve()),
+                "kind": "checkpoint",
+                "weights_sha256": _checksum(state),
+            },
         )
     if not path.is_dir():
         raise ValueError(f"--init {spec}: no checkpoint file or artifact folder at {path}")
@@ -81,7 +85,11 @@ def load_init(spec: str) -> InitWeights:
         model_config=dict(manifest["model_config"]),
         state=state,
         preprocessing=manifest.get("preprocessing"),
-        describe={"init": str(spec), "path": str(path.resolve()), "kind": "artifact",
-                  "artifact": f"{manifest.get('name')}:{manifest.get('version')}",
-                  "weights_sha256": _checksum(state)},  # fmt: skip
+        describe={
+            "init": str(spec),
+            "path": str(path.resolve()),
+            "kind": "artifact",
+            "artifact": f"{manifest.get('name')}:{manifest.get('version')}",
+            "weights_sha256": _checksum(state),
+        },
     )
