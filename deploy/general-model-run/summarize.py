@@ -79,7 +79,7 @@ def markdown(rows: list[dict]) -> str:
             f"{r['no_similarity']:.3g} | {r['effective rank']:.2f} | "
             f"{r['rescale max 1-cos']:.1e} |"
         )
-    lines += ["", "| corpus | fill 2 / 5 / 10 / 20 % gap ÷ PCA | QC 5 %: model / PCA | "
+    lines += ["", "| corpus | fill ÷ PCA: gap 2 / 5 / 10 / 20 % / training mask | QC 5 %: model / PCA | "
               "QC 20 %: model / PCA | identity 2->1: emb / Pearson / best classical |",
               "|---|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
