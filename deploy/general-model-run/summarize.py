@@ -49,7 +49,7 @@ def row(corpus: str, report: dict) -> dict:
         out["identity 2->1 best classical"] = _best(ident, "2->1 top-1", lower=False)[1]
     fill = report["fill_in"]["table"]
     out["fill model/PCA"] = {
-        gap.split(" (")[0]: list(c.values())[0] / list(c.values())[2] for gap, c in fill.items()
+        gap.split(" (")[0]: c["WaveMAE fill"] / c["PCA fill-in"] for gap, c in fill.items()
     }
     qc = report["qc"]["table"]
     for lvl in ("5 %", "20 %"):
@@ -79,9 +79,12 @@ def markdown(rows: list[dict]) -> str:
             f"{r['no_similarity']:.3g} | {r['effective rank']:.2f} | "
             f"{r['rescale max 1-cos']:.1e} |"
         )
-    lines += ["", "| corpus | fill ÷ PCA: gap 2 / 5 / 10 / 20 % / training mask | QC 5 %: model / PCA | "
-              "QC 20 %: model / PCA | identity 2->1: emb / Pearson / best classical |",
-              "|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "| corpus | fill ÷ PCA: gap 2 / 5 / 10 / 20 % / training mask | QC 5 %: model / PCA | "
+        "QC 20 %: model / PCA | identity 2->1: emb / Pearson / best classical |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         fill = " / ".join(f"{v:.2f}" for v in r["fill model/PCA"].values())
         ident = (
