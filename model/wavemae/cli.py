@@ -131,8 +131,14 @@ def export_cmd(
 
 @app.command("train")
 def train_cmd(
-    corpus: str = typer.Option(None, "--corpus", help="Corpus: tablet, fermentation, coffee."),
+    corpus: str = typer.Option(
+        None, "--corpus", help="Corpus: tablet, fermentation, coffee, or general (synthetic "
+        "spectra + those corpora on an axis-relative grid: the general model's training set)."
+    ),
     data: str = typer.Option(None, "--data", help="Spectra file (CSV, NPY/NPZ, JCAMP-DX ...)."),
+    materials: int = typer.Option(
+        None, "--materials", help="--corpus general: synthetic materials (x2 instruments)."
+    ),
     preset_name: str = typer.Option("small", "--preset", help="small | base"),
     steps: int = typer.Option(None, "--steps", help="Optimisation steps (default: the preset's)."),
     seed: int = typer.Option(0, "--seed", help="Seed for init, data order, masks, dropout."),
@@ -147,8 +153,15 @@ def train_cmd(
         "test", "--holdout", help="tablet: hold out the 'test' split or a 'validation' 20 % "
         "of the calibration tablets (for choosing settings)."
     ),
+    init: str = typer.Option(
+        None, "--init", help="Fine-tune from 'default' (the shipped model), a checkpoint.pt or "
+        "an artifact folder: its architecture and normalisation, a fixed grid over your data."
+    ),
 ) -> None:
-    """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines."""
+    """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines.
+
+    With --init, fine-tune a model into a domain model on the data's own grid.
+    """
     import json
     import shlex
     from pathlib import Path
@@ -164,6 +177,17 @@ def train_cmd(
         config = preset(preset_name)
         if steps is not None:
             config = config.replace(steps=steps)
+        start = None
+        if init is not None:
+            from wavemae.train.init import load_init
+
+            start = load_init(init)
+            config = config.replace(model=start.model_config)
+            inherited = start.preprocessing or {}
+            config = config.replace(
+                normalization=inherited.get("normalization", config.normalization),
+                standardize=bool(inherited.get("standardize", config.standardize)),
+            )
         for item in overrides or []:
             key, sep, value = item.partition("=")
             if not sep:
@@ -173,12 +197,21 @@ def train_cmd(
                 config = config.replace(model={key[len("model.") :]: parsed})
             else:
                 config = config.replace(**{key: parsed})
+        if start is not None and config.model != start.model_config:
+            raise ValueError(
+                f"--init {init} fixes the architecture {start.model_config}; "
+                "drop the --set model.* overrides"
+            )
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
     # The file's absolute path, so export and evaluate find it from any folder later.
     path = None if data is None else str(Path(data).resolve())
     try:
         source = DataSource(corpus=corpus, path=path, holdout=holdout)
+        if corpus == "general":
+            source = DataSource(
+                corpus=corpus, materials=materials, seq_len=config.model["seq_len"]
+            )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     run_dir = Path(out or f"runs/{corpus or Path(data).stem}-{preset_name}")
@@ -187,6 +220,8 @@ def train_cmd(
     argv += ["--preset", preset_name, "--steps", str(config.steps), "--seed", str(seed)]
     argv += ["--out", str(run_dir), "--device", device, *(["--resume", resume] if resume else [])]
     argv += ["--holdout", holdout] if holdout != "test" else []
+    argv += ["--materials", str(materials)] if materials is not None else []
+    argv += ["--init", init] if init is not None else []
     argv += [f"--set={item}" for item in overrides or []]
     command = shlex.join(argv)
     report = run_training(
@@ -198,6 +233,7 @@ def train_cmd(
         resume=resume,
         command=command,
         progress=progress,
+        init=start,
     )
     if report is not None:
         typer.echo(format_report(report, title=f"WaveMAE run {run_dir}"))
@@ -267,7 +303,7 @@ def evaluate_cmd(
             sets = load_sets(
                 model.grid, corpus=corpus, path=data, holdout=holdout,
                 split_column=split_column, split_names=names,  # type: ignore[arg-type]
-                group=group or known["group"], seed=seed,
+                group=group or known["group"], seed=seed, relative=model.axis == "relative",
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None

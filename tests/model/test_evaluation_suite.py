@@ -152,6 +152,20 @@ def test_suite_reports_every_section_next_to_its_baselines(tmp_path):
     assert QCCalibration.from_dict(json.loads((folder / "qc.json").read_text())).n_groups == 8
 
 
+def test_retrieval_scores_only_the_spectra_that_carry_a_label():
+    # fermentation-like: reference values for only some spectra; the others are not scored
+    raw = synthetic_spectra(60, GRID, seed=4).astype(np.float64)
+    y = raw[:, 20] - raw[:, 40]
+    meta = [{"y": float(v) if i % 3 else None} for i, v in enumerate(y)]
+    model = _eval_model(_tiny_model(), raw)
+    sets = [(raw[a:b], meta[a:b]) for a, b in ((0, 30), (30, 45), (45, 60))]
+    report = run_suite(model, *sets, label="y", sections=("retrieval",))
+    retrieval = report["retrieval"]
+    assert (retrieval["n_library"], retrieval["n_queries"]) == (20, 10)
+    assert np.isfinite(retrieval["baseline_no_similarity"])
+    assert all(np.isfinite(v) for row in retrieval["table"].values() for v in row.values())
+
+
 def test_view_augmentations_and_embedding_losses():
     gen = torch.Generator().manual_seed(0)
     x = torch.as_tensor(synthetic_spectra(8, GRID, seed=4))

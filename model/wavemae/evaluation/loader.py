@@ -54,6 +54,7 @@ def model_from_checkpoint(path: str | Path, *, weights: str = "ema") -> EvalMode
         reconstruct=lambda x, v: model_fill(ck.model, np.asarray(x, dtype=np.float32), v),
         n_blocks=ck.config.n_blocks,
         n_mask=ck.config.n_mask,
+        axis=pre.axis,
     )
 
 
@@ -68,7 +69,12 @@ def corpus_defaults(corpus: str | None) -> dict[str, str | None]:
     return {"label": None, "group": None, "instrument": None}
 
 
-def _on_grid(s: Spectra, grid: np.ndarray, unit: str | None) -> tuple[np.ndarray, list[dict]]:
+def _on_grid(
+    s: Spectra, grid: np.ndarray, unit: str | None, relative: bool = False
+) -> tuple[np.ndarray, list[dict]]:
+    if relative:  # a general model: the set's own range, on as many points as the model has
+        grid = np.linspace(float(np.min(s.wavelengths)), float(np.max(s.wavelengths)), len(grid))
+        unit = None
     wavelengths = s.wavelengths
     if unit is not None and s.unit != unit:
         from wavemae.preprocessing import convert_axis
@@ -100,8 +106,13 @@ def load_sets(
     group: str | None = None,
     seed: int = 0,
     unit: str | None = None,
+    relative: bool = False,
 ) -> EvalSets:
     """``{"reference", "validation", "evaluation"}`` -> ``(raw on grid, metadata)``.
+
+    ``relative``: for an axis-relative (general) model: each set goes onto ``len(grid)``
+    points over the corpus's own range instead of onto ``grid`` (every set of one corpus shares
+    one range, so the points are the same for all of them).
 
     Raises:
         ValueError: if a declared split is empty or the source is ambiguous.
@@ -140,5 +151,5 @@ def load_sets(
     ):
         if len(part) < 2:
             raise ValueError(f"the {name} set has {len(part)} spectra; need at least 2")
-        out[name] = _on_grid(part, grid, unit)
+        out[name] = _on_grid(part, grid, unit, relative)
     return out

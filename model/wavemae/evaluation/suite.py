@@ -52,6 +52,9 @@ class EvalModel:
 
     ``preprocess`` maps spectra on ``grid`` in their own units to model input; ``embed`` and
     ``reconstruct`` take model input (``reconstruct`` also a ``(N, L)`` visible mask).
+    ``axis``: ``"fixed"`` (spectra are resampled onto ``grid``) or ``"relative"`` (a general
+    model: each set is resampled onto ``len(grid)`` points over its own range; ``grid`` is
+    nominal).
     """
 
     name: str
@@ -61,6 +64,7 @@ class EvalModel:
     reconstruct: Callable[[np.ndarray, np.ndarray], np.ndarray]
     n_blocks: int
     n_mask: int
+    axis: str = "fixed"
 
 
 def _knn_pred(lib: np.ndarray, q: np.ndarray, y: np.ndarray, k: int, regression: bool):
@@ -94,11 +98,25 @@ def _features(model: EvalModel, raw, pre, basis, k) -> dict[str, np.ndarray]:
     return {EMBEDDING: model.embed(pre), **classical_features(raw, pre, basis, k)}
 
 
+def _labelled(s: _Set, key: str) -> _Set:
+    """The spectra of ``s`` that carry a ``key`` label (not missing, not NaN): a corpus like
+    fermentation has reference values for only some of its spectra."""
+    keep = []
+    for m in s.meta:
+        v = m.get(key)
+        keep.append(v is not None and not (isinstance(v, float) and np.isnan(v)))
+    idx = np.flatnonzero(keep)
+    return _Set(s.raw[idx], s.pre[idx], [s.meta[i] for i in idx])
+
+
 def retrieval(model, sets, basis, label) -> dict[str, Any]:
-    y_ref, regression = _labels(sets["reference"].meta, label)
-    y_val, _ = _labels(sets["validation"].meta, label)
-    y_ev, _ = _labels(sets["evaluation"].meta, label)
-    ref, val, ev = sets["reference"], sets["validation"], sets["evaluation"]
+    ref, val, ev = (_labelled(sets[n], label) for n in ("reference", "validation", "evaluation"))
+    for name, part in (("reference", ref), ("validation", val), ("evaluation", ev)):
+        if len(part.meta) < 2:
+            raise ValueError(f"the {name} set has {len(part.meta)} spectra labelled {label!r}")
+    y_ref, regression = _labels(ref.meta, label)
+    y_val, _ = _labels(val.meta, label)
+    y_ev, _ = _labels(ev.meta, label)
     # PCA size for the scores: best validation 1-NN
     ks = [k for k in (2, 4, 8, 16) if k <= basis.components.shape[0]]
     val_scores = {

@@ -45,12 +45,18 @@ class DataSource:
     ``holdout="validation"`` (tablet only) holds out a seeded 20 % of the calibration tablets
     (both instruments of a tablet on the same side) instead of the test split: for choosing
     settings without looking at the test spectra.
+
+    ``corpus="general"`` is the general model's training set (:mod:`wavemae.train.general`):
+    ``materials`` synthetic materials plus the documented corpora's reference spectra, each on
+    ``seq_len`` points of its own range; held out are synthetic materials of another seed.
     """
 
     corpus: str | None = None
     path: str | None = None
     split_seed: int = 0
     holdout: str = "test"
+    materials: int | None = None  # corpus "general": synthetic materials (None: the default)
+    seq_len: int = 256  # corpus "general": points each spectrum is resampled onto
 
     def __post_init__(self) -> None:
         if (self.corpus is None) == (self.path is None):
@@ -73,6 +79,8 @@ class DataSource:
 
 def load_source(source: DataSource) -> Spectra:
     """All spectra of ``source`` (a file's µm axis converted to nm, the unit models use)."""
+    if source.corpus == "general":
+        return split_source(source)[0]
     if source.corpus is not None:
         return load_corpus(source.corpus)
     return _in_model_units(read_spectra(Path(source.path)))
@@ -117,6 +125,16 @@ def split_source(source: DataSource) -> tuple[Spectra, Spectra]:
     Raises:
         ValueError: if the source has fewer than 5 spectra (nothing sensible to hold out).
     """
+    if source.corpus == "general":
+        from wavemae.train.general import (
+            GENERAL_MATERIALS,
+            general_heldout_set,
+            general_training_set,
+        )
+
+        materials = GENERAL_MATERIALS if source.materials is None else source.materials
+        train = general_training_set(source.seq_len, n_materials=materials, seed=source.split_seed)
+        return train, general_heldout_set(source.seq_len, seed=source.split_seed)
     spectra = load_source(source)
     if source.corpus == "tablet":
         calibration = spectra.where("split", "calibration")

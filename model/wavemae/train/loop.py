@@ -206,6 +206,8 @@ def train_model(
     progress: bool = True,
     on_eval: Callable[[int, WaveMAE], dict[str, float]] | None = None,
     band_scale: tuple[np.ndarray, np.ndarray] | None = None,
+    partners: np.ndarray | None = None,
+    init_state: dict[str, Tensor] | None = None,
 ) -> TrainResult:
     """Train a WaveMAE on preprocessed spectra.
 
@@ -226,7 +228,12 @@ def train_model(
         progress: show a tqdm progress bar (rank 0).
         on_eval: extra metrics callback ``(step, ema_model) -> dict`` at evaluation points.
         band_scale: ``(band_mean, band_std)`` of the per-band standardisation, so the views'
-            augmentations act on the spectra's own units (None: on the model input).
+            augmentations act on the spectra's own units (None: on the model input, which
+            is normalised again per spectrum when ``config.normalization`` is snv or l2).
+        partners: ``(N,)`` row index of another measurement of each training spectrum (the
+            same sample on another instrument): the second view of the embedding term is
+            built from it instead of from the spectrum itself. None: both views from the
+            spectrum.
 
     Raises:
         ValueError: if the data do not match ``seq_len`` or contain non-finite values.
@@ -247,7 +254,10 @@ def train_model(
         raise ValueError(f"batch_size={config.batch_size} is smaller than world size {world}")
 
     torch.manual_seed(seed)
-    model = WaveMAE.from_config(config.model).to(device)
+    model = WaveMAE.from_config(config.model)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model = model.to(device)
     ema = EMA(model, config.ema_decay)
     optimizer = torch.optim.AdamW(
         _param_groups(model, config.weight_decay),
@@ -319,7 +329,11 @@ def train_model(
             if band_scale is None
             else (torch.as_tensor(a, dtype=torch.float32) for a in band_scale)
         ),
+        renormalize=config.normalization if band_scale is None else "none",
     )
+    if partners is not None and np.asarray(partners).shape != (len(train_x),):
+        raise ValueError(f"partners has shape {np.shape(partners)}, expected ({len(train_x)},)")
+    partner = None if partners is None else torch.as_tensor(np.asarray(partners), dtype=torch.long)
     model.train()
     t0 = time.perf_counter()
     window_t, window_n, window_loss = t0, 0, []
@@ -331,6 +345,7 @@ def train_model(
             ddp_model,
             model,
             data[idx],
+            None if partner is None else data[partner[idx]],
             config,
             views,
             gen,
@@ -406,6 +421,7 @@ def _step_loss(
     ddp_model: nn.Module,
     model: WaveMAE,
     x: Tensor,
+    x_other: Tensor | None,
     config: TrainConfig,
     views: ViewAugment,
     gen: torch.Generator,
@@ -415,10 +431,12 @@ def _step_loss(
 ) -> Tensor:
     """The step's loss: the masked objective over one view (the spec's), or over two views
     stacked in one forward pass (same hidden count, different blocks) plus the embedding term.
+    ``x_other`` (the same samples measured otherwise), when given, is the second view's source.
     """
     base = _augment(x, config, gen)
     two = config.embed_loss != "none"
-    xb = torch.cat([views(base, gen), views(base, gen)]) if two else base
+    other = base if x_other is None else _augment(x_other, config, gen)
+    xb = torch.cat([views(base, gen), views(other, gen)]) if two else base
     n_mask = draw_n_mask(model.n_mask, config.mask_min, gen)
     visible = model.make_visible(len(xb), n_mask=n_mask, generator=gen).to(device)
     xb = xb.to(device)

@@ -29,7 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["EMBED_LOSSES", "ViewAugment", "draw_n_mask", "embedding_loss", "shift_rows"]
+__all__ = [
+    "EMBED_LOSSES",
+    "ViewAugment",
+    "draw_n_mask",
+    "embedding_loss",
+    "renormalize",
+    "shift_rows",
+]
 
 EMBED_LOSSES = ("none", "infonce", "vicreg")
 
@@ -65,6 +72,7 @@ class ViewAugment:
     shift: float = 0.0
     band_mean: Tensor | None = None  # (L,) per-band standardisation, to work in raw units
     band_std: Tensor | None = None
+    renormalize: str = "none"  # "snv" / "l2": apply the run's per-spectrum normalisation again
 
     @property
     def active(self) -> bool:
@@ -87,7 +95,20 @@ class ViewAugment:
             raw = raw + self.slope * sd * torch.randn(b, 1, generator=gen) * ramp
         if self.noise > 0:
             raw = raw + self.noise * sd * torch.randn(b, length, generator=gen)
-        return raw if self.band_std is None else (raw - self.band_mean) / self.band_std
+        if self.band_std is not None:
+            return (raw - self.band_mean) / self.band_std
+        return renormalize(raw, self.renormalize)
+
+
+def renormalize(x: Tensor, normalization: str) -> Tensor:
+    """Rows of ``x`` (B, L) normalised again after augmentation, so a view is what the
+    model sees at inference (a per-spectrum normalised spectrum): ``"snv"`` centres and scales
+    each row to unit std, ``"l2"`` to unit norm, anything else leaves ``x`` as it is."""
+    if normalization == "snv":
+        return (x - x.mean(dim=1, keepdim=True)) / x.std(dim=1, keepdim=True).clamp_min(1e-8)
+    if normalization == "l2":
+        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    return x
 
 
 def _infonce(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:

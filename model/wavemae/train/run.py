@@ -43,6 +43,8 @@ from wavemae.train.data_source import (
     split_source,
 )
 from wavemae.train.evaluate import composition_report, reconstruction_report, standard_features
+from wavemae.train.general import partner_index
+from wavemae.train.init import InitWeights
 from wavemae.train.loop import train_model
 from wavemae.train.report import format_report, plot_loss_curve
 
@@ -142,16 +144,33 @@ def run_training(
     resume: str | os.PathLike | None = None,
     command: str = "",
     progress: bool = True,
+    init: InitWeights | None = None,
 ) -> dict[str, Any] | None:
-    """Train on ``source`` and evaluate; returns the evaluation report (None on ranks > 0)."""
+    """Train on ``source`` and evaluate; returns the evaluation report (None on ranks > 0).
+
+    ``init``: fine-tune from these weights (:func:`wavemae.train.init.load_init`); their
+    architecture must be ``config.model``.
+    """
+    if init is not None and {**config.model} != {**init.model_config}:
+        raise ValueError(
+            f"the model config {config.model} differs from the --init model's "
+            f"{init.model_config}; a fine-tuned model keeps its start's architecture"
+        )
     out = Path(out_dir)
     train_sp, held_sp = split_source(source)
     grid = model_grid(train_sp, config)
+    general = source.corpus == "general"
+    if general and config.model["seq_len"] != source.seq_len:
+        raise ValueError(
+            f"corpus general was built on {source.seq_len} points but model.seq_len is "
+            f"{config.model['seq_len']}"
+        )
     preprocessor = Preprocessor(
         wavelengths=grid,
         unit=train_sp.unit,
         normalization=config.normalization,
         standardize=config.standardize,
+        axis="relative" if general else "fixed",
     ).fit(train_sp.values, train_sp.wavelengths, unit=train_sp.unit)
     train_x = preprocessor.transform(train_sp.values, train_sp.wavelengths, unit=train_sp.unit)
     held_x = preprocessor.transform(held_sp.values, held_sp.wavelengths, unit=held_sp.unit)
@@ -170,7 +189,7 @@ def run_training(
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
         "device": device,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    } | ({"init": init.describe} if init is not None else {})
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -193,6 +212,8 @@ def run_training(
         band_scale=(
             (preprocessor.band_mean, preprocessor.band_std) if preprocessor.standardize else None
         ),
+        partners=partner_index(train_sp.metadata, seed) if general else None,
+        init_state=None if init is None else init.state,
         checkpoint_extras={
             "preprocessing": preprocessor.to_dict(),
             "wavelengths": grid.tolist(),
