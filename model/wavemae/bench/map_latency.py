@@ -24,6 +24,7 @@ from wavemae.bench.spectra import synthetic_raw_spectra
 __all__ = ["fit_latency", "format_fit_latency"]
 
 _IDLE_S = 20.0
+_FILL_BATCH = 100
 
 
 def _percentiles(ms: list[float]) -> dict[str, Any]:
@@ -59,12 +60,17 @@ def _one(isolation: str, n: int, method: str, folder: Path) -> dict[str, Any]:
         with httpx.Client(base_url=server.url, timeout=120) as http:
             seq_len = http.get("/model").json()["seq_len"]
             spectra = synthetic_raw_spectra(n + 1, seq_len, seed=1)
-            for start in range(0, n, 500):
+            for start in range(0, n, _FILL_BATCH):
                 entries = [
                     {"id": f"e{i:06d}", "spectrum": spectra[i].tolist()}
-                    for i in range(start, min(start + 500, n))
+                    for i in range(start, min(start + _FILL_BATCH, n))
                 ]
-                http.post("/library", json={"entries": entries}).raise_for_status()
+                for _ in range(10):  # a busy shared machine may answer 429/503: retry
+                    response = http.post("/library", json={"entries": entries})
+                    if response.status_code not in (429, 503):
+                        break
+                    time.sleep(2.0)
+                response.raise_for_status()
             body = {"spectra": [spectra[n].tolist()]}
             idle: list[float] = []
             stop = threading.Event()
