@@ -10,6 +10,7 @@ import zlib
 import fit_helpers
 import pytest
 
+from wavemae_service.library.analysis import AnalysisJobs, JobBusy
 from wavemae_service.library.fit_process import FitCancelled, FitProcessDied, FitWorker
 from wavemae_service.library.map_transform import TransformUnavailable, pack, unpack
 
@@ -142,3 +143,22 @@ def test_a_fit_larger_than_the_memory_limit_fails_instead_of_growing():
         assert answer["value"] == 1
     finally:
         worker.close()
+
+
+def test_stopping_the_jobs_cancels_a_fit_in_its_process():
+    jobs, worker = AnalysisJobs(), FitWorker()
+
+    def work(progress):
+        return worker.run(fit_helpers.sleep_forever, (), progress=progress, cancel=jobs.cancelled)
+
+    job = jobs.submit("map", {"method": "umap"}, work)
+    deadline = time.monotonic() + 60
+    while job.stage != "sleeping" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.state == "running" and job.progress == 0.1
+    pid = worker.pid
+    jobs.stop()
+    assert job.public()["state"] == "cancelled" and "server is stopping" in job.error
+    assert not _alive(pid)
+    with pytest.raises(JobBusy, match="stopping"):
+        jobs.submit("map", {}, work)

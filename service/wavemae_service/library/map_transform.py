@@ -90,7 +90,7 @@ def pack(
     """``(blob, meta)`` of a fitted map: the compressed pickle and its description (format,
     fitting package and Python versions, input ``dim``, size, digest). ``blob`` is None and
     ``meta["stored"]`` False, with the reason, when it is larger than ``max_bytes``."""
-    blob = zlib.compress(pickle.dumps(fitted, protocol=5), 1)
+    blob = zlib.compress(pickle.dumps(fitted, protocol=5))
     meta: dict[str, Any] = {
         "format": FORMAT,
         "method": method,
