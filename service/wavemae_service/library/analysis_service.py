@@ -48,7 +48,7 @@ class MapFitOptions:
 
     isolation: str = "process"  # "process" | "thread"
     memory_mb: int = 0  # the fit process's address-space limit; 0 = none
-    transform_max_bytes: int = 256 * 2**20
+    transform_max_bytes: int = 512 * 2**20
     transform_key: str = ""  # HMAC key of stored transforms; "" = plain SHA-256
 
 

@@ -6,9 +6,10 @@ a fitted model (``umap.UMAP`` and ``openTSNE.TSNEEmbedding`` pickle with their n
 search indexes; neither has another serialisation), and the transform needs those internals:
 the training rows, the kNN index, the fitted layout and its parameters. So the blob is a
 protocol-5 pickle of the whole :class:`wavemae.maps.SpectralMap`, zlib-compressed. Measured for
-a 10,000-entry library of 64-D embeddings (``wavemae bench cluster``; README, Clusters and maps):
-UMAP about 13 MiB raw, t-SNE about 9 MiB; both are bounded by ``map_transform_max_mb``
-(a larger transform is not stored: the map still serves its coordinates, ``place`` answers 409).
+10,000 64-D entries: UMAP 11.0 MiB pickled, 8.4 MiB compressed (the training rows, the kNN graph
+and pynndescent's search index); t-SNE 45.2 MiB, 29.2 MiB compressed (its affinity matrix and
+Annoy index); about linear in the entries. Bounded by ``map_transform_max_mb`` (a larger
+transform is not stored: the map still serves its coordinates, ``place`` answers 409).
 
 Trust assumption: unpickling runs code named in the data, so **whoever can write the library
 database can run code in every server that places points on a map from it**. The library
