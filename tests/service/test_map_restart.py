@@ -1,9 +1,13 @@
 """A stored map survives a restart of the server (its fitted transform is in the library), and
-a running map fit is cancelled when the server stops: real uvicorn, SQLite and PostgreSQL."""
+a running map fit is cancelled when the server stops: real uvicorn, SQLite and PostgreSQL.
+
+The default suite checks the same placement from a second server process on the same library
+(``test_search_and_analysis.py``); the restart test here is slow (``-m slow``)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -63,6 +67,7 @@ def _forget_transform(library_url: str) -> None:
         conn.execute("DELETE FROM analysis_blobs")
 
 
+@pytest.mark.slow  # two servers, a t-SNE fit and numba compiling twice: 30-60 s
 def test_a_restarted_server_places_points_where_the_first_did(start_server, library_url):
     x = _families()
     first = start_server(library_url=library_url)
@@ -74,7 +79,7 @@ def test_a_restarted_server_places_points_where_the_first_did(start_server, libr
         placed = _place(first.url, query)
         assert placed.status_code == 200, placed.text
         stored_map = client.map("tsne")
-    assert first.stop() == 0
+    assert first.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
 
     second = start_server(library_url=library_url)  # a new process on the same library
     again = _place(second.url, query)
@@ -137,7 +142,7 @@ def test_stopping_the_server_kills_a_running_map_fit(start_server):
         assert job["state"] == "running", job
         (fit_pid,) = _fit_processes(server.pid)
         assert client.embed(_families()[:2]).shape[0] == 2
-    assert server.stop() == 0
+    assert server.stop() in (0, -signal.SIGTERM)
     deadline = time.monotonic() + 10
     while _alive(fit_pid) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -109,8 +109,14 @@ class FitWorker:
                     raise payload if isinstance(payload, BaseException) else RuntimeError(payload)
 
     def close(self) -> None:
-        """End the child (killed if it is fitting); the next :meth:`run` starts a new one."""
-        self._kill()
+        """End the child; the next :meth:`run` starts a new one. An idle child exits by itself
+        (its libraries clean up after themselves); one that is fitting is killed."""
+        idle = self._lock.acquire(blocking=False)
+        try:
+            self._kill(graceful=idle)
+        finally:
+            if idle:
+                self._lock.release()
 
     def _start(self) -> Connection:
         if self._child is not None and self._child.is_alive() and self._conn is not None:
@@ -129,14 +135,17 @@ class FitWorker:
         self._child, self._conn = child, mine
         return mine
 
-    def _kill(self) -> int | None:
-        """Kill and reap the child; its exit code (None when there was none)."""
+    def _kill(self, *, graceful: bool = False) -> int | None:
+        """End and reap the child (killed, or given 5 s to exit on its own when ``graceful``);
+        its exit code (None when there was none)."""
         child, conn = self._child, self._conn
         self._child = self._conn = None
         if conn is not None:
-            conn.close()
+            conn.close()  # an idle child reads EOF and returns
         if child is None:
             return None
+        if graceful:
+            child.join(5)
         if child.is_alive():
             child.kill()
         child.join(10)
