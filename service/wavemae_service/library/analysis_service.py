@@ -154,6 +154,7 @@ class AnalysisService:
                 options.transform_max_bytes,
             )
             if options.isolation == "process":
+                progress(0.05, "handing the fit to the fit process")
                 coordinates, blob, meta = self._worker.run(
                     fit_and_pack, args, progress=progress, cancel=self.jobs.cancelled
                 )

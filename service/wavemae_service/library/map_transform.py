@@ -76,7 +76,7 @@ def fit_and_pack(
     """
     from wavemae.maps import fit_map
 
-    progress(0.1, f"fitting {method} on {len(matrix)} entries (separate process)")
+    progress(0.1, f"fitting {method} on {len(matrix)} entries")
     fitted = fit_map(
         matrix, method, seed=seed, progress=lambda f, stage: progress(0.1 + 0.75 * f, stage)
     )
@@ -119,10 +119,7 @@ def unpack(blob: bytes | None, meta: dict[str, Any] | None, *, key: str, max_byt
             unverifiable, other package or Python version, or it fails to load).
     """
     if meta is None:
-        raise TransformUnavailable(
-            "it was stored before fitted transforms were kept with maps, or by another process "
-            "of that version"
-        )
+        raise TransformUnavailable("it was stored before fitted transforms were kept with maps")
     if not meta.get("stored"):
         raise TransformUnavailable(meta.get("reason", "its fitted transform was not stored"))
     if meta.get("format") != FORMAT:
