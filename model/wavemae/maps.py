@@ -10,6 +10,7 @@ Neither package imports torch; UMAP compiles with numba on first use (a few seco
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,13 @@ class SpectralMap:
 
 
 def fit_map(
-    x: Any, method: str = "umap", *, seed: int = 0, n_neighbors: int = 15, perplexity: float = 30.0
+    x: Any,
+    method: str = "umap",
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    perplexity: float = 30.0,
+    progress: Callable[[float, str], None] | None = None,
 ) -> SpectralMap:
     """Fit a 2-D map of ``x`` ``(N, D)`` with cosine distances.
 
@@ -67,6 +74,8 @@ def fit_map(
         seed: fixes the initialisation and the optimisation (UMAP then runs single-threaded).
         n_neighbors: UMAP's neighbourhood size (clipped to N - 1).
         perplexity: t-SNE's perplexity (clipped to (N - 1) / 3).
+        progress: called with ``(fraction 0-1, stage)`` as the fit advances (t-SNE every 50
+            iterations; UMAP, whose fit has no hook, once at the start).
 
     Returns:
         :class:`SpectralMap`.
@@ -80,8 +89,11 @@ def fit_map(
     n = x.shape[0]
     if n < _MIN_POINTS:
         raise ValueError(f"a map needs at least {_MIN_POINTS} points; got {n}")
+    report = progress or (lambda fraction, stage: None)
     if method == "umap":
         import umap
+
+        report(0.0, f"UMAP: nearest neighbours and layout of {n} points")
 
         model = umap.UMAP(
             n_components=2,
@@ -96,12 +108,28 @@ def fit_map(
     else:
         from openTSNE import TSNE
 
+        every, phases = 50, (250, 500)  # openTSNE's default early-exaggeration and main phases
+        done = [0]
+
+        def iterations(iteration: int, error: float, embedding: Any) -> bool:
+            done[0] += every
+            report(min(done[0] / sum(phases), 1.0), f"t-SNE: {done[0]} of {sum(phases)} iterations")
+            return False  # never stop early
+
+        report(0.0, f"t-SNE: affinities of {n} points")
         model = TSNE(
             n_components=2,
             metric="cosine",
             perplexity=max(1.0, min(perplexity, (n - 1) / 3.0)),
+            early_exaggeration_iter=phases[0],
+            n_iter=phases[1],
             random_state=seed,
             n_jobs=1,
+            callbacks=iterations,
+            callbacks_every_iters=every,
         ).fit(x)
+        # the embedding keeps its optimiser's parameters for transform(); the progress hook
+        # must not be called from there, and would make the fitted map unpicklable
+        model.gradient_descent_params["callbacks"] = None
         coordinates = model.view(np.ndarray)
     return SpectralMap(method, np.asarray(coordinates, dtype=np.float64).copy(), seed, model)

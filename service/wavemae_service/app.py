@@ -36,7 +36,7 @@ from .errors import (
 )
 from .inference import Inference
 from .inputs import field_name
-from .library.analysis_service import AnalysisService
+from .library.analysis_service import AnalysisService, MapFitOptions
 from .library.service import LibraryService
 from .metrics import ServiceMetrics
 from .routes import ROUTERS
@@ -116,7 +116,13 @@ def _load(
         library.backend or "none",
         time.perf_counter() - started,
     )
-    return inference, library, AnalysisService(store, artifact.model_id)
+    map_options = MapFitOptions(
+        isolation=settings.map_fit_isolation,
+        memory_mb=settings.map_fit_memory_mb,
+        transform_max_bytes=settings.map_transform_max_mb * 2**20,
+        transform_key=settings.map_transform_key,
+    )
+    return inference, library, AnalysisService(store, artifact.model_id, map_options)
 
 
 async def _reembed(library: LibraryService, old_version: str) -> None:
@@ -157,6 +163,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.ready = False
         library.stop()  # a background re-embedding stops after its current batch
+        await asyncio.to_thread(analysis.stop)  # a running map fit's process is killed
         await inference.stop(settings.drain_timeout_s)
         if reembedding is not None:
             await reembedding

@@ -152,11 +152,12 @@ class AnalysisInProgress(ServiceError):
 
 
 class MapNotLoaded(ServiceError):
-    """A map is stored, but its fitted transform is not in this process (refit to place points)."""
+    """A map is stored, but its fitted transform cannot be loaded: stored before transforms were
+    kept with maps, too large to keep, or refused (the message says why; refit to place points)."""
 
     type = "map_not_loaded"
     status = 409
-    description = "The stored map's fitted transform is not loaded here (refit the map)"
+    description = "The stored map's fitted transform cannot be loaded (refit the map)"
 
 
 class ClustersNotComputed(ServiceError):

@@ -146,6 +146,38 @@ class Settings(BaseSettings):
     )
     reembed_batch_size: int = Field(256, ge=1, description="Entries per re-embedding transaction.")
 
+    # -- clusters and maps (README, Clusters and maps) --------------------------------------
+    map_fit_isolation: Literal["process", "thread"] = Field(
+        "process",
+        description="Where a UMAP/t-SNE fit runs: 'process' = a spawned child process (the "
+        "serving process keeps its GIL: /embed p99 during a fit measured in `wavemae bench "
+        "cluster`), killed when the server stops; 'thread' = a thread of the serving process "
+        "(slows every request during a fit; only for platforms that cannot spawn processes).",
+    )
+    map_fit_memory_mb: int = Field(
+        8192,
+        ge=0,
+        description="Address-space limit (RLIMIT_AS, MiB) of the map fit process: a fit that "
+        "needs more fails (the job reports it) instead of pushing the server out of memory. "
+        "A 3,000-entry t-SNE peaked at 0.8 GiB of address space (0.3 GiB resident); a "
+        "100,000-entry UMAP needs about 2.4 GiB of arrays more. 0 = no limit.",
+    )
+    map_transform_max_mb: int = Field(
+        512,
+        ge=1,
+        description="Largest fitted map transform kept in the library (compressed: about 0.9 "
+        "KiB per entry for UMAP, 3 KiB for t-SNE, so 100,000 entries fit); a larger one is not "
+        "stored: the map serves its coordinates, placing new points answers 409 "
+        "map_not_loaded.",
+    )
+    map_transform_key: str = Field(
+        "",
+        description="Secret for an HMAC-SHA256 over every stored map transform (the same on "
+        "every replica; never stored in the library). Transforms are pickles, so with a key "
+        "only a holder of it can make one that the server will unpickle; without, the library "
+        "database is trusted like the model directory (README, Clusters and maps).",
+    )
+
     # -- auth -------------------------------------------------------------------------------
     api_keys: str = Field(
         "",

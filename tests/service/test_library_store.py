@@ -237,10 +237,19 @@ def test_vectors_return_stored_arrays_by_id_and_analyses_persist(store, store_ta
     payload = {"k": 2, "labels": {"v0": 0, "v1": 1}, "centroids": [[0.5, 0.25]]}
     store.save_analysis("clusters", V1, payload)
     store.save_analysis("clusters", V1, {**payload, "k": 3})  # replaced, not added
+    # a map keeps its fitted transform (bytes) next to its payload, in the same write
+    transform = bytes(range(256)) * 1000
+    store.save_analysis("map:umap", V1, {"digest": "a"}, blob=transform)
+    store.save_analysis("map:umap", V1, {"digest": "a", "placed": 1}, keep_blob=True)
     store.close()
     reopened = open_store(store_target, latent_dim=LATENT_DIM, seq_len=SEQ_LEN)
     try:
         assert reopened.load_analysis("clusters") == (V1, {**payload, "k": 3})
+        assert reopened.load_analysis_blob("clusters") is None
+        assert reopened.load_analysis("map:umap") == (V1, {"digest": "a", "placed": 1})
+        assert reopened.load_analysis_blob("map:umap") == transform
+        reopened.save_analysis("map:umap", V1, {"digest": "b"})  # a refit without one
+        assert reopened.load_analysis_blob("map:umap") is None
     finally:
         reopened.close()
 

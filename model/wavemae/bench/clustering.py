@@ -11,6 +11,9 @@ Scale: spherical k-means and the vMF mixture on 100,000 synthetic 64-D rows (the
 UMAP and t-SNE on subsamples only (a full 100,000-point map takes far longer than a benchmark
 should on a shared CPU), with the per-entry fitting cost extrapolated linearly to 100,000 and
 labelled as such. Memory is the tracemalloc peak of numpy allocations during the fit.
+
+Service: /embed latency during a map fit in a thread of the server vs in its fit process
+(:mod:`wavemae.bench.map_latency`).
 """
 
 from __future__ import annotations
@@ -160,13 +163,17 @@ def _scale() -> list[dict[str, Any]]:
 
 
 def cluster_mode() -> dict[str, Any]:
-    """Run the quality and the scale measurements (a few minutes on 2 shared cores)."""
+    """Run the quality, scale and service-latency measurements (about half an hour on 2 shared
+    cores)."""
     started = time.perf_counter()
+    from wavemae.bench.map_latency import fit_latency
+
     quality, chosen_k = _quality()
     return {
         "quality": quality,
         "chosen_k": chosen_k,
         "scale": _scale(),
+        "fit_latency": fit_latency(),
         "seconds": time.perf_counter() - started,
     }
 
@@ -190,5 +197,9 @@ def format_cluster(result: dict[str, Any]) -> str:
             f"| {r['method']} | {n} | {r['seconds']:.1f} | {r['peak_mib']:.0f} | "
             f"{r['per_entry_ms']:.3f} | {'-' if place is None else f'{place:.1f}'} |"
         )
+    if "fit_latency" in result:
+        from wavemae.bench.map_latency import format_fit_latency
+
+        lines += ["", format_fit_latency(result["fit_latency"])]
     lines.append(f"\n({result['seconds']:.0f} s)")
     return "\n".join(lines)

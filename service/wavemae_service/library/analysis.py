@@ -3,12 +3,14 @@
 The fitting itself is :mod:`wavemae.cluster` (spherical k-means, vMF mixture) and
 :mod:`wavemae.maps` (UMAP, t-SNE), numpy/scipy/numba, never torch. A fit can take minutes on a
 large library, so :class:`AnalysisJobs` runs one at a time in its own thread and reports its
-state and progress; the event loop and the inference batchers never wait for it.
+state and progress; the event loop and the inference batchers never wait for it. A map fit
+holds the GIL for long stretches, so that thread hands it to a child process
+(:mod:`.fit_process`) and only waits; :meth:`AnalysisJobs.stop` cancels it.
 
 Results are plain JSON (:func:`cluster_result`, :func:`map_result`) that the store keeps with
 the model version whose embeddings they describe, so a map is the same between calls and after
-a restart. A fitted map object is kept in memory too, to place entries added after the fit
-without moving the others (:func:`place_on_map`).
+a restart. A map's fitted transform is stored with it (:mod:`.map_transform`), so any process
+places entries added after the fit without moving the others.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from wavemae.cluster import (
     spherical_kmeans,
     vmf_posterior,
 )
+
+from .fit_process import FitCancelled
 
 __all__ = [
     "AUTO_K_RANGE",
@@ -64,7 +68,7 @@ class Job:
     id: str
     kind: str
     params: dict[str, Any]
-    state: str = "queued"  # queued | running | done | failed
+    state: str = "queued"  # queued | running | done | failed | cancelled
     progress: float = 0.0
     stage: str = "queued"
     error: str | None = None
@@ -92,12 +96,17 @@ class Job:
 
 
 class AnalysisJobs:
-    """Runs fits one at a time in a daemon thread; keeps the last 32 jobs for status reads."""
+    """Runs fits one at a time in a daemon thread; keeps the last 32 jobs for status reads.
+
+    ``cancelled`` is set by :meth:`stop`; work that runs in a child process passes it on
+    (:meth:`.fit_process.FitWorker.run`), and a job ended by it reports ``cancelled``.
+    """
 
     def __init__(self) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._running: Job | None = None
+        self.cancelled = threading.Event()
 
     def submit(self, kind: str, params: dict[str, Any], work: Callable[[Progress], Any]) -> Job:
         """Start ``work(progress)`` in a thread; its return value becomes ``job.result``.
@@ -106,6 +115,8 @@ class AnalysisJobs:
             JobBusy: a job is running (fits are serialised: they share the CPU with inference).
         """
         with self._lock:
+            if self.cancelled.is_set():
+                raise JobBusy("the server is stopping; no new analysis jobs")
             if self._running is not None:
                 raise JobBusy(
                     f"the {self._running.kind} job {self._running.id} is still running; "
@@ -125,6 +136,8 @@ class AnalysisJobs:
             try:
                 job.result = work(progress)
                 job.state, job.progress, job.stage = "done", 1.0, "done"
+            except FitCancelled as exc:
+                job.state, job.stage, job.error = "cancelled", "cancelled", str(exc)
             except Exception as exc:  # reported on the status endpoint, never raised
                 job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
             finally:
@@ -144,6 +157,15 @@ class AnalysisJobs:
         deadline = time.monotonic() + timeout_s
         while self._running is not None and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Refuse new jobs, cancel the running one (its fit process is killed) and wait for it.
+
+        Work that does not watch :attr:`cancelled` (an in-thread clustering) is waited for up
+        to ``timeout_s``; its daemon thread ends with the process.
+        """
+        self.cancelled.set()
+        self.wait(timeout_s)
 
 
 def cluster_result(
@@ -269,28 +291,23 @@ def assign_clusters(embeddings: np.ndarray, clusters: dict[str, Any]) -> np.ndar
 
 def map_result(
     ids: list[str],
-    embeddings: np.ndarray,
+    coordinates: np.ndarray,
     *,
     method: str,
     model_version: str,
-    seed: int = 0,
-    progress: Progress | None = None,
-) -> tuple[dict[str, Any], Any]:
-    """Fit a 2-D map; returns ``(JSON to store, fitted wavemae.maps.SpectralMap)``."""
-    from wavemae.maps import fit_map
-
-    report = progress or (lambda fraction, stage: None)
-    report(0.1, f"fitting {method} on {len(ids)} entries")
-    fitted = fit_map(embeddings, method, seed=seed)
-    report(0.9, "storing coordinates")
-    coordinates = {
-        i: [float(a), float(b)] for i, (a, b) in zip(ids, fitted.coordinates, strict=True)
-    }
+    seed: int,
+    transform: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON to store for a fitted map: ``coordinates`` ``(N, 2)`` of the rows ``ids``, and
+    ``transform``, the description of its stored fitted transform (:mod:`.map_transform`)."""
     return {
         "method": method,
         "model_version": model_version,
         "n": len(ids),
         "seed": seed,
         "computed_at": time.time(),
-        "coordinates": coordinates,
-    }, fitted
+        "transform": transform,
+        "coordinates": {
+            i: [float(a), float(b)] for i, (a, b) in zip(ids, coordinates, strict=True)
+        },
+    }

@@ -1,15 +1,20 @@
 """Clusters and maps of the library as the routes see them (no FastAPI).
 
 :class:`AnalysisService` starts fits as background jobs (:class:`.analysis.AnalysisJobs`, one
-at a time, in their own thread), stores each result with the model version whose embeddings it
-describes, and serves pages of it. A stored result from another model version is never served:
-the library's embeddings changed, so the caller recomputes.
+at a time, in their own thread; a map fit in a child process), stores each result with the model
+version whose embeddings it describes, and serves pages of it. A stored result from another
+model version is never served: the library's embeddings changed, so the caller recomputes.
+
+A map's fitted transform is stored with it and loaded lazily, once per fit, by whichever
+process first needs it (placing a query, or an entry added after the fit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,13 +38,26 @@ from .analysis import (
     map_result,
 )
 from .base import LibraryStore, MetadataFilter
+from .fit_process import FitWorker
+from .map_transform import TransformUnavailable, fit_and_pack, unpack
 from .service import require_store, run_on_store
 
-__all__ = ["MAP_METHODS", "AnalysisService"]
+__all__ = ["MAP_METHODS", "AnalysisService", "MapFitOptions"]
 
 T = TypeVar("T")
 MAP_METHODS = ("umap", "tsne")
 _CLUSTERS = "clusters"
+_MAP_SEED = 0
+
+
+@dataclass(frozen=True)
+class MapFitOptions:
+    """How map fits run and how their transforms are kept (the ``map_*`` settings)."""
+
+    isolation: str = "process"  # "process" | "thread"
+    memory_mb: int = 0  # the fit process's address-space limit; 0 = none
+    transform_max_bytes: int = 512 * 2**20
+    transform_key: str = ""  # HMAC key of stored transforms; "" = plain SHA-256
 
 
 class AnalysisService:
@@ -48,15 +66,20 @@ class AnalysisService:
     Args:
         store: the opened store, or None without a library (every operation: InvalidInput).
         model_id: the served model version.
+        map_options: where map fits run and how their transforms are kept.
     """
 
-    def __init__(self, store: LibraryStore | None, model_id: str) -> None:
+    def __init__(
+        self, store: LibraryStore | None, model_id: str, map_options: MapFitOptions | None = None
+    ) -> None:
         self._store = store
         self.model_id = model_id
         self.jobs = AnalysisJobs()
-        # method -> (fitted wavemae.maps.SpectralMap), to place entries added after a fit
-        self._fitted_maps: dict[str, Any] = {}
-        self._fitted_dims: dict[str, int] = {}  # method -> embedding length of the fit
+        self.map_options = map_options or MapFitOptions()
+        self._worker = FitWorker(self.map_options.memory_mb)  # started by the first map fit
+        # method -> (digest, fitted wavemae.maps.SpectralMap) of the stored map last loaded here
+        self._fitted_maps: dict[str, tuple[str, Any]] = {}
+        self._loading = threading.Lock()
 
     # -- clusters ------------------------------------------------------------------------------
 
@@ -175,19 +198,35 @@ class AnalysisService:
         if count < 5:
             raise InvalidInput(f"a map needs at least 5 library entries; there are {count}")
 
+        options = self.map_options
+
         def work(progress: Callable[[float, str], None]) -> dict[str, Any]:
             store = self._require_store()
             vectors = store.vectors("embedding", model_version=self.model_id)
-            payload, fitted = map_result(
-                vectors.ids,
+            args = (
                 vectors.matrix,
+                method,
+                _MAP_SEED,
+                options.transform_key,
+                options.transform_max_bytes,
+            )
+            if options.isolation == "process":
+                progress(0.05, "handing the fit to the fit process")
+                coordinates, blob, meta = self._worker.run(
+                    fit_and_pack, args, progress=progress, cancel=self.jobs.cancelled
+                )
+            else:
+                coordinates, blob, meta = fit_and_pack(*args, progress=progress)
+            progress(0.95, "storing coordinates and the fitted transform")
+            payload = map_result(
+                vectors.ids,
+                coordinates,
                 method=method,
                 model_version=self.model_id,
-                progress=progress,
+                seed=_MAP_SEED,
+                transform=meta,
             )
-            store.save_analysis(f"map:{method}", self.model_id, payload)
-            self._fitted_maps[method] = fitted
-            self._fitted_dims[method] = int(vectors.matrix.shape[1])
+            store.save_analysis(f"map:{method}", self.model_id, payload, blob=blob)
             return payload
 
         return self._submit("map", {"method": method}, work)
@@ -198,9 +237,10 @@ class AnalysisService:
         """One page (by id) of map coordinates, cluster labels and metadata (all of it, or only
         ``fields``): ``{"items": [{"id", "x", "y", "cluster", "metadata"}], "count", ...}``.
 
-        Entries added after the fit are placed with the fitted map's transform (old points do
-        not move) and stored with the map; without the fitted map in this process (another
-        replica fitted it, or a restart) they answer ``x``/``y`` null until the next fit.
+        Entries added after the fit are placed with the fitted map's stored transform (old
+        points do not move) and stored with the map; when that transform cannot be loaded (a
+        map stored before transforms were kept, or one refused by :func:`.map_transform.unpack`)
+        they answer ``x``/``y`` null until the next fit.
 
         Raises:
             InvalidInput: unknown method.
@@ -217,7 +257,8 @@ class AnalysisService:
         Raises:
             InvalidInput: unknown method, or embeddings of the wrong length or without direction.
             NotFound: no map of this method for the served model version.
-            MapNotLoaded: the map is stored but was fitted by another process (refit it).
+            MapNotLoaded: the map's fitted transform cannot be loaded (stored before transforms
+                were kept, too large, or refused); the message says why. Refit it.
         """
         if method not in MAP_METHODS:
             raise InvalidInput(f"method={method!r} is not one of {MAP_METHODS}", field="method")
@@ -227,26 +268,29 @@ class AnalysisService:
                 f"no {method} map computed with {self.model_id}; POST /library/map first",
                 field="method",
             )
-        fitted = self._fitted_maps.get(method)
-        if fitted is None:
-            raise MapNotLoaded(
-                f"the {method} map was fitted by another process or before a restart; "
-                "POST /library/map again to place new points",
-                field="method",
-            )
-        x = np.asarray(embeddings, dtype=np.float64)
-        dim = self._fitted_dims[method]
-        if x.ndim != 2 or x.shape[1] != dim:
-            lengths = sorted({len(row) for row in embeddings})
+        meta = stored[1].get("transform")
+        dim = meta.get("dim") if isinstance(meta, dict) else None
+        lengths = sorted({len(row) for row in embeddings})
+        if len(lengths) > 1 or (dim is not None and lengths != [dim]):
             raise InvalidInput(
-                f"each embedding needs {dim} values (the map's latent_dim); got {lengths}",
+                f"each embedding needs {dim or 'the same number of'} values (the map's "
+                f"latent_dim); got {lengths}",
                 field="embeddings",
             )
+        x = np.asarray(embeddings, dtype=np.float64)
         zero = np.flatnonzero(~np.any(x != 0, axis=1))
         if zero.size:
             raise InvalidInput(
                 f"embedding {int(zero[0])} is all zeros (it has no direction)", field="embeddings"
             )
+        try:
+            fitted = await self._call(lambda store: self._fitted_map(store, method, stored[1]))
+        except TransformUnavailable as exc:
+            raise MapNotLoaded(
+                f"the stored {method} map cannot place points: {exc}; POST /library/map again "
+                "to refit it",
+                field="method",
+            ) from None
         placed = await asyncio.to_thread(fitted.transform, x)
         return {
             "method": method,
@@ -273,12 +317,16 @@ class AnalysisService:
         coordinates = payload["coordinates"]
         vectors = store.vectors("embedding", model_version=self.model_id)
         missing = [i for i, entry_id in enumerate(vectors.ids) if entry_id not in coordinates]
-        fitted = self._fitted_maps.get(method)
-        if missing and fitted is not None:
-            placed = fitted.transform(vectors.matrix[missing])
-            for i, (x, y) in zip(missing, placed, strict=True):
-                coordinates[vectors.ids[i]] = [float(x), float(y)]
-            store.save_analysis(name, self.model_id, payload)
+        if missing:
+            try:
+                fitted = self._fitted_map(store, method, payload)
+            except TransformUnavailable:  # they stay unplaced (x, y null) until the next fit
+                fitted = None
+            if fitted is not None:
+                placed = fitted.transform(vectors.matrix[missing])
+                for i, (x, y) in zip(missing, placed, strict=True):
+                    coordinates[vectors.ids[i]] = [float(x), float(y)]
+                store.save_analysis(name, self.model_id, payload, keep_blob=True)
         clusters = store.load_analysis(_CLUSTERS)
         labels: dict[str, int] = {}
         if clusters is not None and clusters[0] == self.model_id:
@@ -316,6 +364,29 @@ class AnalysisService:
             "items": entries,
         }
 
+    def _fitted_map(self, store: LibraryStore, method: str, payload: dict[str, Any]) -> Any:
+        """The fitted ``wavemae.maps.SpectralMap`` of the stored map ``payload``: from memory
+        when this process loaded (or fitted) that same fit, else loaded from the store once.
+
+        Raises:
+            TransformUnavailable: it cannot be loaded; the message says why.
+        """
+        meta = payload.get("transform")
+        digest = meta.get("digest") if isinstance(meta, dict) else None
+        with self._loading:  # one load per fit, however many requests wait for it
+            cached = self._fitted_maps.get(method)
+            if digest is not None and cached is not None and cached[0] == digest:
+                return cached[1]
+            blob = store.load_analysis_blob(f"map:{method}") if digest is not None else None
+            fitted = unpack(
+                blob,
+                meta,
+                key=self.map_options.transform_key,
+                max_bytes=self.map_options.transform_max_bytes,
+            )
+            self._fitted_maps[method] = (str(digest), fitted)
+            return fitted
+
     # -- jobs ----------------------------------------------------------------------------------
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -324,6 +395,11 @@ class AnalysisService:
         if job is None:
             raise NotFound(f"no analysis job {job_id!r} (only the last 32 are kept)", field="id")
         return job.public()
+
+    def stop(self) -> None:
+        """Refuse new jobs, cancel a running map fit and end the fit process."""
+        self.jobs.stop()
+        self._worker.close()
 
     # -- helpers -------------------------------------------------------------------------------
 

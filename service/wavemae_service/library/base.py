@@ -414,13 +414,28 @@ class LibraryStore(abc.ABC):
     # -- analyses (clusters, maps) -------------------------------------------------------
 
     @abc.abstractmethod
-    def save_analysis(self, name: str, model_version: str, payload: dict[str, Any]) -> None:
+    def save_analysis(
+        self,
+        name: str,
+        model_version: str,
+        payload: dict[str, Any],
+        *,
+        blob: bytes | None = None,
+        keep_blob: bool = False,
+    ) -> None:
         """Store (replace) the JSON result ``payload`` of analysis ``name`` (e.g. ``"clusters"``,
-        ``"map:umap"``), computed from the embeddings of ``model_version``. Durable on return."""
+        ``"map:umap"``), computed from the embeddings of ``model_version``, and its binary
+        attachment ``blob`` (a map's fitted transform; None: no attachment), in one transaction.
+        ``keep_blob`` leaves the stored attachment as it is (a payload updated in place).
+        Durable on return."""
 
     @abc.abstractmethod
     def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
         """``(model_version, payload)`` of a stored analysis, or None."""
+
+    @abc.abstractmethod
+    def load_analysis_blob(self, name: str) -> bytes | None:
+        """The binary attachment of a stored analysis, or None."""
 
     # -- re-embedding --------------------------------------------------------------------
 

@@ -49,7 +49,15 @@ from .base import (
     entry_from_row,
     f32_bytes,
 )
-from .postgres_schema import ANALYSES, ENTRIES, HNSW_MAX_DIMS, META, filter_clause, migrate
+from .postgres_schema import (
+    ANALYSES,
+    ANALYSIS_BLOBS,
+    ENTRIES,
+    HNSW_MAX_DIMS,
+    META,
+    filter_clause,
+    migrate,
+)
 
 __all__ = ["LibraryUnavailableError", "PostgresLibraryStore"]
 
@@ -378,7 +386,15 @@ class PostgresLibraryStore(LibraryStore):
 
     # -- analyses ------------------------------------------------------------------------
 
-    def save_analysis(self, name: str, model_version: str, payload: dict[str, Any]) -> None:
+    def save_analysis(
+        self,
+        name: str,
+        model_version: str,
+        payload: dict[str, Any],
+        *,
+        blob: bytes | None = None,
+        keep_blob: bool = False,
+    ) -> None:
         query = sql.SQL(
             "INSERT INTO {analyses} VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
             "model_version = EXCLUDED.model_version, payload = EXCLUDED.payload, "
@@ -387,7 +403,18 @@ class PostgresLibraryStore(LibraryStore):
         body = Jsonb(
             payload, dumps=lambda v: orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode()
         )
-        self._run(lambda conn: conn.execute(query, (name, model_version, body, time.time())))
+        blobs = sql.Identifier(ANALYSIS_BLOBS)
+
+        def statements(conn: psycopg.Connection) -> None:
+            conn.execute(query, (name, model_version, body, time.time()))
+            if not keep_blob:
+                conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(blobs), (name,))
+                if blob is not None:
+                    conn.execute(
+                        sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(blobs), (name, blob)
+                    )
+
+        self._run(statements)
 
     def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
         query = sql.SQL("SELECT model_version, payload FROM {analyses} WHERE name = %s").format(
@@ -395,6 +422,13 @@ class PostgresLibraryStore(LibraryStore):
         )
         row = self._run(lambda conn: conn.execute(query, (name,)).fetchone(), transaction=False)
         return None if row is None else (row[0], row[1])
+
+    def load_analysis_blob(self, name: str) -> bytes | None:
+        query = sql.SQL("SELECT body FROM {blobs} WHERE name = %s").format(
+            blobs=sql.Identifier(ANALYSIS_BLOBS)
+        )
+        row = self._run(lambda conn: conn.execute(query, (name,)).fetchone(), transaction=False)
+        return None if row is None else bytes(row[0])
 
     # -- re-embedding --------------------------------------------------------------------
 

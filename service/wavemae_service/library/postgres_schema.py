@@ -22,6 +22,7 @@ from .base import MetadataFilter
 
 __all__ = [
     "ANALYSES",
+    "ANALYSIS_BLOBS",
     "ENTRIES",
     "HNSW_MAX_DIMS",
     "META",
@@ -34,6 +35,7 @@ SCHEMA_VERSION = "1"
 ENTRIES = "wavemae_library_entries"
 META = "wavemae_library_meta"
 ANALYSES = "wavemae_library_analyses"  # clusters and maps, per model version
+ANALYSIS_BLOBS = "wavemae_library_analysis_blobs"  # a map's fitted transform (map_transform.py)
 #: pgvector cannot build an HNSW index over ``vector`` columns wider than this.
 HNSW_MAX_DIMS = 2000
 # Key of the advisory lock that serialises schema creation and migration across replicas.
@@ -81,6 +83,11 @@ def migrate(url: str, *, latent_dim: int, seq_len: int) -> None:
                 "model_version text NOT NULL, payload jsonb NOT NULL, "
                 "updated_at double precision NOT NULL)"
             ).format(analyses=sql.Identifier(ANALYSES))
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {blobs} (name text PRIMARY KEY, body bytea NOT NULL)"
+            ).format(blobs=sql.Identifier(ANALYSIS_BLOBS))
         )
         conn.execute(
             sql.SQL(

@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS analyses (   -- clusters and maps, per model version
     payload       TEXT NOT NULL,      -- JSON object
     updated_at    REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS analysis_blobs (   -- a map's fitted transform (see map_transform.py)
+    name          TEXT PRIMARY KEY,
+    body          BLOB NOT NULL
+);
 """
 
 
@@ -242,7 +246,15 @@ class SQLiteLibraryStore(LibraryStore):
 
     # -- analyses ------------------------------------------------------------------------
 
-    def save_analysis(self, name: str, model_version: str, payload: dict[str, Any]) -> None:
+    def save_analysis(
+        self,
+        name: str,
+        model_version: str,
+        payload: dict[str, Any],
+        *,
+        blob: bytes | None = None,
+        keep_blob: bool = False,
+    ) -> None:
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
         def statements(conn: sqlite3.Connection) -> None:
@@ -252,6 +264,10 @@ class SQLiteLibraryStore(LibraryStore):
                 "updated_at=excluded.updated_at",
                 (name, model_version, body, time.time()),
             )
+            if not keep_blob:
+                conn.execute("DELETE FROM analysis_blobs WHERE name = ?", (name,))
+                if blob is not None:
+                    conn.execute("INSERT INTO analysis_blobs VALUES (?, ?)", (name, blob))
 
         with self._lock:
             self._write(statements)
@@ -262,6 +278,13 @@ class SQLiteLibraryStore(LibraryStore):
                 "SELECT model_version, payload FROM analyses WHERE name = ?", (name,)
             ).fetchone()
         return None if row is None else (row[0], orjson.loads(row[1]))
+
+    def load_analysis_blob(self, name: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM analysis_blobs WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     # -- re-embedding --------------------------------------------------------------------
 

@@ -144,9 +144,11 @@ async def get_map(
     summary="Place query embeddings on the stored map",
 )
 async def place_on_map(request: Request) -> Response:
-    """`points`: the `x`, `y` of each embedding in the stored map (its fitted transform, the
-    library's points unmoved, nothing stored). 404 without a map; 409 when the map was fitted
-    by another process (refit it)."""
+    """`points`: the `x`, `y` of each embedding in the stored map (its fitted transform, stored
+    with the map, so any replica and a restarted server place points alike; the library's
+    points unmoved, nothing stored). 404 without a map; 409 when the stored transform cannot be
+    loaded (a map stored before transforms were kept, or one too large or refused: the message
+    says why; refit it)."""
     analysis = get_analysis(request)
     req = await _read_json(request, MapPlaceRequest)
     return json_response(await analysis.place(method=req.method, embeddings=req.embeddings))
@@ -161,6 +163,7 @@ async def place_on_map(request: Request) -> Response:
 async def get_job(
     request: Request, job_id: Annotated[str, Path(min_length=1, max_length=64)]
 ) -> Response:
-    """`state` (queued, running, done, failed), `progress` (0-1), `stage`, the `error` of a
-    failed job, and the result's summary once done."""
+    """`state` (queued, running, done, failed, cancelled: the server stopped during the fit),
+    `progress` (0-1), `stage`, the `error` of a failed job, and the result's summary once done
+    (for a map, `transform`: its stored fitted transform's format, size and digest)."""
     return json_response(get_analysis(request).job(job_id))
