@@ -241,9 +241,12 @@ class Inference:
         *,
         field: str = "spectra",
         missing: Sequence[Sequence[MissingItem]] | None = None,
+        background: bool = False,
     ) -> tuple[np.ndarray, ModelInput]:
         """Raw spectra -> ``(embeddings (N, latent_dim) float32, their model input)``; with
         hidden bands (partial coverage, ``missing``) through the masked encoder.
+
+        ``background``: as for :meth:`embed_model_input` (wait for room, never Overloaded).
 
         Raises:
             InvalidInput: see :meth:`preprocess_sync`.
@@ -251,9 +254,11 @@ class Inference:
         """
         model_input = await self.preprocess(values, wavelengths, field=field, missing=missing)
         if model_input.visible is not None:
-            embeddings = await self.masked_embedder.submit(model_input.x, model_input.visible)
+            embeddings = await _submit(
+                self.masked_embedder, model_input.x, model_input.visible, background=background
+            )
             return _unit_norm(embeddings), model_input
-        return await self.embed_model_input(model_input.x), model_input
+        return await self.embed_model_input(model_input.x, background=background), model_input
 
     async def qc_warnings(self, model_input: ModelInput) -> list[list[str]]:
         """The per-spectrum warnings, with "out of distribution" added where the artifact's QC
@@ -281,13 +286,7 @@ class Inference:
             background: for work nobody waits on (re-embedding the library): when the queue is
                 full, wait for room instead of raising Overloaded, so requests keep priority.
         """
-        while True:
-            try:
-                return await self.embedder.submit(x)
-            except Overloaded:
-                if not background:
-                    raise
-            await asyncio.sleep(_BACKGROUND_RETRY_S)
+        return await _submit(self.embedder, x, background=background)
 
     async def reconstruct(
         self,
@@ -325,6 +324,18 @@ class Inference:
         rmse = np.sqrt((np.where(inside, diff, 0.0) ** 2).sum(axis=1) / counts)
         warnings = await self.qc_warnings(model_input)
         return Reconstruction(recon, rmse, model_input.coverage, warnings)
+
+
+async def _submit(batcher: MicroBatcher, *inputs: np.ndarray, background: bool) -> Any:
+    """``batcher.submit(*inputs)``; with ``background``, a full queue is waited out (retried
+    every ``_BACKGROUND_RETRY_S``) instead of raising Overloaded."""
+    while True:
+        try:
+            return await batcher.submit(*inputs)
+        except Overloaded:
+            if not background:
+                raise
+        await asyncio.sleep(_BACKGROUND_RETRY_S)
 
 
 def _unit_norm(embeddings: np.ndarray) -> np.ndarray:
