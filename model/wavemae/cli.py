@@ -107,6 +107,7 @@ def export_cmd(
 
     spectra = None if data is None else spectra_from_argument(data)
     from wavemae.export import export_checkpoint  # torch: after the cheap checks
+
     folder = export_checkpoint(
         checkpoint,
         out,
@@ -144,8 +145,10 @@ def train_cmd(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     holdout: str = typer.Option(
-        "test", "--holdout", help="tablet: hold out the 'test' split or a 'validation' 20 % "
-        "of the calibration tablets (for choosing settings)."
+        "test",
+        "--holdout",
+        help="tablet: hold out the 'test' split or a 'validation' 20 % "
+        "of the calibration tablets (for choosing settings).",
     ),
 ) -> None:
     """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines."""
@@ -212,30 +215,38 @@ def evaluate_cmd(
     weights: str = typer.Option("ema", "--weights", help="ema | raw"),
     out: str = typer.Option(None, "--out", help="Also write the report as JSON here."),
     report_dir: str = typer.Option(
-        None, "--report", help="Run the full suite (retrieval, identity, fill-in, QC, health "
-        "vs classical baselines) and write eval.md, eval.json and qc.json into this folder."
+        None,
+        "--report",
+        help="Run the full suite (retrieval, identity, fill-in, QC, health "
+        "vs classical baselines) and write eval.md, eval.json and qc.json into this folder.",
     ),
     label: str = typer.Option(None, "--label", help="Suite: metadata column to retrieve."),
     group: str = typer.Option(
-        None, "--group", help="Suite: metadata column naming the sample (shared across "
-        "instruments)."
+        None,
+        "--group",
+        help="Suite: metadata column naming the sample (shared across instruments).",
     ),
     instrument: str = typer.Option(None, "--instrument", help="Suite: instrument column."),
     split_column: str = typer.Option(
         None, "--split-column", help="Suite: column with train/val/test (else a seeded split)."
     ),
     split_names: str = typer.Option(
-        "train,val,test", "--split-names", help="Suite: the reference,validation,evaluation "
-        "values of --split-column."
+        "train,val,test",
+        "--split-names",
+        help="Suite: the reference,validation,evaluation values of --split-column.",
     ),
     holdout: str = typer.Option(
-        "test", "--holdout", help="Suite on tablet: evaluate on 'test' or on the 'validation' "
-        "20 % of the calibration tablets."
+        "test",
+        "--holdout",
+        help="Suite on tablet: evaluate on 'test' or on the 'validation' "
+        "20 % of the calibration tablets.",
     ),
     seed: int = typer.Option(0, "--seed", help="Suite: split, gap and fault seed."),
     artifact: str = typer.Option(
-        None, "--artifact", help="Suite: write the fitted QC calibration into this exported "
-        "artifact's manifest (the checkpoint's export) and check its ONNX scores agree."
+        None,
+        "--artifact",
+        help="Suite: write the fitted QC calibration into this exported "
+        "artifact's manifest (the checkpoint's export) and check its ONNX scores agree.",
     ),
 ) -> None:
     """Held-out masked error vs mean/interp/PCA baselines, and embedding composition tests.
@@ -265,16 +276,26 @@ def evaluate_cmd(
                 corpus = "tablet"
             known = corpus_defaults(corpus)
             sets = load_sets(
-                model.grid, corpus=corpus, path=data, holdout=holdout,
-                split_column=split_column, split_names=names,  # type: ignore[arg-type]
-                group=group or known["group"], seed=seed,
+                model.grid,
+                corpus=corpus,
+                path=data,
+                holdout=holdout,
+                split_column=split_column,
+                split_names=names,  # type: ignore[arg-type]
+                group=group or known["group"],
+                seed=seed,
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         report = run_suite(
-            model, sets["reference"], sets["validation"], sets["evaluation"],
-            label=label or known["label"], group=group or known["group"],
-            instrument=instrument or known["instrument"], seed=seed,
+            model,
+            sets["reference"],
+            sets["validation"],
+            sets["evaluation"],
+            label=label or known["label"],
+            group=group or known["group"],
+            instrument=instrument or known["instrument"],
+            seed=seed,
         )
         folder = write_suite(report, report_dir, f"WaveMAE evaluation of {checkpoint}")
         typer.echo((folder / "eval.md").read_text())
@@ -321,8 +342,10 @@ def _attach_qc(artifact_dir, calibration, model, raw) -> None:
     onnx = ArtifactQC(load_artifact(artifact_dir))(raw)["score"]
     torch_score = calibration.score(model.preprocess(raw), model.embed, model.reconstruct)
     diff = float(np.max(np.abs(onnx - torch_score["score"])))
-    typer.echo(f"QC calibration written into {artifact_dir}/manifest.json "
-               f"(ONNX vs PyTorch QC score, max abs difference {diff:.2g})")
+    typer.echo(
+        f"QC calibration written into {artifact_dir}/manifest.json "
+        f"(ONNX vs PyTorch QC score, max abs difference {diff:.2g})"
+    )
     if diff > 1e-3:
         raise typer.Exit(f"ONNX QC scores disagree with PyTorch by {diff}")
 
@@ -359,7 +382,9 @@ def _ints(text: str, what: str) -> list[int]:
 @app.command("bench")
 def bench_cmd(
     mode: str = typer.Argument(
-        "all", help="engine | serve | baseline | all | search (HQI on the tablet task) | cluster"
+        "all",
+        help="engine | serve | baseline | all | search (HQI on the tablet task) | cluster | "
+        "cube (server memory while embedding a hyperspectral cube)",
     ),
     model_dir: str = typer.Option(None, "--model-dir", help="Artifact folder (default: shipped)."),
     out: str = typer.Option(None, "--out", help="Write the results as JSON to this file."),
@@ -384,6 +409,9 @@ def bench_cmd(
     profile: str = typer.Option(
         None, "--profile", help="py-spy the started servers under 32-client load; stacks here."
     ),
+    cube_shape: str = typer.Option(
+        "200x200x256", "--cube-shape", help="cube: ROWSxCOLSxBANDS of the synthetic cube."
+    ),
     servers: str = typer.Option(
         "serve,peer,baseline",
         help="baseline/all: servers to load side by side: serve (the service), peer (FastAPI "
@@ -395,6 +423,15 @@ def bench_cmd(
     if mode in ("search", "cluster"):
         _quality_bench(mode, out)
         return
+    settings = {}
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("WAVEMAE_"):
+            raise typer.BadParameter(f"--env {item!r} must look like WAVEMAE_KEY=VALUE")
+        settings[key] = value
+    if mode == "cube":
+        _cube_bench(model_dir, cube_shape, settings, out)
+        return
     from wavemae.bench import modes, peers
     from wavemae.bench.report import print_results, write_json
 
@@ -402,12 +439,6 @@ def bench_cmd(
         raise typer.BadParameter(
             f"mode={mode!r} must be engine, serve, baseline, all, search or cluster"
         )
-    settings = {}
-    for item in env or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.startswith("WAVEMAE_"):
-            raise typer.BadParameter(f"--env {item!r} must look like WAVEMAE_KEY=VALUE")
-        settings[key] = value
     plan = modes.LoadPlan(
         concurrencies=_ints(concurrency, "concurrency"),
         bodies=[b.strip() for b in bodies.split(",") if b.strip()],
@@ -468,6 +499,23 @@ def bench_cmd(
 
         Path(markdown).write_text(to_markdown(results), encoding="utf-8")
         typer.echo(f"wrote {markdown}")
+
+
+def _cube_bench(model_dir: str | None, shape: str, env: dict[str, str], out: str | None) -> None:
+    """``cube``: the server's resident memory while it embeds one cube of ``shape``."""
+    import json
+    from pathlib import Path
+
+    from wavemae.bench.cube import cube_mode, format_cube
+
+    dims = tuple(int(n) for n in shape.lower().split("x") if n.strip().isdigit())
+    if len(dims) != 3 or min(dims) < 1:
+        raise typer.BadParameter(f"--cube-shape {shape!r} must look like 200x200x256")
+    result = cube_mode(model_dir, shape=dims, env=env)  # type: ignore[arg-type]
+    typer.echo(format_cube(result))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2))
+        typer.echo(f"wrote {out}")
 
 
 def _quality_bench(mode: str, out: str | None) -> None:

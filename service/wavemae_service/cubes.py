@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import InvalidInput, PayloadTooLarge
-from .inference import Inference
+from .inference import Inference, ModelInput
 from .inputs import SpectraBody, nan_as_missing, to_model_unit
 from .uploads import check_unit
 
@@ -261,6 +261,32 @@ def _read_chunk(cube: Cube, axis: _Axis, block: tuple[slice, slice], allow_nan: 
     return _Chunk(rows, cols, values, missing, with_nan)
 
 
+async def _embed_in_batches(inference: Inference, model_input: ModelInput) -> np.ndarray:
+    """The chunk's embeddings, queued one batch (``max_batch_size`` rows) at a time with at
+    most ``2 x workers`` batches queued or running: a request arriving meanwhile waits behind
+    that many cube batches, not behind the whole chunk, and no batch waits long enough to
+    time out on a busy server. Background submits: a full queue is waited out, never 429."""
+    batcher = inference.embedder
+    size = batcher.max_batch_size
+    in_flight = asyncio.Semaphore(2 * batcher.workers)
+    x, visible = model_input.x, model_input.visible
+
+    async def one(start: int) -> np.ndarray:
+        rows = slice(start, start + size)
+        async with in_flight:
+            return await inference.embed_model_input(
+                x[rows], visible=None if visible is None else visible[rows], background=True
+            )
+
+    tasks = [asyncio.ensure_future(one(start)) for start in range(0, len(x), size)]
+    try:
+        return np.concatenate(await asyncio.gather(*tasks))
+    finally:  # one failed (or the request was cancelled): the rest never reach the engine
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def embed_cube(
     inference: Inference,
     cube: Cube,
@@ -316,13 +342,10 @@ async def embed_cube(
             chunk = await ahead
             if i + 1 < len(blocks):
                 ahead = read(i + 1)  # the next block is read while this one is embedded
-            embeddings, model_input = await inference.embed(
-                chunk.values,
-                axis.wavelengths,
-                field="cube",
-                missing=chunk.missing,
-                background=True,
+            model_input = await inference.preprocess(
+                chunk.values, axis.wavelengths, field="cube", missing=chunk.missing
             )
+            embeddings = await _embed_in_batches(inference, model_input)
             n_rows, n_cols = chunk.rows.stop - chunk.rows.start, chunk.cols.stop - chunk.cols.start
             out[chunk.rows, chunk.cols] = embeddings.reshape(n_rows, n_cols, -1)
             with_missing += chunk.pixels_with_missing

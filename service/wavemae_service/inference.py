@@ -253,12 +253,10 @@ class Inference:
             Overloaded, NotReady, InferenceFailed: from the batcher.
         """
         model_input = await self.preprocess(values, wavelengths, field=field, missing=missing)
-        if model_input.visible is not None:
-            embeddings = await _submit(
-                self.masked_embedder, model_input.x, model_input.visible, background=background
-            )
-            return _unit_norm(embeddings), model_input
-        return await self.embed_model_input(model_input.x, background=background), model_input
+        embeddings = await self.embed_model_input(
+            model_input.x, visible=model_input.visible, background=background
+        )
+        return embeddings, model_input
 
     async def qc_warnings(self, model_input: ModelInput) -> list[list[str]]:
         """The per-spectrum warnings, with "out of distribution" added where the artifact's QC
@@ -278,14 +276,22 @@ class Inference:
             )
         return warnings
 
-    async def embed_model_input(self, x: np.ndarray, *, background: bool = False) -> np.ndarray:
+    async def embed_model_input(
+        self, x: np.ndarray, *, visible: np.ndarray | None = None, background: bool = False
+    ) -> np.ndarray:
         """``(N, seq_len)`` model input -> ``(N, latent_dim)`` float32 embeddings.
 
         Args:
             x: preprocessed spectra.
-            background: for work nobody waits on (re-embedding the library): when the queue is
-                full, wait for room instead of raising Overloaded, so requests keep priority.
+            visible: ``(N, seq_len)`` bool, True = seen by the encoder; with it the masked
+                encoder runs (see :attr:`ModelInput.visible`).
+            background: for work nobody waits on (re-embedding the library, cube chunks): when
+                the queue is full, wait for room instead of raising Overloaded, so requests
+                keep priority.
         """
+        if visible is not None:
+            embeddings = await _submit(self.masked_embedder, x, visible, background=background)
+            return _unit_norm(embeddings)
         return await _submit(self.embedder, x, background=background)
 
     async def reconstruct(

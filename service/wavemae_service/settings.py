@@ -134,10 +134,10 @@ class Settings(BaseSettings):
     cube_chunk_pixels: int = Field(
         512,
         ge=1,
-        description="Pixels of a cube read, preprocessed and queued at once: memory per cube "
-        "request beyond its answer is about this many spectra. Cube chunks wait for room in "
-        "the queue (never 429), so keep this well below max_queue_spectra to leave room for "
-        "interactive requests.",
+        description="Pixels of a cube read and preprocessed at once: memory per cube request "
+        "beyond its answer is about two chunks (one read ahead). The chunk enters the embed "
+        "queue one batch at a time, at most 2 x inference_workers batches at once, waiting "
+        "for room rather than answering 429, so interactive requests keep their turn.",
     )
     max_metadata_bytes: int = Field(
         16 * 1024,

@@ -192,3 +192,29 @@ def test_a_cube_in_another_body_or_form_is_refused(cube_http):
         files={"cube": ("x.img", b"\0" * 64), "header": ("x.hdr", b"not an ENVI header")},
     )
     assert broken_header.status_code == 422
+
+
+def test_the_python_client_sends_arrays_npy_files_and_envi_pairs(cube_http, tmp_path):
+    from wavemae_service.client import WaveMAEClient, WaveMAEError
+
+    cube = _cube(3, 4, GRID.size, seed=4).astype(np.float32)
+    np.save(tmp_path / "scene.npy", cube)
+    envi.save_image(
+        str(tmp_path / "scene.hdr"),
+        cube,
+        metadata={"wavelength": [f"{w:.6f}" for w in GRID], "wavelength units": "nm"},
+        force=True,
+    )
+    expected = _embed(
+        cube_http, cube.reshape(-1, GRID.size).astype(np.float64), wavelengths=GRID.tolist()
+    )
+    with WaveMAEClient(str(cube_http.base_url)) as client:
+        from_array = client.embed_cube(cube, GRID)
+        from_file = client.embed_cube(tmp_path / "scene.npy", GRID)
+        from_envi = client.embed_cube(tmp_path / "scene.img", header=tmp_path / "scene.hdr")
+        with pytest.raises(WaveMAEError) as refused:
+            client.embed_cube(cube, GRID[:-1])
+    for answer in (from_array, from_file, from_envi):
+        assert answer.shape == (3, 4, LATENT_DIM)
+        np.testing.assert_allclose(answer.reshape(-1, LATENT_DIM), expected, atol=1e-5)
+    assert refused.value.status == 422 and refused.value.field == "wavelengths"

@@ -130,7 +130,7 @@ async def embed_cube_route(
             options,
             folder / "embeddings.npy",
             max_pixels=settings.max_cube_pixels,
-            chunk_pixels=min(settings.cube_chunk_pixels, settings.max_queue_spectra),
+            chunk_pixels=settings.cube_chunk_pixels,
             abandoned=request.is_disconnected,
         )
     except BaseException:
