@@ -20,9 +20,16 @@ MAX_PIXELS = 100
 @pytest.fixture(scope="module")
 def cube_http(start_server):
     """A server whose cubes go through in chunks of 7 pixels (rows split across chunks, and a
-    row of more than 7 pixels split by columns) with a small pixel and byte limit."""
+    row of more than 7 pixels split by columns) with a small pixel and byte limit, and a queue
+    of one spectrum: every cube batch after the first meets a full queue, which /embed would
+    answer with 429 and a cube must wait out."""
     server = start_server(
-        cube_chunk_pixels=7, max_cube_pixels=MAX_PIXELS, max_cube_bytes=200_000, max_wait_ms=5
+        cube_chunk_pixels=7,
+        max_cube_pixels=MAX_PIXELS,
+        max_cube_bytes=200_000,
+        max_wait_ms=5,
+        max_batch_size=2,
+        max_queue_spectra=1,
     )
     with httpx.Client(base_url=server.url, timeout=60.0) as client:
         yield client
@@ -156,6 +163,15 @@ def test_a_cube_over_the_limits_is_413_naming_the_limit(cube_http):
     )
     assert too_big.status_code == 413
     assert "max_cube_bytes" in too_big.json()["error"]["message"]
+
+    def chunked():  # no Content-Length: the limit is counted as the body arrives
+        body = _npy(np.zeros((10, 10, 300)))
+        for start in range(0, len(body), 16384):
+            yield body[start : start + 16384]
+
+    streamed = cube_http.post("/embed/cube", content=chunked(), headers={"Content-Type": NPY})
+    assert streamed.status_code == 413
+    assert "max_cube_bytes" in streamed.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
