@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
@@ -31,7 +32,15 @@ from .uploads import check_unit
 if TYPE_CHECKING:
     from wavemae.data.cubes import Cube
 
-__all__ = ["CubeEmbedding", "CubeOptions", "embed_cube", "open_cube", "parse_wavelengths"]
+__all__ = [
+    "CubeEmbedding",
+    "CubeOptions",
+    "check_pixels",
+    "embed_cube",
+    "npy_header_pixels",
+    "open_cube",
+    "parse_wavelengths",
+]
 
 _NUMBER_SEPARATORS = re.compile(r"[\s,;\[\]]+")
 
@@ -61,6 +70,35 @@ class CubeOptions:
             InvalidInput: wavelengths that are not numbers, or an unknown unit.
         """
         return cls(parse_wavelengths(wavelengths), check_unit(unit), nan_as_missing)
+
+
+def check_pixels(rows: int, cols: int, max_pixels: int) -> None:
+    """Raises PayloadTooLarge (naming ``max_cube_pixels``) for more than ``max_pixels``."""
+    if rows * cols > max_pixels:
+        raise PayloadTooLarge(
+            f"the cube has {rows} x {cols} = {rows * cols} pixels; at most "
+            f"{max_pixels} per request (max_cube_pixels)",
+            field="cube",
+        )
+
+
+def npy_header_pixels(head: bytes) -> tuple[int, int] | None:
+    """``(rows, cols)`` of a 3-D array from the first bytes of its ``.npy`` file, or None while
+    ``head`` is too short to tell (or it is no 3-D .npy: opening the whole file will say so)."""
+    stream = io.BytesIO(head)
+    try:
+        major, _ = np.lib.format.read_magic(stream)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if major == 1
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, _ = read(stream)
+    except Exception:  # truncated or not a .npy header
+        return None
+    if len(shape) != 3:
+        return None
+    return int(shape[0]), int(shape[1])
 
 
 def parse_wavelengths(text: str | None) -> np.ndarray | None:
@@ -318,12 +356,7 @@ async def embed_cube(
         NotReady, InferenceFailed: from the batcher.
     """
     rows, cols, _ = cube.shape
-    if rows * cols > max_pixels:
-        raise PayloadTooLarge(
-            f"the cube has {rows} x {cols} = {rows * cols} pixels; at most "
-            f"{max_pixels} per request (max_cube_pixels)",
-            field="cube",
-        )
+    check_pixels(rows, cols, max_pixels)
     axis = _axis(cube, options, inference)
     blocks = list(_blocks(rows, cols, chunk_pixels))
     out = np.lib.format.open_memmap(

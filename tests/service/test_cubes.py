@@ -156,6 +156,12 @@ def test_a_cube_over_the_limits_is_413_naming_the_limit(cube_http):
     assert "max_cube_pixels" in too_many.json()["error"]["message"]
     assert "110 pixels" in too_many.json()["error"]["message"]
 
+    # The header is enough: a .npy declaring a million pixels is refused as it arrives.
+    declared = _npy(np.zeros((1000, 1000, 8), dtype=np.float32))[:1024]
+    early = cube_http.post("/embed/cube", content=declared, headers={"Content-Type": NPY})
+    assert early.status_code == 413
+    assert "1000000 pixels" in early.json()["error"]["message"]
+
     too_big = cube_http.post(
         "/embed/cube",
         content=_npy(np.zeros((10, 10, 300))),  # 100 pixels, but 240 kB over 200 kB

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive
 
 from ..auth import require_read
-from ..cubes import CubeOptions, embed_cube, open_cube
+from ..cubes import CubeOptions, check_pixels, embed_cube, npy_header_pixels, open_cube
 from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, openapi_responses
 from ..inputs import NPY_MEDIA_TYPE
 from .common import REQUEST_ERRORS, get_inference, media_type
@@ -30,6 +30,7 @@ from .common import REQUEST_ERRORS, get_inference, media_type
 router = APIRouter(tags=["inference"], dependencies=[Depends(require_read)])
 
 _COPY_BYTES = 1 << 20
+_NPY_HEAD_BYTES = 1 << 16  # a .npy header is far shorter; past this, stop looking
 
 _HEADERS_DOC = {
     "X-WaveMAE-Model": "the model version that embedded the cube",
@@ -120,7 +121,7 @@ async def embed_cube_route(
     folder = Path(tempfile.mkdtemp(prefix="wavemae-cube-"))
     try:
         data, header, form_wavelengths = await _receive_cube(
-            request, folder, settings.max_cube_bytes
+            request, folder, settings.max_cube_bytes, settings.max_cube_pixels
         )
         options = CubeOptions.from_request(form_wavelengths or wavelengths, unit, nan_as_missing)
         cube = open_cube(data, header, name=data.name)
@@ -148,13 +149,14 @@ async def embed_cube_route(
 
 
 async def _receive_cube(
-    request: Request, folder: Path, max_bytes: int
+    request: Request, folder: Path, max_bytes: int, max_pixels: int
 ) -> tuple[Path, Path | None, str | None]:
     """The upload written into ``folder`` as it arrives: ``(data file, ENVI header or None,
     the form's wavelengths or None)``.
 
     Raises:
-        PayloadTooLarge: more than ``max_bytes``.
+        PayloadTooLarge: more than ``max_bytes``, or a raw .npy whose header declares more
+            than ``max_pixels`` pixels (refused before the rest of it is read).
         UnsupportedMediaType: neither application/x-npy nor multipart/form-data.
         InvalidInput: a malformed form, or one without the file ``cube``.
     """
@@ -165,7 +167,7 @@ async def _receive_cube(
     receive = _limited(request.receive, max_bytes)
     if kind == NPY_MEDIA_TYPE:
         data = folder / "cube.npy"
-        await _write(data, Request(request.scope, receive).stream())
+        await _write(data, Request(request.scope, receive).stream(), max_pixels=max_pixels)
         return data, None, None
     if kind != "multipart/form-data":
         raise UnsupportedMediaType(
@@ -229,7 +231,18 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _write(path: Path, chunks: AsyncIterator[bytes]) -> None:
+async def _write(
+    path: Path, chunks: AsyncIterator[bytes], *, max_pixels: int | None = None
+) -> None:
+    """``chunks`` into ``path``; with ``max_pixels``, a .npy header declaring more pixels is
+    refused as soon as it has arrived."""
+    head = b""
     with open(path, "wb") as handle:
         async for chunk in chunks:
+            if max_pixels is not None and len(head) < _NPY_HEAD_BYTES:
+                head += chunk
+                pixels = npy_header_pixels(head)
+                if pixels is not None:
+                    check_pixels(*pixels, max_pixels)
+                    max_pixels = None
             handle.write(chunk)
