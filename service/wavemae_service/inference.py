@@ -241,21 +241,16 @@ class Inference:
         *,
         field: str = "spectra",
         missing: Sequence[Sequence[MissingItem]] | None = None,
-        background: bool = False,
     ) -> tuple[np.ndarray, ModelInput]:
         """Raw spectra -> ``(embeddings (N, latent_dim) float32, their model input)``; with
         hidden bands (partial coverage, ``missing``) through the masked encoder.
-
-        ``background``: as for :meth:`embed_model_input` (wait for room, never Overloaded).
 
         Raises:
             InvalidInput: see :meth:`preprocess_sync`.
             Overloaded, NotReady, InferenceFailed: from the batcher.
         """
         model_input = await self.preprocess(values, wavelengths, field=field, missing=missing)
-        embeddings = await self.embed_model_input(
-            model_input.x, visible=model_input.visible, background=background
-        )
+        embeddings = await self.embed_model_input(model_input.x, visible=model_input.visible)
         return embeddings, model_input
 
     async def qc_warnings(self, model_input: ModelInput) -> list[list[str]]:
