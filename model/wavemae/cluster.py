@@ -31,8 +31,11 @@ __all__ = [
     "choose_k",
     "fit_vmf_mixture",
     "log_vmf_normalizer",
+    "nearest_centroid",
     "spherical_kmeans",
     "unit_rows",
+    "vmf_log_joint",
+    "vmf_posterior",
 ]
 
 #: Criteria :func:`choose_k` knows (both: lower is better).
@@ -86,7 +89,29 @@ class KMeansResult:
 
     def predict(self, x: Any) -> np.ndarray:
         """``(M,)`` nearest centroid (highest cosine) of each row of ``x`` ``(M, D)``."""
-        return np.argmax(unit_rows(x) @ self.centroids.T, axis=1)
+        return nearest_centroid(x, self.centroids)[0]
+
+
+def nearest_centroid(x: Any, centroids: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The spherical k-means assignment of new rows.
+
+    Args:
+        x: ``(M, D)`` rows (scaled to unit length here).
+        centroids: ``(k, D)`` unit mean directions (:attr:`KMeansResult.centroids`).
+
+    Returns:
+        ``(labels (M,) int64, cosine (M,) of each row to its centroid, in [-1, 1])``.
+
+    Raises:
+        ValueError: bad rows, or centroids of another width.
+    """
+    x = unit_rows(x)
+    centroids = np.asarray(centroids, dtype=np.float64)
+    if centroids.ndim != 2 or centroids.shape[1] != x.shape[1]:
+        raise ValueError(f"centroids of shape {centroids.shape} do not fit rows of {x.shape[1]}")
+    cos = x @ centroids.T
+    labels = np.argmax(cos, axis=1)
+    return labels.astype(np.int64), np.clip(cos[np.arange(len(x)), labels], -1.0, 1.0)
 
 
 def _kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -232,9 +257,7 @@ class VMFMixture:
 
     def log_joint(self, x: Any) -> np.ndarray:
         """``(M, k)`` ``log weight_j + log vMF(x_i | mean_j, kappa_j)``."""
-        x = unit_rows(x)
-        log_c = log_vmf_normalizer(self.kappas, x.shape[1])
-        return np.log(self.weights) + log_c + (x @ self.means.T) * self.kappas
+        return vmf_log_joint(x, self.weights, self.means, self.kappas)
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """``(M, k)`` responsibilities of new rows."""
@@ -244,6 +267,39 @@ class VMFMixture:
     def predict(self, x: Any) -> np.ndarray:
         """``(M,)`` most responsible component of each new row."""
         return np.argmax(self.log_joint(x), axis=1)
+
+
+def vmf_log_joint(x: Any, weights: Any, means: Any, kappas: Any) -> np.ndarray:
+    """``(M, k)`` ``log weight_j + log vMF(x_i | mean_j, kappa_j)`` of rows ``x`` ``(M, D)``
+    (scaled to unit length here) under a mixture given by its parameters (``weights`` ``(k,)``,
+    unit ``means`` ``(k, D)``, ``kappas`` ``(k,)``), e.g. one stored as JSON.
+
+    Raises:
+        ValueError: bad rows, or parameters whose shapes disagree.
+    """
+    x = unit_rows(x)
+    weights = np.asarray(weights, dtype=np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    kappas = np.asarray(kappas, dtype=np.float64)
+    k = weights.size
+    if means.shape != (k, x.shape[1]) or kappas.shape != (k,):
+        raise ValueError(
+            f"a {k}-component mixture of {x.shape[1]}-D rows needs means ({k}, {x.shape[1]}) "
+            f"and kappas ({k},); got {means.shape} and {kappas.shape}"
+        )
+    log_c = log_vmf_normalizer(kappas, x.shape[1])
+    with np.errstate(divide="ignore"):  # a component of weight 0 can never be chosen
+        return np.log(weights) + log_c + (x @ means.T) * kappas
+
+
+def vmf_posterior(x: Any, weights: Any, means: Any, kappas: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The vMF mixture's assignment of new rows: ``(labels (M,) int64, posterior (M,))``,
+    the most responsible component of each row and its posterior probability in (0, 1]
+    (see :func:`vmf_log_joint` for the arguments)."""
+    joint = vmf_log_joint(x, weights, means, kappas)
+    labels = np.argmax(joint, axis=1)
+    posterior = np.exp(joint[np.arange(len(joint)), labels] - logsumexp(joint, axis=1))
+    return labels.astype(np.int64), np.clip(posterior, 0.0, 1.0)
 
 
 def _m_step(x: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,13 +12,17 @@ plain callables). Three components, each standardised on clean calibration spect
 3. ``embedding``: Mahalanobis distance of the all-visible embedding from the training
    embeddings (mean and shrunk covariance).
 
-The score is the largest of the three standardised components. It is reported as a
+The score is the largest of the three standardised components. A spectrum with bands it does
+not have (outside its measured range, dead bands) is judged on the bands it has: the
+reconstruction components over those only, the embedding component left out (see
+:meth:`QCCalibration.score`). It is reported as a
 percentile of the same score over held-out clean calibration spectra; the documented default
 flag threshold is the 99th percentile (about 1 clean spectrum in 100 is flagged).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,15 +60,34 @@ def group_masks(seq_len: int, n_groups: int) -> np.ndarray:
     return visible
 
 
-def _masked_errors(x: np.ndarray, reconstruct: ReconstructFn, n_groups: int) -> np.ndarray:
-    """Squared error per position, each position predicted with its group hidden ``(N, L)``."""
+def _masked_errors(
+    x: np.ndarray,
+    reconstruct: ReconstructFn,
+    n_groups: int,
+    covered: np.ndarray | None = None,
+) -> np.ndarray:
+    """Squared error per position, each position predicted with its group hidden ``(N, L)``.
+
+    With ``covered`` ``(N, L)`` bool (True = a band the spectrum really has), the bands it
+    lacks stay hidden in every pass and get no error (NaN): only measured bands are predicted,
+    only from measured bands. A group that leaves a spectrum nothing visible, or hides none of
+    its measured bands, is skipped for that spectrum.
+    """
     n, length = x.shape
-    err = np.zeros((n, length))
+    err = np.full((n, length), np.nan) if covered is not None else np.zeros((n, length))
     for vis in group_masks(length, n_groups):
         visible = np.broadcast_to(vis, x.shape).copy()
-        recon = reconstruct(x, visible)
-        hidden = ~vis
-        err[:, hidden] = (np.asarray(recon, dtype=np.float64)[:, hidden] - x[:, hidden]) ** 2
+        hidden = np.broadcast_to(~vis, x.shape)
+        rows = np.arange(n)
+        if covered is not None:
+            visible &= covered
+            hidden = hidden & covered
+            rows = np.flatnonzero(visible.any(axis=1) & hidden.any(axis=1))
+            if rows.size == 0:
+                continue
+        recon = np.asarray(reconstruct(x[rows], visible[rows]), dtype=np.float64)
+        sq = (recon - x[rows]) ** 2
+        err[rows] = np.where(hidden[rows], sq, err[rows])
     return err
 
 
@@ -81,22 +104,59 @@ class QCCalibration:
     quantiles: np.ndarray  # (101,) score quantiles 0..100 % on the calibration spectra
     flag_percentile: float = DEFAULT_FLAG_PERCENTILE
 
-    def raw_components(self, x: np.ndarray, embed: EmbedFn, reconstruct: ReconstructFn):
+    def raw_components(
+        self,
+        x: np.ndarray,
+        embed: EmbedFn,
+        reconstruct: ReconstructFn,
+        covered: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``(N, 3)`` raw components; see :meth:`score` for ``covered``."""
         x = np.asarray(x, dtype=np.float64)
-        ratio = _masked_errors(x, reconstruct, self.n_groups) / self.position_scale
-        d = np.asarray(embed(x), dtype=np.float64) - self.emb_mean
-        maha = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.emb_precision, d), 0.0))
-        return np.stack(
-            [np.log(ratio.mean(axis=1) + 1e-12), np.log(ratio.max(axis=1) + 1e-12), maha], axis=1
-        )
+        partial = np.zeros(x.shape[0], dtype=bool)
+        if covered is not None:
+            covered = np.asarray(covered, dtype=bool)
+            partial = ~covered.all(axis=1)
+            if not partial.any():
+                covered = None
+        ratio = _masked_errors(x, reconstruct, self.n_groups, covered) / self.position_scale
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: cannot be judged
+            recon_mean = np.log(np.nanmean(ratio, axis=1) + 1e-12)
+            recon_max = np.log(np.nanmax(ratio, axis=1) + 1e-12)
+        maha = np.full(x.shape[0], np.nan)
+        whole = np.flatnonzero(~partial)
+        if whole.size:
+            d = np.asarray(embed(x[whole]), dtype=np.float64) - self.emb_mean
+            maha[whole] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.emb_precision, d), 0))
+        return np.stack([recon_mean, recon_max, maha], axis=1)
 
     def score(
-        self, x: np.ndarray, embed: EmbedFn, reconstruct: ReconstructFn
+        self,
+        x: np.ndarray,
+        embed: EmbedFn,
+        reconstruct: ReconstructFn,
+        covered: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """``{"score", "percentile", "flag", components...}`` for preprocessed spectra ``x``."""
-        raw = self.raw_components(x, embed, reconstruct)
+        """``{"score", "percentile", "flag", components...}`` for preprocessed spectra ``x``.
+
+        Args:
+            x: ``(N, L)`` preprocessed spectra.
+            embed, reconstruct: the model (all-visible encoder; masked encoder + decoder).
+            covered: ``(N, L)`` bool, True = a band the spectrum really has (the service's
+                ``visible``: inside the caller's range and not ``missing``), or None (all).
+                A spectrum with bands hidden is judged on its covered bands only: the
+                reconstruction components over them, predicted from them alone; the
+                ``embedding`` component is NaN for it (the calibration describes
+                all-visible embeddings) and the score is the larger of the other two.
+                A spectrum whose covered bands cannot be judged (all in one QC group) gets
+                a NaN score and is not flagged.
+        """
+        raw = self.raw_components(x, embed, reconstruct, covered)
         z = (raw - self.comp_mean) / self.comp_std
-        score = z.max(axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            score = np.nanmax(z, axis=1)
         pct = np.interp(score, self.quantiles, np.linspace(0.0, 100.0, len(self.quantiles)))
         out = {"score": score, "percentile": pct, "flag": pct >= self.flag_percentile}
         out.update({name: z[:, i] for i, name in enumerate(_COMPONENTS)})

@@ -106,15 +106,34 @@ def _npy(response: httpx.Response) -> np.ndarray:
     return np.load(io.BytesIO(response.content), allow_pickle=False)
 
 
-def _embed_request(values: Any, wavelengths: Any, binary: bool) -> dict[str, Any]:
+def _embed_request(
+    values: Any, wavelengths: Any, binary: bool, include_cluster: bool = False
+) -> dict[str, Any]:
     if binary:
         if wavelengths is not None:
             raise ValueError("binary=True sends spectra on the model's grid; drop wavelengths")
+        if include_cluster:
+            raise ValueError("include_cluster needs a JSON answer; drop binary=True")
         return {"content": _npy_bytes(values), "headers": {"Content-Type": NPY, "Accept": NPY}}
     body: dict[str, Any] = {"spectra": _spectra(values)}
     if wavelengths is not None:
         body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
+    if include_cluster:
+        body["include_cluster"] = True
     return {"content": orjson.dumps(body), "headers": {"Content-Type": "application/json"}}
+
+
+def _embed_result(
+    data: dict[str, Any], include_cluster: bool
+) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
+    embeddings = np.asarray(data["embeddings"], dtype=np.float32)
+    return (embeddings, data["clusters"]) if include_cluster else embeddings
+
+
+def _similar_result(
+    data: dict[str, Any], include_cluster: bool
+) -> list[list[dict[str, Any]]] | tuple[list[list[dict[str, Any]]], dict[str, Any]]:
+    return (data["results"], data["clusters"]) if include_cluster else data["results"]
 
 
 def _reconstruct_body(values: Any, wavelengths: Any, missing: Any) -> bytes:
@@ -134,8 +153,11 @@ def _similar_body(
     space: str,
     metadata_filter: Any,
     hqi: dict[str, Any] | None = None,
+    include_cluster: bool = False,
 ) -> bytes:
     body: dict[str, Any] = {"k": k, "space": space}
+    if include_cluster:
+        body["include_cluster"] = True
     for key, value in (hqi or {}).items():
         if value is not None:
             body[key] = [list(r) for r in value] if key == "exclude" else value
@@ -189,12 +211,24 @@ class WaveMAEClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def embed(self, spectra: Any, wavelengths: Any = None, *, binary: bool = False) -> np.ndarray:
-        """``(N, L)`` spectra -> ``(N, latent_dim)`` float32. ``binary`` uses .npy both ways."""
-        response = self._http.post("/embed", **_embed_request(spectra, wavelengths, binary))
+    def embed(
+        self,
+        spectra: Any,
+        wavelengths: Any = None,
+        *,
+        binary: bool = False,
+        include_cluster: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
+        """``(N, L)`` spectra -> ``(N, latent_dim)`` float32. ``binary`` uses .npy both ways.
+
+        ``include_cluster=True`` returns ``(embeddings, clusters)``: ``clusters["labels"]`` and
+        ``clusters["scores"]`` per spectrum in the library's stored clustering (see
+        :meth:`cluster`); a :class:`WaveMAEError` 409 ``clusters_not_computed`` without one."""
+        request = _embed_request(spectra, wavelengths, binary, include_cluster)
+        response = self._http.post("/embed", **request)
         if binary:
             return _npy(response)
-        return np.asarray(_json(response)["embeddings"], dtype=np.float32)
+        return _embed_result(_json(response), include_cluster)
 
     def embed_cube(
         self,
@@ -260,19 +294,23 @@ class WaveMAEClient:
         window: int | None = None,
         exclude: Any = None,
         scale: str | None = None,
-    ) -> list[list[dict[str, Any]]]:
+        include_cluster: bool = False,
+    ) -> list[list[dict[str, Any]]] | tuple[list[list[dict[str, Any]]], dict[str, Any]]:
         """Per query, ``[{"id", "score", "gap", "metadata"}, ...]`` best first.
 
         ``space="spectrum"`` scores by Hit Quality Index; ``preprocessing`` (none, snv, deriv1,
         deriv2), ``window``, ``exclude`` (``[(low, high), ...]``) and ``scale`` (hqi, r, r2)
-        tune it (server defaults when None)."""
+        tune it (server defaults when None). ``include_cluster=True`` returns ``(results,
+        clusters)``, each query's cluster as for :meth:`embed`."""
         hqi = {"preprocessing": preprocessing, "window": window, "exclude": exclude}
         hqi["scale"] = scale
-        body = _similar_body(spectra, embeddings, wavelengths, k, space, filter, hqi)
+        body = _similar_body(
+            spectra, embeddings, wavelengths, k, space, filter, hqi, include_cluster
+        )
         response = self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
-        return _json(response)["results"]
+        return _similar_result(_json(response), include_cluster)
 
     def put(
         self, entry_id: str, spectrum: Any, *, wavelengths: Any = None, metadata: Any = None
@@ -405,12 +443,18 @@ class AsyncWaveMAEClient:
         await self.aclose()
 
     async def embed(
-        self, spectra: Any, wavelengths: Any = None, *, binary: bool = False
-    ) -> np.ndarray:
-        response = await self._http.post("/embed", **_embed_request(spectra, wavelengths, binary))
+        self,
+        spectra: Any,
+        wavelengths: Any = None,
+        *,
+        binary: bool = False,
+        include_cluster: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
+        request = _embed_request(spectra, wavelengths, binary, include_cluster)
+        response = await self._http.post("/embed", **request)
         if binary:
             return _npy(response)
-        return np.asarray(_json(response)["embeddings"], dtype=np.float32)
+        return _embed_result(_json(response), include_cluster)
 
     async def reconstruct(
         self, spectra: Any, wavelengths: Any = None, *, missing: Any = None
@@ -434,14 +478,17 @@ class AsyncWaveMAEClient:
         window: int | None = None,
         exclude: Any = None,
         scale: str | None = None,
-    ) -> list[list[dict[str, Any]]]:
+        include_cluster: bool = False,
+    ) -> list[list[dict[str, Any]]] | tuple[list[list[dict[str, Any]]], dict[str, Any]]:
         hqi = {"preprocessing": preprocessing, "window": window, "exclude": exclude}
         hqi["scale"] = scale
-        body = _similar_body(spectra, embeddings, wavelengths, k, space, filter, hqi)
+        body = _similar_body(
+            spectra, embeddings, wavelengths, k, space, filter, hqi, include_cluster
+        )
         response = await self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
-        return _json(response)["results"]
+        return _similar_result(_json(response), include_cluster)
 
     async def put(
         self, entry_id: str, spectrum: Any, *, wavelengths: Any = None, metadata: Any = None

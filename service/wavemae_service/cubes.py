@@ -181,6 +181,7 @@ class _Axis:
     order: np.ndarray | None
     wavelengths: np.ndarray | None
     bad: np.ndarray | None
+    unit: str | None = None  # the caller's unit, for messages (None: the model's)
 
 
 def _axis(cube: Cube, options: CubeOptions, inference: Inference) -> _Axis:
@@ -231,7 +232,7 @@ def _axis(cube: Cube, options: CubeOptions, inference: Inference) -> _Axis:
             field="wavelengths",
         )
     identity = np.array_equal(order, np.arange(bands))
-    return _Axis(None if identity else order, np.ascontiguousarray(axis), bad)
+    return _Axis(None if identity else order, np.ascontiguousarray(axis), bad, unit)
 
 
 def _blocks(rows: int, cols: int, chunk_pixels: int) -> Iterator[tuple[slice, slice]]:
@@ -376,7 +377,7 @@ async def embed_cube(
             if i + 1 < len(blocks):
                 ahead = read(i + 1)  # the next block is read while this one is embedded
             model_input = await inference.preprocess(
-                chunk.values, axis.wavelengths, field="cube", missing=chunk.missing
+                chunk.values, axis.wavelengths, field="cube", missing=chunk.missing, unit=axis.unit
             )
             embeddings = await _embed_in_batches(inference, model_input)
             n_rows, n_cols = chunk.rows.stop - chunk.rows.start, chunk.cols.stop - chunk.cols.start

@@ -26,6 +26,7 @@ __all__ = [
     "STATUS_BY_TYPE",
     "AnalysisInProgress",
     "BadRequest",
+    "ClustersNotComputed",
     "Forbidden",
     "HeadersTooLarge",
     "InferenceFailed",
@@ -158,6 +159,17 @@ class MapNotLoaded(ServiceError):
     description = "The stored map's fitted transform is not loaded here (refit the map)"
 
 
+class ClustersNotComputed(ServiceError):
+    """``include_cluster`` was asked, but no clustering of the library is stored for the served
+    model version (none computed, or computed with embeddings of another model)."""
+
+    type = "clusters_not_computed"
+    status = 409
+    description = (
+        "No clustering is stored for the served model version (POST /library/clusters first)"
+    )
+
+
 class PayloadTooLarge(ServiceError):
     type = "payload_too_large"
     status = 413
@@ -233,6 +245,7 @@ ERRORS: tuple[type[ServiceError], ...] = (
     ReembedInProgress,
     AnalysisInProgress,
     MapNotLoaded,
+    ClustersNotComputed,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidInput,

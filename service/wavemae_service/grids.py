@@ -11,7 +11,7 @@ from wavemae.preprocessing import resample_to_grid
 
 from .errors import InvalidInput
 
-__all__ = ["MissingItem", "extend_to_grid", "to_caller_grid", "visible_mask"]
+__all__ = ["MissingItem", "extend_to_grid", "to_caller_grid", "uncovered_ranges", "visible_mask"]
 
 #: One item of ``missing``: a position in the caller's spectrum, or a ``[lo, hi]`` range of
 #: wavelengths in the model's unit.
@@ -98,3 +98,21 @@ def to_caller_grid(on_grid: np.ndarray, grid: np.ndarray, wavelengths: np.ndarra
     if inside.any():
         out[:, inside] = resample_to_grid(on_grid, grid, wavelengths[inside])
     return out
+
+
+def uncovered_ranges(
+    grid: np.ndarray, visible: np.ndarray, margin: int = 0
+) -> list[tuple[float, float]]:
+    """The ``[low, high]`` wavelength ranges (inclusive, on grid points) of the runs of
+    ``grid`` where ``visible`` ``(seq_len,)`` is False, each widened by ``margin`` grid points
+    (a smoothing window's reach into the edge-filled values), for excluding them from a
+    comparison."""
+    hidden = ~np.asarray(visible, dtype=bool)
+    if margin > 0:
+        hidden = np.convolve(hidden, np.ones(2 * margin + 1), mode="same") > 0
+    hidden = np.concatenate([[False], hidden, [False]])
+    edges = np.flatnonzero(np.diff(hidden.astype(np.int8)))
+    return [
+        (float(min(grid[a], grid[b - 1])), float(max(grid[a], grid[b - 1])))
+        for a, b in zip(edges[::2], edges[1::2], strict=True)
+    ]

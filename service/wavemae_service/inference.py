@@ -25,6 +25,7 @@ from .errors import InvalidInput, Overloaded
 from .grids import MissingItem, extend_to_grid, to_caller_grid, visible_mask
 from .runtime import OnnxModel
 from .settings import Settings
+from .uploads import convert_unit, range_text
 from .validation import public_message
 
 __all__ = ["Inference", "ModelInput", "Reconstruction", "to_caller_grid", "visible_mask"]
@@ -135,6 +136,7 @@ class Inference:
         *,
         field: str = "spectra",
         missing: Sequence[Sequence[MissingItem]] | None = None,
+        unit: str | None = None,
     ) -> ModelInput:
         """``(N, L_in)`` raw spectra -> the model's input, in this thread.
 
@@ -148,10 +150,12 @@ class Inference:
                 the model's grid (then ``L_in == seq_len``).
             field: the request field ``values`` came from, for error messages.
             missing: per spectrum, the parts to hide (see :func:`visible_mask`).
+            unit: the unit the caller sent ``wavelengths`` in (they arrive converted), for
+                error messages; None = the model's.
 
         Raises:
             InvalidInput: wrong length, or a grid that covers less than ``min_coverage`` of the
-                model's range (the message names both ranges).
+                model's range (the message names both ranges, in the caller's unit).
         """
         _check_lengths(values, wavelengths, self.seq_len, field)
         n = values.shape[0]
@@ -160,7 +164,7 @@ class Inference:
         warnings: list[list[str]] = [[] for _ in range(n)]
         coverage = np.ones(n)
         if wavelengths is not None:
-            covered = self._covered(wavelengths)
+            covered = self._covered(wavelengths, unit or self.unit)
             coverage[:] = covered.mean()
             if not covered.all():
                 values, wavelengths = extend_to_grid(values, wavelengths, self.grid)
@@ -186,17 +190,23 @@ class Inference:
             x, state, visible if hidden_any else None, coverage, [list(w) for w in warnings]
         )
 
-    def _covered(self, wavelengths: np.ndarray) -> np.ndarray:
-        """Grid points inside the caller's range; 422 below ``min_coverage``."""
+    def _covered(self, wavelengths: np.ndarray, unit: str) -> np.ndarray:
+        """Grid points inside the caller's range; 422 below ``min_coverage``, naming the
+        caller's range in the caller's ``unit`` and the model's in both."""
         lo, hi = float(np.min(wavelengths)), float(np.max(wavelengths))
         covered = (self.grid >= lo) & (self.grid <= hi)
         fraction = float(covered.mean())
         if fraction < self.min_coverage or not covered.any():
             glo, ghi = float(self.grid.min()), float(self.grid.max())
+            if unit == self.unit:
+                theirs = range_text(lo, hi, self.unit)
+            else:  # the numbers they sent first, then what the model reads
+                _, axis = convert_unit(np.zeros((1, 2)), np.array([lo, hi]), self.unit, unit)
+                theirs = range_text(float(axis.min()), float(axis.max()), unit, self.unit)
             raise InvalidInput(
-                f"wavelengths span {lo:g}-{hi:g} {self.unit}, {fraction:.0%} of the model's "
-                f"range {glo:g}-{ghi:g} {self.unit}; at least {self.min_coverage:.0%} must be "
-                "covered (min_coverage)",
+                f"wavelengths span {theirs}, {fraction:.0%} of the model's range "
+                f"{range_text(glo, ghi, self.unit, unit)}; at least {self.min_coverage:.0%} "
+                "must be covered (min_coverage)",
                 field="wavelengths",
             )
         return covered
@@ -224,13 +234,13 @@ class Inference:
         *,
         field: str = "spectra",
         missing: Sequence[Sequence[MissingItem]] | None = None,
+        unit: str | None = None,
     ) -> ModelInput:
         """:meth:`preprocess_sync`, in a worker thread for many spectra."""
+        options: dict[str, Any] = {"field": field, "missing": missing, "unit": unit}
         if values.shape[0] <= _INLINE_PREPROCESS_MAX:
-            return self.preprocess_sync(values, wavelengths, field=field, missing=missing)
-        return await asyncio.to_thread(
-            self.preprocess_sync, values, wavelengths, field=field, missing=missing
-        )
+            return self.preprocess_sync(values, wavelengths, **options)
+        return await asyncio.to_thread(self.preprocess_sync, values, wavelengths, **options)
 
     # -- inference -----------------------------------------------------------------------------
 
@@ -241,6 +251,7 @@ class Inference:
         *,
         field: str = "spectra",
         missing: Sequence[Sequence[MissingItem]] | None = None,
+        unit: str | None = None,
     ) -> tuple[np.ndarray, ModelInput]:
         """Raw spectra -> ``(embeddings (N, latent_dim) float32, their model input)``; with
         hidden bands (partial coverage, ``missing``) through the masked encoder.
@@ -249,19 +260,26 @@ class Inference:
             InvalidInput: see :meth:`preprocess_sync`.
             Overloaded, NotReady, InferenceFailed: from the batcher.
         """
-        model_input = await self.preprocess(values, wavelengths, field=field, missing=missing)
+        model_input = await self.preprocess(
+            values, wavelengths, field=field, missing=missing, unit=unit
+        )
         embeddings = await self.embed_model_input(model_input.x, visible=model_input.visible)
         return embeddings, model_input
 
     async def qc_warnings(self, model_input: ModelInput) -> list[list[str]]:
         """The per-spectrum warnings, with "out of distribution" added where the artifact's QC
-        score (its manifest's ``qc`` calibration) is at or above its flag percentile."""
+        score (its manifest's ``qc`` calibration) is at or above its flag percentile.
+
+        A spectrum with hidden bands (outside the caller's range, ``missing``) is scored on the
+        bands it has, with the same ``visible`` mask the masked encoder got (see
+        :meth:`wavemae.qc.QCCalibration.score`): edge-filled bands would make any partial
+        spectrum look odd."""
         warnings = [list(w) for w in (model_input.warnings or [[] for _ in model_input.x])]
         if self.qc is None:
             return warnings
         qc = self.qc
         scores = await asyncio.to_thread(
-            qc.score, model_input.x, self.model.embed, self.model.reconstruct
+            qc.score, model_input.x, self.model.embed, self.model.reconstruct, model_input.visible
         )
         for i in np.flatnonzero(scores["flag"]):
             warnings[i].append(
@@ -269,7 +287,20 @@ class Inference:
                 f"percentile {scores['percentile'][i]:.1f} (flagged from "
                 f"{qc.flag_percentile:g})"
             )
+        for i in np.flatnonzero(np.isnan(scores["score"])):
+            warnings[i].append(
+                "not checked for being out of distribution: too few bands are visible to "
+                "predict some of them from the others"
+            )
         return warnings
+
+    async def report(self, model_input: ModelInput) -> tuple[list[float], list[list[str]]]:
+        """Per spectrum, the fraction of the model's grid it covers and its warnings (see
+        :meth:`qc_warnings`): what every endpoint that reads spectra answers with."""
+        coverage = model_input.coverage
+        if coverage is None:
+            coverage = np.ones(model_input.x.shape[0])
+        return [float(c) for c in coverage], await self.qc_warnings(model_input)
 
     async def embed_model_input(
         self, x: np.ndarray, *, visible: np.ndarray | None = None, background: bool = False
@@ -294,6 +325,8 @@ class Inference:
         values: np.ndarray,
         wavelengths: np.ndarray | None,
         missing: Sequence[Sequence[MissingItem]] | None,
+        *,
+        unit: str | None = None,
     ) -> Reconstruction:
         """Reconstructions of raw spectra on the caller's grid and scale, and their RMSE.
 
@@ -301,12 +334,13 @@ class Inference:
             values: ``(N, L_in)`` raw spectra.
             wavelengths: their grid, or None (model grid).
             missing: per spectrum, the parts to hide from the encoder (see :func:`visible_mask`).
+            unit: the caller's unit of ``wavelengths``, for messages (see :meth:`preprocess_sync`).
 
         Raises:
             InvalidInput: see :meth:`preprocess_sync` and :func:`visible_mask`.
             Overloaded, NotReady, InferenceFailed: from the batcher.
         """
-        model_input = await self.preprocess(values, wavelengths, missing=missing)
+        model_input = await self.preprocess(values, wavelengths, missing=missing, unit=unit)
         visible = model_input.visible
         if visible is None:
             visible = np.ones(model_input.x.shape, dtype=bool)

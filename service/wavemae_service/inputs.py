@@ -18,11 +18,12 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from .errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from .schemas import EmbedRequest
+from .schemas import EmbedRequest, SpectraRequest
 from .uploads import (
     UPLOAD_MEDIA_TYPES,
     UploadOptions,
     check_unit,
+    convert_range,
     convert_unit,
     read_file_body,
     unit_hint,
@@ -253,6 +254,10 @@ class SpectraBody:
         unit: the unit of ``wavelengths`` (``nm``, ``um``, ``cm-1``), or None (the model's).
         metadata: per-spectrum metadata from a file's header or columns, else None.
         name: the upload's file name, else None.
+        request: the parsed JSON request model (JSON bodies), for the route's own options;
+            else None.
+        format: how the body was read: a :data:`wavemae.data.FORMATS` entry for a file,
+            ``npy`` for a raw .npy body, ``json`` for JSON.
     """
 
     values: np.ndarray
@@ -262,6 +267,8 @@ class SpectraBody:
     unit: str | None = None
     metadata: list[dict[str, Any]] | None = None
     name: str | None = None
+    request: SpectraRequest | None = None
+    format: str = "json"
 
 
 def read_spectra(
@@ -269,7 +276,7 @@ def read_spectra(
     kind: str,
     *,
     max_spectra: int,
-    model: type[EmbedRequest] = EmbedRequest,
+    model: type[SpectraRequest] = EmbedRequest,
     options: UploadOptions | None = None,
 ) -> SpectraBody:
     """A body of spectra in any accepted format -> arrays.
@@ -294,14 +301,21 @@ def read_spectra(
     if kind == NPY_MEDIA_TYPE and not is_file:
         values = load_npy(body, max_spectra=max_spectra, allow_nan=options.nan_as_missing)
         values, missing = nan_as_missing(values, None, options.nan_as_missing, "body")
-        return SpectraBody(values, None, missing=missing, unit=options.unit)
+        return SpectraBody(values, None, missing=missing, unit=options.unit, format="npy")
     if is_file or kind in UPLOAD_MEDIA_TYPES:
-        values, wavelengths, unit, ids, metadata = read_file_body(
+        values, wavelengths, unit, ids, metadata, fmt = read_file_body(
             body, kind, options, max_spectra=max_spectra
         )
         values, missing = nan_as_missing(values, None, options.nan_as_missing, "body")
         return SpectraBody(
-            values, wavelengths, ids, missing, unit=unit, metadata=metadata, name=options.filename
+            values,
+            wavelengths,
+            ids,
+            missing,
+            unit=unit,
+            metadata=metadata,
+            name=options.filename,
+            format=fmt,
         )
     check_json(kind, (NPY_MEDIA_TYPE, *UPLOAD_MEDIA_TYPES, "multipart/form-data"))
     req = parse_json(model, body)
@@ -316,6 +330,7 @@ def read_spectra(
         vector_array(req.wavelengths, field="wavelengths"),
         missing=missing,
         unit=check_unit(req.unit, "unit") or options.unit,
+        request=req,
     )
 
 
@@ -365,8 +380,9 @@ def nan_as_missing(
 def to_model_unit(
     spectra: SpectraBody, model_unit: str, grid: np.ndarray | None = None
 ) -> tuple[SpectraBody, bool]:
-    """``spectra`` with its wavelengths in ``model_unit``, and whether the axis was reversed
-    (a wavenumber conversion; the values and ``missing`` positions are reversed with it).
+    """``spectra`` with its wavelengths and its ``missing`` wavelength ranges in
+    ``model_unit``, and whether the axis was reversed (a wavenumber conversion; the values and
+    ``missing`` positions are reversed with it). ``unit`` stays the caller's, for messages.
 
     Args:
         spectra: the decoded body; ``unit`` None means the model's unit.
@@ -390,7 +406,11 @@ def to_model_unit(
             )
     if unit is None or unit == model_unit:
         return spectra, False
+    missing = _missing_in_model_unit(spectra.missing, unit, model_unit)
     if spectra.wavelengths is None:
+        if missing is not None and any(not isinstance(m, int) for row in missing for m in row):
+            # spectra on the model's grid, their missing ranges in the caller's unit
+            return replace(spectra, missing=missing), False
         raise InvalidInput(
             f"unit={unit!r} but no wavelengths: spectra without wavelengths are on the model's "
             f"grid, in {model_unit}",
@@ -398,7 +418,6 @@ def to_model_unit(
         )
     values, axis = convert_unit(spectra.values, spectra.wavelengths, unit, model_unit)
     flipped = values is not spectra.values and axis.size > 1
-    missing = spectra.missing
     if flipped and missing is not None:
         last = values.shape[1] - 1
         missing = [
@@ -406,3 +425,21 @@ def to_model_unit(
             for row in missing
         ]
     return replace(spectra, values=values, wavelengths=axis, missing=missing), flipped
+
+
+def _missing_in_model_unit(
+    missing: list[list[Any]] | None, unit: str, model_unit: str
+) -> list[list[Any]] | None:
+    """``missing`` with its ``[low, high]`` wavelength ranges converted from the caller's
+    ``unit``; positions (ints) stay as they are."""
+    if missing is None:
+        return None
+    return [
+        [
+            item
+            if isinstance(item, int)
+            else convert_range(item, unit, model_unit, f"missing[{i}][{j}]")
+            for j, item in enumerate(row)
+        ]
+        for i, row in enumerate(missing)
+    ]

@@ -14,6 +14,7 @@ from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, JsonValue, Stric
 from wavemae.similarity import DEFAULT_PREPROCESSING, DEFAULT_WINDOW
 
 __all__ = [
+    "ClusterAssignment",
     "ClustersRequest",
     "EmbedRequest",
     "EmbedResponse",
@@ -29,11 +30,14 @@ __all__ = [
     "MapRequest",
     "ModelInfo",
     "Neighbour",
+    "ParseResponse",
+    "ParsedSpectrum",
     "ReconstructRequest",
     "ReconstructResponse",
     "ReembedResponse",
     "SimilarRequest",
     "SimilarResponse",
+    "SpectraRequest",
 ]
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
@@ -54,8 +58,8 @@ _SPECTRA_DOC = (
     "matching `wavelengths`, resampled onto the model's grid by the model's preprocessing."
 )
 _WAVELENGTHS_DOC = (
-    "The spectra's shared grid (strictly monotonic), in the model's unit (see GET /model); "
-    "may cover part of the model's range (see `coverage` in the answer)."
+    "The spectra's shared grid (strictly monotonic), in `unit` (default the model's, see GET "
+    "/model); may cover part of the model's range (see `coverage` in the answer)."
 )
 
 
@@ -72,7 +76,9 @@ class _Strict(BaseModel):
 MissingItem = Annotated[int, Strict()] | Annotated[list[Number], Field(min_length=2, max_length=2)]
 
 
-class EmbedRequest(_Strict):
+class SpectraRequest(_Strict):
+    """The spectra fields of /embed and /reconstruct."""
+
     spectra: list[list[MaybeNumber]] = Field(..., description=_SPECTRA_DOC)
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
     unit: str | None = Field(None, description=_UNIT_DOC)
@@ -80,13 +86,39 @@ class EmbedRequest(_Strict):
         None,
         description="Per spectrum, what to treat as missing (hidden from the masked encoder): "
         "integer positions into that spectrum, and/or [low, high] wavelength ranges (inclusive, "
-        "model's unit). One list per spectrum; an empty list hides nothing.",
+        "in `unit`, default the model's). One list per spectrum; an empty list hides nothing.",
     )
     nan_as_missing: Annotated[bool, Strict()] = Field(
         False,
         description="Treat NaN (or null) values as missing bands, hidden like `missing`; "
         "otherwise they are refused (422). Query parameter `nan_as_missing` for file bodies.",
     )
+
+
+_INCLUDE_CLUSTER_DOC = (
+    "Also answer `clusters`: per query spectrum, the cluster it falls into in the library's "
+    "stored clustering (POST /library/clusters) and how strongly it belongs. 409 "
+    "clusters_not_computed when none is stored for the served model version. Query parameter "
+    "`include_cluster=true` for file and .npy bodies."
+)
+
+
+class EmbedRequest(SpectraRequest):
+    include_cluster: Annotated[bool, Strict()] = Field(False, description=_INCLUDE_CLUSTER_DOC)
+
+
+class ClusterAssignment(BaseModel):
+    method: str = Field(..., description="'kmeans' or 'vmf': how the stored clustering was fitted.")
+    k: int = Field(..., description="Number of clusters of the stored clustering.")
+    score: Literal["cosine", "posterior"] = Field(
+        ...,
+        description="What `scores` are: the cosine of the query's embedding to its cluster's "
+        "centroid (kmeans, in [-1, 1]) or the posterior probability of its component (vmf).",
+    )
+    model_version: str = Field(..., description="The model the clustering was computed with.")
+    computed_at: float = Field(..., description="When it was computed (Unix seconds).")
+    labels: list[int] = Field(..., description="Per query spectrum, its cluster (0..k-1).")
+    scores: list[float] = Field(..., description="Per query spectrum, how strongly it belongs.")
 
 
 class EmbedResponse(BaseModel):
@@ -103,9 +135,12 @@ class EmbedResponse(BaseModel):
         description="Per spectrum, why the answer may be doubtful (low coverage, resampled from "
         "a much coarser grid, out of distribution for the model); empty when none.",
     )
+    clusters: ClusterAssignment | None = Field(
+        None, description="With include_cluster: where each spectrum falls in the clustering."
+    )
 
 
-class ReconstructRequest(EmbedRequest):
+class ReconstructRequest(SpectraRequest):
     """The same fields as /embed: spectra, wavelengths, unit, missing."""
 
 
@@ -128,6 +163,37 @@ class ReconstructResponse(BaseModel):
     warnings: list[list[str]] = Field(
         ..., description="Per spectrum, why the answer may be doubtful; empty when none."
     )
+
+
+class ParsedSpectrum(BaseModel):
+    id: str | None = Field(..., description="The spectrum's id in the file; null when it has none.")
+    values: list[float] = Field(..., description="The values, in the order of `wavelengths`.")
+    metadata: dict[str, JsonValue] = Field(
+        ..., description="What the file says about this spectrum (header fields, columns)."
+    )
+    missing: list[int] = Field(
+        ...,
+        description="Positions that were NaN in the file (with nan_as_missing=true; their "
+        "values are interpolated); empty when none.",
+    )
+
+
+class ParseResponse(BaseModel):
+    format: str = Field(..., description="How the body was read: csv, jcamp, spc, opus, npy, ...")
+    filename: str | None = Field(None, description="The upload's file name, when it had one.")
+    unit: str = Field(..., description="The unit of `wavelengths`: always the model's unit.")
+    file_unit: str | None = Field(
+        ...,
+        description="The unit of the file's own axis (from the file or ?unit=); null when it "
+        "named none and the model's unit was assumed.",
+    )
+    wavelengths: list[float] = Field(
+        ...,
+        description="The spectra's shared grid in the model's unit (converted from `file_unit`; "
+        "a wavenumber axis is reversed with its values); the model's grid for a bare .npy.",
+    )
+    spectra: list[ParsedSpectrum]
+    model: str
 
 
 class SimilarRequest(_Strict):
@@ -180,13 +246,18 @@ class SimilarRequest(_Strict):
     exclude: list[Annotated[list[Number], Field(min_length=2, max_length=2)]] = Field(
         default_factory=list,
         max_length=32,
-        description="space='spectrum': wavelength ranges [low, high] (model unit) left out of "
-        "the comparison, e.g. water or CO2 bands.",
+        description="space='spectrum': wavelength ranges [low, high] (in `unit`, default the "
+        "model's) left out of the comparison, e.g. water or CO2 bands.",
     )
     scale: Literal["hqi", "r", "r2"] = Field(
         "hqi",
         description="space='spectrum': how scores read: 'hqi' = 100 r, 'r' = r, "
         "'r2' = 100 max(r, 0)^2 (hits are ranked by r in every scale).",
+    )
+    include_cluster: Annotated[bool, Strict()] = Field(
+        False,
+        description=_INCLUDE_CLUSTER_DOC + " Assigned by the query's embedding in either space "
+        "(space='spectrum' embeds the spectra for it).",
     )
 
 
@@ -211,6 +282,18 @@ class SimilarResponse(BaseModel):
     results: list[list[Neighbour]] = Field(..., description="Per query, best first.")
     model: str
     space: str
+    clusters: ClusterAssignment | None = Field(
+        None, description="With include_cluster: where each query falls in the clustering."
+    )
+    coverage: list[float] | None = Field(
+        None,
+        description="Per query spectrum, the fraction of the model's grid its wavelengths "
+        "cover (absent for queries sent as embeddings). The bands it does not cover are left "
+        "out: hidden from the masked encoder, or excluded from the spectrum comparison.",
+    )
+    warnings: list[list[str]] | None = Field(
+        None, description="Per query spectrum, as for /embed (absent for embeddings)."
+    )
 
 
 class LibraryPutRequest(_Strict):
@@ -235,6 +318,12 @@ class LibraryBatchRequest(_Strict):
 class LibraryWriteResponse(BaseModel):
     ids: list[str]
     model: str
+    coverage: list[float] = Field(
+        ..., description="Per entry, the fraction of the model's grid its wavelengths cover."
+    )
+    warnings: list[list[str]] = Field(
+        ..., description="Per entry, why its embedding may be doubtful, as for /embed."
+    )
 
 
 class LibraryEntryOut(BaseModel):

@@ -19,7 +19,9 @@ from .errors import InvalidInput, PayloadTooLarge
 __all__ = [
     "UPLOAD_MEDIA_TYPES",
     "UploadOptions",
+    "convert_range",
     "convert_unit",
+    "range_text",
     "read_file_body",
     "unit_hint",
 ]
@@ -103,8 +105,9 @@ def check_unit(unit: str | None, field: str = "unit") -> str | None:
 
 def read_file_body(
     body: bytes, kind: str, options: UploadOptions, *, max_spectra: int
-) -> tuple[np.ndarray, np.ndarray, str, list[str] | None, list[dict] | None]:
-    """A spectra file -> ``(values (N, L) float64, wavelengths (L,), unit, ids, metadata)``.
+) -> tuple[np.ndarray, np.ndarray, str, list[str] | None, list[dict] | None, str]:
+    """A spectra file -> ``(values (N, L) float64, wavelengths (L,), unit, ids, metadata,
+    format)``, ``format`` the :data:`wavemae.data.FORMATS` entry it was read as.
 
     Raises:
         InvalidInput: the file cannot be read (the message names the upload and the problem).
@@ -112,8 +115,9 @@ def read_file_body(
     """
     from wavemae.data import SpectraFormatError, detect_format, read_spectra
 
-    name = options.filename or "upload"
     fmt = options.format or UPLOAD_MEDIA_TYPES.get(kind)
+    # the numpy reader tells .npz from .npy by the name's suffix
+    name = options.filename or (f"upload.{fmt}" if fmt else "upload")
     label = f"the upload {name!r}" if options.filename else f"the {(fmt or 'file').upper()} upload"
     try:
         chosen = fmt or detect_format(body[:16384], name)
@@ -137,6 +141,7 @@ def read_file_body(
         unit,
         spectra.ids,
         spectra.metadata,
+        chosen,
     )
 
 
@@ -182,3 +187,31 @@ def unit_hint(wavelengths: np.ndarray, unit: str, grid: np.ndarray, model_unit: 
         if overlap > 0.2 * (hi - lo):
             return f" (these numbers look like {other}; send unit={other})"
     return ""
+
+
+def convert_range(pair: list[float], unit: str, model_unit: str, field: str) -> list[float]:
+    """A ``[low, high]`` wavelength range in the caller's ``unit`` -> ``[low, high]`` in
+    ``model_unit`` (a wavenumber conversion swaps the ends).
+
+    Raises:
+        InvalidInput: an end <= 0 that a wavenumber conversion cannot take (naming ``field``).
+    """
+    ends = np.sort(np.asarray(pair, dtype=np.float64))
+    if unit != model_unit and "cm-1" in (unit, model_unit) and np.any(ends <= 0):
+        raise InvalidInput(
+            f"{field}={list(pair)} in {unit} holds a value <= 0; it cannot be converted to "
+            f"{model_unit}",
+            field=field,
+        )
+    _, axis = convert_unit(np.zeros((1, 2)), ends, unit, model_unit)
+    return [float(axis.min()), float(axis.max())]
+
+
+def range_text(low: float, high: float, unit: str, also: str | None = None) -> str:
+    """``"1100-1700 nm"``, or with ``also`` (another unit) ``"1100-1700 nm (5882.35-9090.91
+    cm-1)"``: a range the way errors name it, in the unit in play first."""
+    text = f"{low:g}-{high:g} {unit}"
+    if also is None or also == unit:
+        return text
+    _, axis = convert_unit(np.zeros((1, 2)), np.array([low, high]), unit, also)
+    return f"{text} ({axis.min():g}-{axis.max():g} {also})"

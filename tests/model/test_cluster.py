@@ -10,8 +10,10 @@ from wavemae.cluster import (
     choose_k,
     fit_vmf_mixture,
     log_vmf_normalizer,
+    nearest_centroid,
     spherical_kmeans,
     unit_rows,
+    vmf_posterior,
 )
 
 
@@ -97,3 +99,32 @@ def test_bad_input_is_refused_with_the_reason():
         spherical_kmeans(np.vstack([x[:1], np.zeros((1, x.shape[1]))]), 1)
     with pytest.raises(ValueError, match="criterion"):
         choose_k(x, [1, 2], criterion="aic")
+
+
+def test_new_rows_are_assigned_from_stored_parameters_alone():
+    # What the service does with a clustering kept as JSON: only centroids / weights, means
+    # and kappas, as plain lists.
+    x, _, _ = _blobs(3, n=300, spread=0.3)
+    fit = spherical_kmeans(x, 3, seed=0)
+    new, _, _ = _blobs(3, n=50, spread=0.3, seed=9)
+    labels, cosine = nearest_centroid(5.0 * new, fit.centroids.tolist())
+    np.testing.assert_array_equal(labels, fit.predict(new))
+    np.testing.assert_allclose(cosine, (new @ fit.centroids.T).max(axis=1))
+    # a point on a centroid belongs to it with cosine 1
+    on, score = nearest_centroid(fit.centroids[1:2], fit.centroids)
+    assert on[0] == 1 and score[0] == pytest.approx(1.0)
+
+    mixture = fit_vmf_mixture(x, 3, seed=0)
+    labels, posterior = vmf_posterior(
+        new, mixture.weights.tolist(), mixture.means.tolist(), mixture.kappas.tolist()
+    )
+    proba = mixture.predict_proba(new)
+    np.testing.assert_array_equal(labels, proba.argmax(axis=1))
+    np.testing.assert_allclose(posterior, proba.max(axis=1))
+    assert np.all((posterior > 1 / 3 - 1e-12) & (posterior <= 1.0))
+    with pytest.raises(ValueError, match="do not fit rows of 16"):
+        nearest_centroid(new, fit.centroids[:, :8])
+    with pytest.raises(ValueError, match="needs means"):
+        vmf_posterior(new, mixture.weights, mixture.means[:2], mixture.kappas)
+    with pytest.raises(ValueError, match="all zeros"):
+        nearest_centroid(np.zeros((1, 16)), fit.centroids)

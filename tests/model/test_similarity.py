@@ -112,7 +112,7 @@ def test_to_scale_clips_round_off():
     np.testing.assert_allclose(to_scale(np.array([1.0000001, -1.0000001]), "hqi"), [100, -100])
 
 
-@pytest.mark.slow  # about a minute: every preprocessing and window, 5-fold, two grids
+@pytest.mark.slow  # a few minutes: every preprocessing and window, two grids
 def test_bench_search_picks_the_documented_default_and_it_beats_raw_cosine():
     from wavemae.bench.search import search_mode
     from wavemae.similarity import DEFAULT_PREPROCESSING, DEFAULT_WINDOW

@@ -11,11 +11,11 @@ them, and fails instead under CI (``CI`` set).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +23,8 @@ import httpx
 import numpy as np
 import pytest
 from service_helpers import spectra_like
+
+from wavemae.data import Spectra, write_jcamp
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
 READ_KEY = "dash-read-key"
@@ -191,9 +193,10 @@ def test_query_upload_plots_reconstruction_and_matches(watched, dash_server, tmp
     page.wait_for_function("document.querySelectorAll('#library-rows tr').length === 6")
     watched.shot("library")
 
-    page.click("#tab-map")  # the map endpoint is not on this server yet: a short message
-    page.wait_for_function("document.getElementById('map-status').textContent.includes('not')")
-    assert "not available on this server" in page.inner_text("#map-status")
+    page.click("#tab-map")  # no map fitted on this server: the page says how to fit one
+    page.wait_for_function("document.getElementById('map-status').textContent.includes('Fit')")
+    status = page.inner_text("#map-status")
+    assert "No UMAP map of the library has been fitted" in status and "admin key" in status
 
     page.click("#tab-model")
     page.wait_for_selector("#model-live table")
@@ -226,8 +229,14 @@ def test_read_key_sees_the_library_but_cannot_delete_or_add(watched, dash_server
     page.wait_for_function("document.querySelectorAll('.message.error').length === 2")
     assert "403" in page.locator(".message.error").nth(1).inner_text()
     watched.shot("read-key-refused")
+
+    page.click("#tab-map")
+    page.click("#map-fit")
+    page.wait_for_function("document.querySelectorAll('.message.error').length === 3")
+    refused = page.locator(".message.error").nth(2).inner_text()
+    assert "Fitting the map failed (403)" in refused and "admin" in refused
     assert watched.foreign == []
-    assert watched.unexpected_errors({"/model": {401}, "/library": {403}}) == []
+    assert watched.unexpected_errors({"/model": {401}, "/library": {403, 404}}) == []
 
 
 def test_admin_adds_from_a_file_and_deletes_after_confirming(watched, dash_server, tmp_path):
@@ -397,16 +406,83 @@ def test_file_formats_parsed_in_the_browser(watched):
     }
 
 
-def test_map_shows_the_current_query_as_a_point(watched, dash_server, tmp_path):
-    """With a fitted map, the query is placed on it (POST /library/map/place), not just ringed."""
-    job = _api(dash_server, "POST", "/library/map", json={"method": "tsne"})
-    assert job.status_code == 202, job.text
-    deadline = time.monotonic() + 120
-    while (state := _api(dash_server, "GET", job.json()["status_url"]).json())["state"] != "done":
-        assert state["state"] != "failed" and time.monotonic() < deadline, state
-        time.sleep(0.2)
+def _drop_file(page, selector: str, path: Path) -> None:
+    """Drop ``path`` on ``selector`` as a user dragging it from the desktop would."""
+    transfer = page.evaluate_handle(
+        """([b64, name]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name));
+        return transfer;
+        }""",
+        [base64.b64encode(path.read_bytes()).decode(), path.name],
+    )
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+def test_a_dropped_jcamp_or_npy_file_is_read_by_the_service(watched, dash_server, tmp_path):
+    """Files the browser cannot parse go through POST /parse: a JCAMP-DX file in cm-1 dropped
+    on the Query view is plotted (on the model's nm axis) with its reconstruction, QC and
+    matches like a CSV; a .npy too; a broken file gets the service's message naming it."""
+    wavenumbers = np.linspace(5850.0, 9100.0, 120)  # 1099-1709 nm
+    values = spectra_like(N_ENTRIES, seed=7)[5]  # ref-05, on the model's nm grid
+    in_nm = np.interp(1e7 / wavenumbers, GRID, values)
+    jdx = tmp_path / "ref5-ir.jdx"
+    write_jcamp(Spectra(in_nm[None], wavenumbers, "cm-1", ids=["tablet 5"]), jdx)
     page = watched.page
     watched.open(READ_KEY)
+    _drop_file(page, "#query-drop", jdx)
+    page.wait_for_selector("#matches tbody tr")
+    loaded = page.inner_text("#query-loaded")
+    assert "ref5-ir.jdx: 1 spectrum, 120 points · JCAMP-DX" in loaded
+    assert "axis converted from cm-1 to nm" in loaded
+    assert page.locator("#query-plot canvas").count() == 1
+    assert "measured: ref5-ir.jdx · tablet 5" in page.inner_text("#query-plot")
+    assert "reconstruction" in page.inner_text("#query-plot")
+    assert re.search(r"QC score \(RMSE\) \d", page.inner_text("#qc"))
+    rows = page.locator("#matches tbody tr")
+    assert rows.nth(0).locator("td").nth(1).inner_text() == "ref-05"  # the spectrum it came from
+    assert float(rows.nth(0).locator("td").nth(3).inner_text()) > 0.99  # HQI on the nm axis
+    watched.shot("query-jcamp")
+
+    npy = tmp_path / "two.npy"
+    np.save(npy, spectra_like(2, seed=21).astype(np.float32))
+    page.set_input_files("#query-file", str(npy))
+    page.wait_for_function(
+        "document.getElementById('query-loaded').textContent.includes('two.npy')"
+    )
+    page.wait_for_function(
+        "document.getElementById('match-plot').textContent.includes('query: two.npy #1')"
+    )
+    assert "2 spectra, 64 points · .npy on the model's grid" in page.inner_text("#query-loaded")
+    assert page.locator("#query-row option").count() == 2
+
+    broken = tmp_path / "broken.spc"
+    broken.write_bytes(b"\x00\x01 not an instrument file")
+    _drop_file(page, "#query-drop", broken)
+    error = page.wait_for_selector(".message.error")
+    assert "broken.spc" in error.inner_text()
+    assert watched.foreign == []
+    assert watched.unexpected_errors({"/model": {401}, "/parse": {422}}) == []
+
+
+def test_map_shows_the_current_query_as_a_point(watched, dash_server, tmp_path):
+    """Without a map the page says how to fit one; the admin fits it with the button; the query
+    is then placed on it (POST /library/map/place), not just ringed. When the server cannot
+    place it (409 map_not_loaded, after a restart) the page says to fit the map again."""
+    page = watched.page
+    watched.open(ADMIN_KEY)
+    page.evaluate("document.getElementById('map-method').value = 'tsne'")
+    page.click("#tab-map")
+    page.wait_for_function("document.getElementById('map-status').textContent.includes('Fit')")
+    assert "No t-SNE map" in page.inner_text("#map-status")
+    page.click("#map-fit")
+    page.wait_for_function(
+        f"document.getElementById('map-status').textContent.startsWith('{N_ENTRIES} entries')",
+        timeout=120_000,
+    )
+    assert page.locator("#map-plot canvas").count() == 1
+    page.click("#tab-query")
     query = tmp_path / "near-ref-03.csv"
     values = spectra_like(N_ENTRIES, seed=7)[3] * 1.01
     query.write_text(
@@ -422,5 +498,22 @@ def test_map_shows_the_current_query_as_a_point(watched, dash_server, tmp_path):
     shown = page.inner_text("#map-legend")
     assert "best match" not in shown and "null" not in shown  # the point replaces the ring
     watched.shot("map-query")
+
+    page.route(  # as after a restart: the map is stored, its fitted transform is not loaded
+        "**/library/map/place",
+        lambda route: route.fulfill(
+            status=409,
+            content_type="application/json",
+            body=json.dumps(
+                {"error": {"type": "map_not_loaded", "message": "refit", "field": "method"}}
+            ),
+        ),
+    )
+    page.click("#tab-query")
+    page.click("#tab-map")
+    page.wait_for_function("document.getElementById('map-legend').textContent.includes('fitted')")
+    shown = page.inner_text("#map-legend")
+    assert "best match of the current query" in shown
+    assert "cannot be placed on this map" in shown and "Fit the map again" in shown
     assert watched.foreign == []
-    assert watched.unexpected_errors({"/model": {401}}) == []
+    assert watched.unexpected_errors({"/model": {401}, "/library/map": {404, 409}}) == []

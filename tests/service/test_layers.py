@@ -42,13 +42,15 @@ def test_every_error_class_is_in_the_table_with_its_own_type():
     assert set(defined) == set(errors.ERRORS)
     types = [cls.type for cls in errors.ERRORS]
     assert len(types) == len(set(types)), "two errors share a type"
-    # 409 means four things, so four types: re-embed first, wait for the running
-    # re-embedding, wait for the running clustering / map fit, or refit the map here.
+    # 409 means five things, so five types: re-embed first, wait for the running
+    # re-embedding, wait for the running clustering / map fit, refit the map here, or cluster
+    # the library (for include_cluster).
     assert {cls.type for cls in errors.ERRORS if cls.status == 409} == {
         "library_version_mismatch",
         "reembed_in_progress",
         "analysis_in_progress",
         "map_not_loaded",
+        "clusters_not_computed",
     }
 
 

@@ -72,7 +72,7 @@ def test_reembedding_runs_through_the_batcher_and_matches_embed(tiny_artifact, t
             assert result.reembedded == 10
             batches = inference.embedder.health()["batches"] - before
             expected, _ = await inference.embed(x)
-            hits = await library.similar(SimilarQuery(k=1, spectra=x))
+            hits = (await library.similar(SimilarQuery(k=1, spectra=x))).results
             stored = await library.get("old03")
             return batches, expected, hits, stored, result.model_version
         finally:

@@ -106,6 +106,110 @@ def test_spectrum_space_excluded_region_and_bad_options(reader):
         assert err.value.field == field, options
 
 
+def _post(server, path: str, **kwargs) -> httpx.Response:
+    headers = {"Authorization": "Bearer reader", **kwargs.pop("headers", {})}
+    return httpx.post(server.url + path, headers=headers, timeout=120, **kwargs)
+
+
+def test_include_cluster_needs_a_clustering_of_the_served_model(reader, server):
+    # Runs before any test of this module clusters the library.
+    x, _ = _groups()
+    with pytest.raises(WaveMAEError) as err:
+        reader.embed(x[:2], include_cluster=True)
+    assert err.value.status == 409 and err.value.type == "clusters_not_computed"
+    assert err.value.field == "include_cluster" and "POST /library/clusters" in str(err.value)
+    with pytest.raises(WaveMAEError) as err:
+        reader.similar(x[:2], k=2, include_cluster=True)
+    assert err.value.status == 409 and err.value.type == "clusters_not_computed"
+    # without the option nothing changes
+    assert reader.embed(x[:2]).shape == (2, 16)
+
+
+@pytest.mark.parametrize("method", ["kmeans", "vmf"])
+def test_queries_get_the_cluster_of_their_family(reader, admin, server, method):
+    x, kinds = _groups()
+    admin.cluster(method=method, k=3)
+    labels = reader.clusters(include_labels=True)["labels"]
+    family_label = {kinds[i]: labels[f"s{i:02d}"] for i in (0, 8, 16)}
+    rng = np.random.default_rng(7)
+    queries = x[[1, 9, 17, 2]] * 1.03 + 0.001 * rng.normal(size=(4, SEQ_LEN))
+    expected = [family_label[k] for k in "abca"]
+
+    embeddings, clusters = reader.embed(queries, include_cluster=True)
+    np.testing.assert_allclose(embeddings, reader.embed(queries), atol=1e-6)
+    assert clusters["labels"] == expected
+    assert clusters["method"] == method and clusters["k"] == 3
+    if method == "kmeans":  # the cosine to the family's centroid: near copies sit on it
+        assert clusters["score"] == "cosine"
+        assert all(0.9 < s <= 1.0 for s in clusters["scores"])
+    else:  # the posterior of the family's component: near copies are certain
+        assert clusters["score"] == "posterior"
+        assert all(0.9 < s <= 1.0 for s in clusters["scores"])
+
+    # /similar: the same assignment in both spaces and from embeddings; the hits unchanged
+    plain = reader.similar(queries, k=3)
+    hits, by_spectra = reader.similar(queries, k=3, include_cluster=True)
+    assert [[h["id"] for h in q] for q in hits] == [[h["id"] for h in q] for q in plain]
+    _, by_embeddings = reader.similar(embeddings=embeddings, k=3, include_cluster=True)
+    _, by_hqi = reader.similar(queries, k=3, space="spectrum", include_cluster=True)
+    for answer in (by_spectra, by_embeddings, by_hqi):
+        assert answer["labels"] == expected
+        np.testing.assert_allclose(answer["scores"], clusters["scores"], atol=1e-4)
+
+    # a file upload asks with the query parameter
+    header = "id," + ",".join(f"{w:g}" for w in GRID)
+    rows = [f"q{i}," + ",".join(f"{v:.8g}" for v in row) for i, row in enumerate(queries)]
+    csv = ("\n".join([header, *rows]) + "\n").encode()
+    upload = _post(
+        server,
+        "/embed?include_cluster=true",
+        content=csv,
+        headers={"Content-Type": "text/csv"},
+    )
+    assert upload.status_code == 200, upload.text
+    assert upload.json()["ids"] == ["q0", "q1", "q2", "q3"]
+    assert upload.json()["clusters"]["labels"] == expected
+    found = _post(
+        server, "/similar?k=2&include_cluster=1", content=csv, headers={"Content-Type": "text/csv"}
+    )
+    assert found.status_code == 200 and found.json()["clusters"]["labels"] == expected
+
+
+def test_include_cluster_refuses_what_it_cannot_answer(reader, admin, server):
+    x, _ = _groups()
+    admin.cluster(method="kmeans", k=3)
+    body = {"spectra": x[:1].tolist(), "include_cluster": True}
+    npy = _post(server, "/embed", json=body, headers={"Accept": "application/x-npy"})
+    assert npy.status_code == 422 and npy.json()["error"]["field"] == "include_cluster"
+    maybe = _post(server, "/embed?include_cluster=maybe", json={"spectra": x[:1].tolist()})
+    assert maybe.status_code == 422 and maybe.json()["error"]["field"] == "include_cluster"
+    stringly = _post(server, "/similar", json={**body, "include_cluster": "yes"})
+    assert stringly.status_code == 422
+    reconstruct = _post(server, "/reconstruct", json=body)  # not an option of /reconstruct
+    assert reconstruct.status_code == 422
+    schema = httpx.get(server.url + "/openapi.json", timeout=30).json()
+    for path in ("/embed", "/similar"):
+        assert "409" in schema["paths"][path]["post"]["responses"]
+
+    # a clustering stored from another model's embeddings is never used
+    from wavemae_service.library import open_store
+
+    stored = reader.clusters(include_labels=True)
+    store = open_store(server.env["WAVEMAE_LIBRARY_URL"], latent_dim=16, seq_len=SEQ_LEN)
+    try:
+        store.save_analysis(
+            "clusters", "older-model:1", {**stored, "model_version": "older-model:1"}
+        )
+    finally:
+        store.close()
+    with pytest.raises(WaveMAEError) as err:
+        reader.embed(x[:1], include_cluster=True)
+    assert err.value.status == 409 and err.value.type == "clusters_not_computed"
+    assert "older-model:1" in str(err.value)
+    admin.cluster(method="kmeans", k=3)
+    assert reader.embed(x[:1], include_cluster=True)[1]["k"] == 3
+
+
 @pytest.mark.parametrize("method", ["kmeans", "vmf"])
 def test_clusters_recover_the_families_and_need_the_admin_key(reader, admin, method):
     with pytest.raises(WaveMAEError) as err:

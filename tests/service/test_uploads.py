@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import numpy as np
 import pytest
 from service_helpers import spectra_like
@@ -224,28 +223,6 @@ def test_nan_is_missing_when_asked_and_refused_otherwise(http, reference):
         "/embed", params={"nan_as_missing": "true"}, content=npy, headers=headers
     )
     assert as_missing.status_code == 200, as_missing.text
-
-
-def test_qc_flags_out_of_distribution_spectra_as_warnings(start_server, tiny_artifact, tmp_path):
-    import shutil
-
-    from wavemae.artifact import load_artifact
-    from wavemae.qc import ArtifactModel, attach_qc, fit_qc
-
-    folder = tmp_path / "with-qc"
-    shutil.copytree(tiny_artifact, folder)
-    artifact = load_artifact(folder)
-    onnx = ArtifactModel(artifact)
-    x = artifact.preprocess(spectra_like(60, seed=8))
-    attach_qc(folder, fit_qc(x[:30], x[30:], onnx.embed, onnx.reconstruct, n_groups=4))
-    server = start_server(model_dir=folder)
-    odd = np.where(np.arange(64) % 2, 5.0, -5.0)[None, :] + spectra_like(1, seed=9)
-    body = {"spectra": np.vstack([spectra_like(1, seed=10), odd]).tolist()}
-    answer = httpx.post(server.url + "/embed", json=body, timeout=30).json()
-    assert answer["warnings"][0] == []
-    assert "out of distribution" in answer["warnings"][1][0]
-    again = httpx.post(server.url + "/reconstruct", json=body, timeout=30).json()
-    assert "out of distribution" in again["warnings"][1][0]
 
 
 def test_uploads_are_read_without_torch(files):

@@ -5,11 +5,13 @@ corpus, the queries its test spectra; a search is scored by the k-NN RMSE of the
 value ``api`` (mg), k = 1 and 5 (prediction = mean ``api`` of the k hits).
 
 Every Hit Quality Index variant (none / SNV / 1st / 2nd Savitzky-Golay derivative at several
-windows) is scored on a VALIDATION split only: 5-fold cross-validation inside the calibration
-set (fixed seed). The default is the variant with the lowest mean of the two validation RMSEs
-on the model grid, the grid the service searches on; the test set is then scored once, for
-that default and the comparisons (raw cosine, the old standardised-input cosine, embedding
-cosine, hybrid).
+windows) is scored on the VALIDATION split only: the project's tablet validation split
+(``wavemae train/evaluate --holdout validation``: a seeded 20 % of the calibration tablets held
+out, the other 80 % the library). The default is the variant with the lowest mean of the two
+validation RMSEs (k = 1 and 5) on the model grid, the grid the service searches on. 5-fold
+cross-validation inside the calibration set is reported beside it (how much the choice moves
+between splits) but does not choose. The test set is then scored once, for that default and the
+comparisons (raw cosine, the old standardised-input cosine, embedding cosine, hybrid).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class _Task:
             self.grid = self.native_grid
             self.values = raw
         self.y = np.array(tablet.metadata_column("api"), dtype=np.float64)
+        self.tablets = np.array([str(t) for t in tablet.metadata_column("tablet")])
         # The model input (standardised per band): what space=spectrum used to compare.
         self.model_input = self.artifact.preprocess(raw, self.native_grid)
         self.embeddings = embed_with_onnx(self.artifact, self.model_input)
@@ -83,6 +86,14 @@ class _Task:
             (np.concatenate([p for j, p in enumerate(parts) if j != i]), parts[i])
             for i in range(_FOLDS)
         ]
+
+    def validation_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(library rows, query rows)``: the calibration tablets outside / inside the
+        project's validation split (:func:`wavemae.train.data_source.held_out_groups`)."""
+        from wavemae.train.data_source import held_out_groups
+
+        held = np.isin(self.tablets[self.cal], held_out_groups(self.tablets[self.cal]))
+        return self.cal[~held], self.cal[held]
 
 
 def embed_with_onnx(artifact: Any, model_input: np.ndarray) -> np.ndarray:
@@ -149,6 +160,13 @@ def _hqi_variants() -> list[HQIOptions]:
 
 
 def _validate(task: _Task, rank: Ranker) -> dict[int, float]:
+    """k-NN RMSE on the validation split (what chooses the default)."""
+    lib, q = task.validation_split()
+    return _knn_rmse(rank(lib, q), task.y[lib], task.y[q])
+
+
+def _cross_validate(task: _Task, rank: Ranker) -> dict[int, float]:
+    """Mean k-NN RMSE over 5 folds of the calibration set (reported, never chooses)."""
     per_fold = [_knn_rmse(rank(lib, q), task.y[lib], task.y[q]) for lib, q in task.folds()]
     return {k: float(np.mean([f[k] for f in per_fold])) for k in KS}
 
@@ -163,7 +181,14 @@ def search_mode() -> dict[str, Any]:
     for grid, task in tasks.items():
         for options in _hqi_variants():
             val = _validate(task, _hqi_ranker(task, options))
-            rows.append({"method": f"HQI {options.describe()}", "grid": grid, "val": val})
+            rows.append(
+                {
+                    "method": f"HQI {options.describe()}",
+                    "grid": grid,
+                    "val": val,
+                    "cv": _cross_validate(task, _hqi_ranker(task, options)),
+                }
+            )
             criterion = (val[1] + val[5]) / 2
             key = (grid, options.preprocessing)
             if key not in best or criterion < best[key][0]:
@@ -190,6 +215,7 @@ def search_mode() -> dict[str, Any]:
                     "method": name,
                     "grid": grid,
                     "val": val or _validate(task, rank),
+                    "cv": _cross_validate(task, rank),
                     "test": _knn_rmse(
                         rank(task.cal, task.test), task.y[task.cal], task.y[task.test]
                     ),
@@ -197,11 +223,14 @@ def search_mode() -> dict[str, Any]:
             )
     chosen = min((v for (g, _), v in best.items() if g == "model"), key=lambda v: v[0])[1]
     model = tasks["model"]
+    lib, held = model.validation_split()
     return {
         "task": (
             f"tablet instrument 1: library {len(model.cal)} calibration spectra, "
-            f"{len(model.test)} test queries; validation = {_FOLDS}-fold CV in calibration"
+            f"{len(model.test)} test queries; validation = the {len(held)} calibration spectra "
+            f"of the --holdout validation tablets searched in the other {len(lib)}"
         ),
+        "settings": len(_hqi_variants()),
         "grids": {
             "model": f"{model.grid.size} bands (the model grid, {model.grid[0]:g}-"
             f"{model.grid[-1]:g} nm)",
@@ -219,13 +248,16 @@ def format_search(result: dict[str, Any]) -> str:
         f"search: {result['task']}",
         *(f"grid {k}: {v}" for k, v in result["grids"].items()),
         f"chosen default (model grid, mean of val RMSE@1 and @5): HQI {result['chosen']}",
+        f"HQI settings tried per grid: {result['settings']}",
         "",
-        "| method | grid | val RMSE@1 | val RMSE@5 | test RMSE@1 | test RMSE@5 |",
-        "|---|---|---:|---:|---:|---:|",
+        "| method | grid | val RMSE@1 | val RMSE@5 | 5-fold CV RMSE@1 | 5-fold CV RMSE@5 "
+        "| test RMSE@1 | test RMSE@5 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         test = row.get("test")
         cells = [f"{row['val'][k]:.2f}" for k in KS]
+        cells += [f"{row['cv'][k]:.2f}" for k in KS]
         cells += [f"{test[k]:.2f}" if test else "-" for k in KS]
         lines.append(f"| {row['method']} | {row['grid']} | " + " | ".join(cells) + " |")
     lines.append(f"\n({result['seconds']:.1f} s)")

@@ -27,6 +27,7 @@ __all__ = [
     "CompositionTask",
     "DataSource",
     "composition_task",
+    "held_out_groups",
     "load_source",
     "recorded_heldout",
     "spectra_from_argument",
@@ -130,13 +131,18 @@ def split_source(source: DataSource) -> tuple[Spectra, Spectra]:
     return spectra.subset(np.sort(order[n_held:])), spectra.subset(np.sort(order[:n_held]))
 
 
-def _group_split(spectra: Spectra, key: str, seed: int) -> tuple[Spectra, Spectra]:
-    groups = np.array([str(g) for g in spectra.metadata_column(key)])
-    names = np.unique(groups)
-    held_names = np.random.default_rng(seed).permutation(names)[
+def held_out_groups(groups: Any, seed: int = 0) -> np.ndarray:
+    """The group names (for tablet: the ``tablet`` column of the calibration spectra) that
+    ``holdout="validation"`` holds out: a seeded 20 % of the distinct names."""
+    names = np.unique(np.array([str(g) for g in groups]))
+    return np.random.default_rng(seed).permutation(names)[
         : max(1, round(_HELDOUT_FRACTION * len(names)))
     ]
-    held = np.isin(groups, held_names)
+
+
+def _group_split(spectra: Spectra, key: str, seed: int) -> tuple[Spectra, Spectra]:
+    groups = np.array([str(g) for g in spectra.metadata_column(key)])
+    held = np.isin(groups, held_out_groups(groups, seed))
     return spectra.subset(~held), spectra.subset(held)
 
 

@@ -23,15 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from wavemae.cluster import choose_k, fit_vmf_mixture, spherical_kmeans
+from wavemae.cluster import (
+    choose_k,
+    fit_vmf_mixture,
+    nearest_centroid,
+    spherical_kmeans,
+    vmf_posterior,
+)
 
 __all__ = [
     "AUTO_K_RANGE",
     "CLUSTER_METHODS",
     "AnalysisJobs",
+    "ClusterAssignment",
     "Job",
     "JobBusy",
     "assign_clusters",
+    "assignment",
     "cluster_result",
     "map_result",
 ]
@@ -202,20 +210,61 @@ def cluster_result(
     }
 
 
-def assign_clusters(embeddings: np.ndarray, clusters: dict[str, Any]) -> np.ndarray:
-    """``(M,)`` cluster of each embedding ``(M, D)`` under a stored :func:`cluster_result`:
-    the most responsible vMF component, or the nearest centroid by cosine for k-means."""
-    x = np.asarray(embeddings, dtype=np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-300)
-    centroids = np.asarray(clusters["centroids"], dtype=np.float64)
-    cos = x @ centroids.T
-    if clusters["method"] != "vmf":
-        return np.argmax(cos, axis=1)
-    from wavemae.cluster import log_vmf_normalizer
+@dataclass(frozen=True)
+class ClusterAssignment:
+    """Where new embeddings fall in a stored clustering.
 
-    kappas = np.asarray(clusters["kappas"])
-    joint = np.log(clusters["weights"]) + log_vmf_normalizer(kappas, x.shape[1]) + cos * kappas
-    return np.argmax(joint, axis=1)
+    Attributes:
+        labels: ``(M,)`` int64 cluster of each embedding.
+        scores: ``(M,)`` how strongly it belongs: the cosine to its centroid (``kmeans``, in
+            [-1, 1]) or the posterior probability of its component (``vmf``, in (0, 1]).
+        clustering: the stored clustering's summary (method, k, score kind, model version,
+            computed_at): what the answer says it was assigned with.
+    """
+
+    labels: np.ndarray
+    scores: np.ndarray
+    clustering: dict[str, Any]
+
+    def public(self) -> dict[str, Any]:
+        """The JSON of an answer's ``clusters`` field (labels and scores in request order)."""
+        return {
+            **self.clustering,
+            "labels": self.labels.tolist(),
+            "scores": [round(float(v), 6) for v in self.scores],
+        }
+
+
+def assignment(embeddings: np.ndarray, clusters: dict[str, Any]) -> ClusterAssignment:
+    """Assign ``embeddings`` ``(M, D)`` to a stored :func:`cluster_result`: the nearest
+    centroid by cosine for ``kmeans``, the most responsible component for ``vmf``.
+
+    Raises:
+        ValueError: embeddings that are not ``(M, D)`` rows with a direction, or of another
+            width than the centroids.
+    """
+    if clusters["method"] == "vmf":
+        labels, scores = vmf_posterior(
+            embeddings, clusters["weights"], clusters["centroids"], clusters["kappas"]
+        )
+        kind = "posterior"
+    else:
+        labels, scores = nearest_centroid(embeddings, clusters["centroids"])
+        kind = "cosine"
+    summary = {
+        "method": clusters["method"],
+        "k": clusters["k"],
+        "score": kind,
+        "model_version": clusters["model_version"],
+        "computed_at": clusters["computed_at"],
+    }
+    return ClusterAssignment(labels, scores, summary)
+
+
+def assign_clusters(embeddings: np.ndarray, clusters: dict[str, Any]) -> np.ndarray:
+    """``(M,)`` cluster of each embedding ``(M, D)`` under a stored :func:`cluster_result`
+    (the labels of :func:`assignment`)."""
+    return assignment(embeddings, clusters).labels
 
 
 def map_result(

@@ -14,13 +14,21 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import AnalysisInProgress, InvalidInput, MapNotLoaded, NotFound
+from ..errors import (
+    AnalysisInProgress,
+    ClustersNotComputed,
+    InvalidInput,
+    MapNotLoaded,
+    NotFound,
+)
 from .analysis import (
     CLUSTER_METHODS,
     AnalysisJobs,
+    ClusterAssignment,
     Job,
     JobBusy,
     assign_clusters,
+    assignment,
     cluster_result,
     map_result,
 )
@@ -102,6 +110,55 @@ class AnalysisService:
                 field="clusters",
             )
         return stored[1]
+
+    async def current_clustering(self) -> dict[str, Any]:
+        """The stored clustering that :meth:`assign` uses: the one computed with the served
+        model version. Callers that embed first ask for it before embedding, so a request that
+        cannot be answered fails before any inference.
+
+        Raises:
+            ClustersNotComputed: none stored, or stored for another model version.
+            InvalidInput: the server runs without a library.
+        """
+        stored = await self._call(lambda store: store.load_analysis(_CLUSTERS))
+        if stored is None:
+            raise ClustersNotComputed(
+                f"no clustering of the library is stored; POST /library/clusters to compute "
+                f"one with {self.model_id}",
+                field="include_cluster",
+            )
+        if stored[0] != self.model_id:
+            raise ClustersNotComputed(
+                f"the stored clustering was computed with {stored[0]}, not the served "
+                f"{self.model_id}; POST /library/clusters to recompute it",
+                field="include_cluster",
+            )
+        return stored[1]
+
+    async def assign(
+        self, embeddings: np.ndarray, clustering: dict[str, Any] | None = None
+    ) -> ClusterAssignment:
+        """The cluster of each of ``embeddings`` ``(M, latent_dim)`` (from the served model) in
+        the stored clustering, and how strongly it belongs (cosine to the k-means centroid, or
+        the vMF posterior). The one place queries, and later cube pixels, are assigned.
+
+        Args:
+            embeddings: ``(M, latent_dim)`` query embeddings.
+            clustering: :meth:`current_clustering`'s answer, when the caller already has it.
+
+        Raises:
+            ClustersNotComputed: no clustering stored for the served model version.
+            InvalidInput: embeddings of the wrong width or without direction.
+        """
+        if clustering is None:
+            clustering = await self.current_clustering()
+        x = np.asarray(embeddings, dtype=np.float64)
+        try:
+            if len(x) > 10_000:  # a cube's pixels: keep the loop free
+                return await asyncio.to_thread(assignment, x, clustering)
+            return assignment(x, clustering)
+        except ValueError as exc:
+            raise InvalidInput(f"cannot assign to clusters: {exc}", field="embeddings") from None
 
     # -- maps ----------------------------------------------------------------------------------
 

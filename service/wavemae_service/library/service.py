@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -29,7 +29,8 @@ from ..errors import (
     ReembedInProgress,
     ServiceError,
 )
-from ..inference import Inference
+from ..grids import uncovered_ranges
+from ..inference import Inference, ModelInput
 from ..validation import bounded_hits, rename_rows, unit_rows
 from .base import (
     DimensionMismatchError,
@@ -52,6 +53,9 @@ __all__ = [
     "NewEntry",
     "ReembedResult",
     "SimilarQuery",
+    "SimilarResult",
+    "SpectraReport",
+    "WriteResult",
 ]
 
 log = logging.getLogger("wavemae_service.library")
@@ -76,6 +80,8 @@ class NewEntry:
     wavelengths: np.ndarray | None
     metadata: dict[str, Any]
     field: str = "spectrum"
+    #: the unit the caller sent ``wavelengths`` in (they arrive converted), for messages
+    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,34 @@ class SimilarQuery:
     hqi: HQIOptions = field(default_factory=HQIOptions)
     #: per query spectrum, the parts hidden from the encoder (see inference.visible_mask)
     missing: Sequence[Sequence[Any]] | None = None
+    #: the unit the caller sent ``wavelengths`` in (they arrive converted), for messages
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class SpectraReport:
+    """Per spectrum the model read: the fraction of its grid covered, and why an answer about
+    it may be doubtful (as /embed reports them)."""
+
+    coverage: list[float]
+    warnings: list[list[str]]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The ids written, in request order, and the report on their spectra."""
+
+    ids: list[str]
+    report: SpectraReport
+
+
+@dataclass(frozen=True)
+class SimilarResult:
+    """Per query, the JSON-ready hits; the report on the query spectra (None for queries sent
+    as embeddings)."""
+
+    results: list[list[dict[str, Any]]]
+    report: SpectraReport | None = None
 
 
 @dataclass(frozen=True)
@@ -232,8 +266,9 @@ class LibraryService:
 
     # -- operations ----------------------------------------------------------------------------
 
-    async def put(self, items: Sequence[NewEntry]) -> list[str]:
-        """Embed ``items`` and store them in one transaction (all or none); returns their ids.
+    async def put(self, items: Sequence[NewEntry]) -> WriteResult:
+        """Embed ``items`` and store them in one transaction (all or none); returns their ids
+        and the report on their spectra.
 
         Spectra are grouped by grid so each group is one preprocessing call and one batched
         submit.
@@ -243,27 +278,32 @@ class LibraryService:
             LibraryVersionMismatch: the library is embedded with another model version.
         """
         self._require_store()
-        groups: dict[tuple[int, bytes | None], list[int]] = {}
+        groups: dict[tuple[int, bytes | None, str | None], list[int]] = {}
         for i, item in enumerate(items):
             key = (
                 item.spectrum.size,
                 None if item.wavelengths is None else item.wavelengths.tobytes(),
+                item.unit,
             )
             groups.setdefault(key, []).append(i)
         embeddings: list[np.ndarray] = [np.empty(0)] * len(items)
         processed: list[np.ndarray] = [np.empty(0)] * len(items)
+        coverage: list[float] = [1.0] * len(items)
+        warnings: list[list[str]] = [[] for _ in items]
         for indices in groups.values():
             first = items[indices[0]]
             values = np.stack([items[i].spectrum for i in indices])
             try:
                 emb, model_input = await self._inference.embed(
-                    values, first.wavelengths, field=first.field
+                    values, first.wavelengths, field=first.field, unit=first.unit
                 )
             except InvalidInput as exc:  # it names {first.field}[row of this group]: name the entry
                 raise rename_rows(exc, first.field, [items[i].field for i in indices]) from None
+            group_coverage, group_warnings = await self._inference.report(model_input)
             for row, i in enumerate(indices):
                 embeddings[i] = emb[row]
                 processed[i] = model_input.x[row]
+                coverage[i], warnings[i] = group_coverage[row], group_warnings[row]
         entries = [
             LibraryEntry(
                 id=item.id,
@@ -280,7 +320,7 @@ class LibraryService:
             for i, item in enumerate(items)
         ]
         await self._call(lambda store: store.put(entries, model_version=self.model_id))
-        return [entry.id for entry in entries]
+        return WriteResult([entry.id for entry in entries], SpectraReport(coverage, warnings))
 
     async def get(self, entry_id: str) -> LibraryEntry:
         """The stored entry. Raises NotFound."""
@@ -306,16 +346,19 @@ class LibraryService:
 
         return await self._call(page)
 
-    async def similar(self, query: SimilarQuery) -> list[list[dict[str, Any]]]:
+    async def similar(self, query: SimilarQuery) -> SimilarResult:
         """Per query, the ``k`` most similar entries, best first, as JSON-ready
-        ``{"id", "score", "gap", "metadata"?}`` hits (see ``validation.bounded_hits``).
+        ``{"id", "score", "gap", "metadata"?}`` hits (see ``validation.bounded_hits``), and
+        for query spectra their report (coverage, warnings).
 
         ``space="embedding"``: cosine of embeddings (``embeddings`` as they are, ``spectra``
         embedded by the served model; query vectors scaled to unit length safely, rows of 1e300
         or 1e-300 included). ``space="spectrum"``: the Hit Quality Index of the ``spectra``
         against every candidate's stored model-grid spectrum (:mod:`.spectral`). ``gap`` is a
         hit's score minus the next one's; None for the last hit of an embedding search and for
-        the library's last entry.
+        the library's last entry. A query spectrum covering part of the model's range is
+        compared on the bands it covers (embedding: the masked encoder; spectrum: the bands
+        outside its range are excluded).
 
         Raises:
             InvalidInput: not exactly one of spectra/embeddings, embeddings with
@@ -340,19 +383,22 @@ class LibraryService:
                     field="embeddings",
                 )
             vectors = unit_rows(query.embeddings, "embeddings")
+            report = None
         elif query.space == "embedding":
-            vectors, _ = await self._inference.embed(
-                query.spectra, query.wavelengths, missing=query.missing
+            vectors, model_input = await self._inference.embed(
+                query.spectra, query.wavelengths, missing=query.missing, unit=query.unit
             )
             vectors = unit_rows(vectors, "spectra")
+            report = SpectraReport(*await self._inference.report(model_input))
         else:
-            hits = await self._spectral(query)
-            return bounded_hits(
+            hits, model_input = await self._spectral(query)
+            shaped = bounded_hits(
                 hits,
                 query.include_metadata,
                 query.fields,
                 max_bytes=self._max_search_response_bytes,
             )
+            return SimilarResult(shaped, SpectraReport(*await self._inference.report(model_input)))
         hits = await self._call(
             lambda store: store.search(
                 vectors,
@@ -362,15 +408,17 @@ class LibraryService:
                 metadata_filter=query.metadata_filter,
             )
         )
-        return bounded_hits(
+        shaped = bounded_hits(
             with_gaps(hits),
             query.include_metadata,
             query.fields,
             max_bytes=self._max_search_response_bytes,
         )
+        return SimilarResult(shaped, report)
 
-    async def _spectral(self, query: SimilarQuery) -> list[list[SearchHit]]:
-        """Hit Quality Index search of raw query spectra against every candidate entry."""
+    async def _spectral(self, query: SimilarQuery) -> tuple[list[list[SearchHit]], ModelInput]:
+        """Hit Quality Index search of raw query spectra against every candidate entry, on
+        the bands the queries cover; and the queries' model input."""
         if query.missing is not None and any(len(row) for row in query.missing):
             raise InvalidInput(
                 "missing applies to space='embedding'; the spectrum search leaves bands out "
@@ -378,12 +426,20 @@ class LibraryService:
                 field="missing",
             )
         grid = self._inference.grid
+        model_input = await self._inference.preprocess(
+            query.spectra, query.wavelengths, unit=query.unit
+        )
+        options = query.hqi
+        if model_input.visible is not None:  # the query's range is shared by its spectra
+            # a derivative at a band reaches half a window into the edge-filled values
+            reach = options.window // 2 if options.preprocessing.startswith("deriv") else 0
+            uncovered = tuple(uncovered_ranges(grid, model_input.visible[0], reach))
+            options = replace(options, exclude=options.exclude + uncovered)
         try:
-            check_options(query.hqi, grid)
+            check_options(options, grid)
         except ValueError as exc:
             name = "window" if str(exc).startswith("window") else "exclude"
             raise InvalidInput(str(exc), field=name) from None
-        model_input = await self._inference.preprocess(query.spectra, query.wavelengths)
 
         def search(store: LibraryStore) -> list[list[SearchHit]]:
             candidates = store.vectors(
@@ -394,12 +450,12 @@ class LibraryService:
                 model_input.x,
                 preprocessor=self._inference.artifact.preprocessor,
                 grid=grid,
-                options=query.hqi,
+                options=options,
                 k=query.k,
                 cache=self._hqi_cache,
             )
 
-        return await self._call(search)
+        return await self._call(search), model_input
 
     async def reembed(self) -> ReembedResult:
         """Re-embed every entry written by another model version from its stored original

@@ -25,7 +25,7 @@ from ..errors import (
 from ..inference import Inference
 from ..inputs import NPY_MEDIA_TYPE, SpectraBody, read_spectra, to_model_unit
 from ..library.service import LibraryService
-from ..schemas import EmbedRequest
+from ..schemas import EmbedRequest, SpectraRequest
 from ..uploads import UploadOptions
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "json_response",
     "media_type",
     "npy_response",
+    "query_flag",
     "read_body",
     "read_request_spectra",
     "single_valued_query",
@@ -108,6 +109,15 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def query_flag(request: Request, name: str) -> bool:
+    """A boolean query parameter (``true``/``false``, ``1``/``0``, ``yes``/``no``; absent =
+    false), or a 422 naming it."""
+    value = request.query_params.get(name, "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise InvalidInput(f"{name}={value!r} is not a boolean (true or false)", field=name)
+    return value in ("true", "1", "yes")
+
+
 def wants_npy(request: Request) -> bool:
     return NPY_MEDIA_TYPE in request.headers.get("accept", "")
 
@@ -174,7 +184,7 @@ def _disposition_name(request: Request) -> str | None:
 async def read_request_spectra(
     request: Request,
     *,
-    model: type[EmbedRequest] = EmbedRequest,
+    model: type[SpectraRequest] = EmbedRequest,
     model_unit: str,
     body: bytes | None = None,
 ) -> tuple[SpectraBody, bool]:

@@ -90,8 +90,10 @@ async def put_entry(request: Request, entry_id: EntryIdPath) -> Response:
     check_json(media_type(request))
     req = parse_json(LibraryPutRequest, body)
     _check_entry(entry_id, req.metadata, "", settings.max_metadata_bytes)
-    spectrum, wavelengths = _in_model_unit(request, req, "")
-    item = NewEntry(id=entry_id, spectrum=spectrum, wavelengths=wavelengths, metadata=req.metadata)
+    spectrum, wavelengths, unit = _in_model_unit(request, req, "")
+    item = NewEntry(
+        id=entry_id, spectrum=spectrum, wavelengths=wavelengths, metadata=req.metadata, unit=unit
+    )
     return await _written(library, [item])
 
 
@@ -129,7 +131,7 @@ async def post_entries(request: Request) -> Response:
             )
         seen[entry.id] = i
         _check_entry(entry.id, entry.metadata, f"entries[{i}].", settings.max_metadata_bytes)
-        spectrum, wavelengths = _in_model_unit(request, entry, f"entries[{i}].")
+        spectrum, wavelengths, unit = _in_model_unit(request, entry, f"entries[{i}].")
         items.append(
             NewEntry(
                 id=entry.id,
@@ -137,6 +139,7 @@ async def post_entries(request: Request) -> Response:
                 wavelengths=wavelengths,
                 metadata=entry.metadata,
                 field=f"entries[{i}].spectrum",
+                unit=unit,
             )
         )
     return await _written(library, items)
@@ -223,15 +226,16 @@ async def reembed(request: Request) -> Response:
 
 def _in_model_unit(
     request: Request, req: LibraryPutRequest, where: str
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """An entry's spectrum and wavelengths, the wavelengths converted to the model's unit."""
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """An entry's spectrum and wavelengths, the wavelengths converted to the model's unit,
+    and the unit the caller sent them in (None: the model's)."""
     spectrum = vector_array(req.spectrum, field=f"{where}spectrum")
     wavelengths = vector_array(req.wavelengths, field=f"{where}wavelengths")
     assert spectrum is not None
     body = SpectraBody(spectrum[None], wavelengths, unit=check_unit(req.unit, f"{where}unit"))
     inference = get_inference(request)
     converted, _ = to_model_unit(body, inference.unit, inference.grid)
-    return converted.values[0], converted.wavelengths
+    return converted.values[0], converted.wavelengths, converted.unit
 
 
 async def _file_entries(request: Request, body: bytes, settings: Any) -> list[NewEntry]:
@@ -265,11 +269,19 @@ async def _file_entries(request: Request, body: bytes, settings: Any) -> list[Ne
                 wavelengths=spectra.wavelengths,
                 metadata=metadata,
                 field=f"upload[{i}]",
+                unit=spectra.unit,
             )
         )
     return items
 
 
 async def _written(library: LibraryService, items: list[NewEntry]) -> Response:
-    ids = await library.put(items)
-    return json_response({"ids": ids, "model": library.model_id})
+    written = await library.put(items)
+    return json_response(
+        {
+            "ids": written.ids,
+            "model": library.model_id,
+            "coverage": written.report.coverage,
+            "warnings": written.report.warnings,
+        }
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
 from ..auth import require_read
@@ -46,8 +47,12 @@ async def reconstruct(request: Request) -> Response:
     spectra, flipped = await read_request_spectra(
         request, model=ReconstructRequest, model_unit=inference.unit
     )
-    result = await inference.reconstruct(spectra.values, spectra.wavelengths, spectra.missing)
-    values = result.values[:, ::-1] if flipped else result.values  # back to the caller's order
+    result = await inference.reconstruct(
+        spectra.values, spectra.wavelengths, spectra.missing, unit=spectra.unit
+    )
+    values = result.values
+    if flipped:  # back to the caller's order (contiguous: the JSON encoder needs it)
+        values = np.ascontiguousarray(values[:, ::-1])
     if wants_npy(request):
         response = npy_response(values, inference.model_id)
         response.headers["X-WaveMAE-RMSE"] = ",".join(f"{v:.9g}" for v in result.rmse)

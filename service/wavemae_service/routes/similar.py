@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from wavemae.similarity import HQIOptions
 
 from ..auth import require_read
-from ..errors import InvalidInput, LibraryVersionMismatch, openapi_responses
+from ..errors import ClustersNotComputed, InvalidInput, LibraryVersionMismatch, openapi_responses
 from ..inputs import (
     SpectraBody,
     nan_as_missing,
@@ -21,8 +22,9 @@ from ..inputs import (
 )
 from ..library.service import SimilarQuery
 from ..schemas import SimilarRequest, SimilarResponse
-from ..uploads import check_unit
+from ..uploads import check_unit, convert_range
 from ..validation import parse_filter
+from .cluster_option import cluster_answer, requested_clustering
 from .common import (
     FILE_DOC,
     REQUEST_ERRORS,
@@ -42,7 +44,7 @@ router = APIRouter(tags=["library"], dependencies=[Depends(require_read)])
 @router.post(
     "/similar",
     response_model=SimilarResponse,
-    responses=openapi_responses(*REQUEST_ERRORS, LibraryVersionMismatch),
+    responses=openapi_responses(*REQUEST_ERRORS, LibraryVersionMismatch, ClustersNotComputed),
     openapi_extra=body_doc(SimilarRequest, csv=FILE_DOC, form=FILE_DOC),
     summary="Search the reference library",
 )
@@ -52,7 +54,9 @@ async def similar(request: Request) -> Response:
     `space="embedding"`: cosine of the served model's embeddings of `spectra` (or of the given
     `embeddings`). `space="spectrum"`: the Hit Quality Index of `spectra` against every
     candidate on the model grid, after `preprocessing` (default: 2nd Savitzky-Golay derivative,
-    9 bands), with `exclude`d ranges left out. `filter` restricts candidates by metadata.
+    11 bands), with `exclude`d ranges left out. `filter` restricts candidates by metadata.
+    `include_cluster` (JSON field, or query parameter) also answers where each query's
+    embedding falls in the library's stored clustering (409 when there is none).
     """
     library = get_library(request)
     settings = request.app.state.settings
@@ -64,9 +68,10 @@ async def similar(request: Request) -> Response:
         spectra, _ = await read_request_spectra(request, model_unit=model_unit, body=body)
         req = _query_request(request)
         values, wavelengths, missing = spectra.values, spectra.wavelengths, spectra.missing
+        unit = spectra.unit
     else:
         req = await decode(body, lambda b: parse_json(SimilarRequest, b))
-        values = wavelengths = missing = None
+        values = wavelengths = missing = unit = None
         if req.spectra is not None:
             limit = settings.max_spectra_per_request
             values, missing = nan_as_missing(
@@ -86,6 +91,7 @@ async def similar(request: Request) -> Response:
                 inference.grid,
             )
             values, wavelengths, missing = parsed.values, parsed.wavelengths, parsed.missing
+            unit = parsed.unit
     query = SimilarQuery(
         k=req.k,
         space=req.space,
@@ -99,20 +105,51 @@ async def similar(request: Request) -> Response:
         ),
         include_metadata=req.include_metadata,
         fields=req.fields,
-        hqi=_hqi_options(req),
+        hqi=_hqi_options(req, model_unit),
         missing=missing,
+        unit=unit,
     )
-    results = await library.similar(query)
-    return json_response({"results": results, "model": library.model_id, "space": req.space})
+    clustering = await requested_clustering(request, req.include_cluster)
+    report: tuple[list[float], list[list[str]]] | None = None
+    if clustering is not None and query.space == "embedding" and query.spectra is not None:
+        # Embed once: the same vectors search the library and find the cluster.
+        embedded, model_input = await inference.embed(
+            values, wavelengths, missing=missing, unit=unit
+        )
+        report = await inference.report(model_input)
+        query = replace(query, spectra=None, wavelengths=None, missing=None, embeddings=embedded)
+    found = await library.similar(query)
+    answer: dict[str, Any] = {"results": found.results, "model": library.model_id}
+    answer["space"] = req.space
+    if found.report is not None:
+        report = (found.report.coverage, found.report.warnings)
+    if report is not None:
+        answer.update(coverage=report[0], warnings=report[1])
+    if clustering is not None:
+        vectors = query.embeddings
+        if vectors is None:  # space="spectrum" compared spectra; the cluster needs embeddings
+            vectors, _ = await inference.embed(values, wavelengths, missing=missing, unit=unit)
+        answer["clusters"] = await cluster_answer(request, vectors, clustering)
+    return json_response(answer)
 
 
-def _hqi_options(req: SimilarRequest) -> HQIOptions:
-    """The request's HQI options; a wrong combination answers 422 naming the field."""
+def _hqi_options(req: SimilarRequest, model_unit: str) -> HQIOptions:
+    """The request's HQI options, ``exclude`` read in the request's ``unit``; a wrong
+    combination answers 422 naming the field."""
+    unit = check_unit(req.unit) or model_unit
+    exclude = list(req.exclude)
+    if unit != model_unit:
+        for i, (low, high) in enumerate(req.exclude):
+            if not low < high:  # checked before conversion, so that it names their numbers
+                raise InvalidInput(
+                    f"exclude[{i}]=[{low:g}, {high:g}] needs low < high", field="exclude"
+                )
+            exclude[i] = convert_range([low, high], unit, model_unit, f"exclude[{i}]")
     try:
         return HQIOptions(
             preprocessing=req.preprocessing,
             window=req.window,
-            exclude=tuple((low, high) for low, high in req.exclude),
+            exclude=tuple((low, high) for low, high in exclude),
             scale=req.scale,
         )
     except ValueError as exc:

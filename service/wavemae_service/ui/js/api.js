@@ -70,7 +70,8 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
     const key = sessionStorage.getItem(KEY_STORAGE);
     const sent = { ...headers };
     if (key) sent.Authorization = `Bearer ${key}`;
-    if (body !== undefined && !(body instanceof FormData) && typeof body !== "string") {
+    const raw = body instanceof FormData || body instanceof Blob || typeof body === "string";
+    if (body !== undefined && !raw) {
       sent["Content-Type"] = "application/json";
       body = JSON.stringify(body);
     }

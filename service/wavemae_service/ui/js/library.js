@@ -1,9 +1,10 @@
-// Library view: a paged, filterable table of the reference entries; add from files and delete
-// (both need an admin key: the service's 403 message is shown to a read key).
+// Library view: a paged, filterable table of the reference entries; add from files (any format
+// the service reads, through POST /parse) and delete (both need an admin key: the service's 403
+// message is shown to a read key).
 
 import { api } from "./api.js";
 import { fmtMetadata, fmtTime, h, showEntry, toast } from "./common.js";
-import { parseSpectra } from "./parse.js";
+import { readSpectraFile } from "./parse.js";
 
 const PAGE = 25;
 let offset = 0;
@@ -93,12 +94,13 @@ export async function refresh() {
 async function addFromFile(file) {
   let parsed;
   try {
-    parsed = parseSpectra(await file.text(), file.name.replace(/\.[^.]*$/, ""));
+    parsed = await readSpectraFile(file);
   } catch (error) {
     return toast(`${file.name}: ${error.message}`, "error");
   }
-  const entries = parsed.spectra.map((s) => ({
-    id: s.id,
+  const stem = file.name.replace(/\.[^.]*$/, "");
+  const entries = parsed.spectra.map((s, i) => ({
+    id: s.id ?? (parsed.spectra.length > 1 ? `${stem}-${i + 1}` : stem),
     spectrum: s.values,
     wavelengths: parsed.wavelengths,
     metadata: { ...s.metadata, source_file: file.name },

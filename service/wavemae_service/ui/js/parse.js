@@ -1,9 +1,39 @@
-// Spectra from text, in the browser: the formats people paste or drop.
-//  - wide CSV (the service's training format): header row = optional id/metadata columns, then
-//    one numeric wavelength per column; one spectrum per following row;
-//  - two columns (wavelength, value), with or without a header line;
-//  - plain numbers (one spectrum on the model's grid, seq_len values).
-// Separators: comma, semicolon, tab or spaces. Lines starting with '#' are comments.
+// Spectra for the dashboard:
+//  - files, in every format the service accepts (CSV, JCAMP-DX, SPC, OPUS, SPA, .npy/.npz), are
+//    read by the service itself (POST /parse), so the page shows exactly what /embed and
+//    /reconstruct read from them, with the file's ids, metadata and unit;
+//  - pasted text is parsed here: wide CSV (header row = optional id/metadata columns, then one
+//    numeric wavelength per column; one spectrum per following row), two columns (wavelength,
+//    value), or plain numbers (one spectrum on the model's grid, seq_len values). Separators:
+//    comma, semicolon, tab or spaces. Lines starting with '#' are comments.
+
+import { api } from "./api.js";
+
+/**
+ * A spectra file read by the service (POST /parse). A .npy is sent as application/x-npy (values
+ * on the model's grid); anything else raw with its name, the format detected from content and
+ * name.
+ * @param {File} file
+ * @returns {Promise<{wavelengths: number[], spectra: {id: string|null, values: number[],
+ *   metadata: object}[], format: string, unit: string, fileUnit: string|null}>}
+ *   wavelengths in the model's unit (converted from the file's).
+ * @throws ApiError with the service's message (naming the file and the problem)
+ */
+export async function readSpectraFile(file) {
+  const npy = /\.npy$/i.test(file.name);
+  const answer = await api(npy ? "/parse" : `/parse?filename=${encodeURIComponent(file.name)}`, {
+    method: "POST",
+    body: file,
+    headers: { "Content-Type": npy ? "application/x-npy" : "application/octet-stream" },
+  });
+  return {
+    wavelengths: answer.wavelengths,
+    spectra: answer.spectra.map((s) => ({ id: s.id, values: s.values, metadata: s.metadata })),
+    format: answer.format,
+    unit: answer.unit,
+    fileUnit: answer.file_unit,
+  };
+}
 
 /** A number from a cell, or null. */
 function toNumber(cell) {

@@ -3,13 +3,13 @@
 
 import { ApiError, api } from "./api.js";
 import { fmt, fmtMetadata, getModel, h, showEntry, state, toast } from "./common.js";
-import { interpolate, parseSpectra } from "./parse.js";
+import { interpolate, parseSpectra, readSpectraFile } from "./parse.js";
 import { PALETTE, spectrumPlot } from "./plot.js";
 
 const HIDDEN_BAND = "rgba(242, 142, 43, 0.18)";
 const OUTSIDE_MODEL = "rgba(120, 120, 120, 0.14)";
 
-let parsed = null; // {wavelengths, spectra} of the loaded file or pasted text
+let parsed = null; // {wavelengths, spectra, unit?} of the loaded file or pasted text
 
 const $ = (id) => document.getElementById(id);
 
@@ -77,9 +77,9 @@ function compare(qx, qy, mx, my) {
   return { hqi, overlay };
 }
 
-async function matchesFor(values, wavelengths, k) {
+async function matchesFor(values, axis, k) {
   try {
-    const answer = await api("/similar", { method: "POST", body: { spectra: [values], wavelengths, k } });
+    const answer = await api("/similar", { method: "POST", body: { spectra: [values], ...axis, k } });
     return { hits: answer.results[0], error: null };
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
@@ -88,9 +88,9 @@ async function matchesFor(values, wavelengths, k) {
 }
 
 /** The query's embedding, to place it on the map; null when the service cannot embed it. */
-async function embeddingFor(values, wavelengths) {
+async function embeddingFor(values, axis) {
   try {
-    const answer = await api("/embed", { method: "POST", body: { spectra: [values], wavelengths } });
+    const answer = await api("/embed", { method: "POST", body: { spectra: [values], ...axis } });
     return answer.embeddings[0];
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
@@ -115,7 +115,9 @@ async function analyse() {
   } catch (error) {
     return toast(error.message, "error");
   }
-  const wavelengths = parsed.wavelengths;
+  // A file's axis comes from POST /parse already in the model's unit: saying so keeps the
+  // service from guessing another unit for an axis outside the model's range.
+  const axis = { wavelengths: parsed.wavelengths, unit: parsed.unit };
   const k = Number($("query-k").value) || 5;
   $("query-status").textContent = "working…";
   const started = performance.now();
@@ -123,10 +125,10 @@ async function analyse() {
     const [recon, similar, embedding] = await Promise.all([
       api("/reconstruct", {
         method: "POST",
-        body: { spectra: [spectrum.values], wavelengths, missing: [bands] },
+        body: { spectra: [spectrum.values], ...axis, missing: [bands] },
       }),
-      matchesFor(spectrum.values, wavelengths, k),
-      embeddingFor(spectrum.values, wavelengths),
+      matchesFor(spectrum.values, axis, k),
+      embeddingFor(spectrum.values, axis),
     ]);
     state.lastQuery = { id: spectrum.id, embedding, bestMatchId: null };
     const reconstruction = recon.reconstructions[0];
@@ -136,6 +138,7 @@ async function analyse() {
     $("query-status").textContent = `${recon.model} · ${Math.round(performance.now() - started)} ms`;
   } catch (error) {
     $("query-status").textContent = "";
+    for (const id of ["qc", "query-plot", "match-plot", "matches"]) $(id).replaceChildren();
     toast(error.message, "error");
   }
 }
@@ -209,9 +212,44 @@ async function showMatches(x, spectrum, similar, model) {
   });
 }
 
-async function load(text, name) {
+const FORMAT_NAMES = {
+  csv: "CSV",
+  jcamp: "JCAMP-DX",
+  spc: "SPC",
+  opus: "OPUS",
+  spa: "OMNIC SPA",
+  npy: ".npy on the model's grid",
+  npz: ".npz",
+  innospectra: "InnoSpectra CSV",
+};
+
+/** The spectra of a file (read by the service) labelled for the plots: the file's name, and
+ * the spectrum's id in it when it has one. */
+async function fromFile(file) {
+  const read = await readSpectraFile(file);
+  const many = read.spectra.length > 1;
+  const label = (s, i) => {
+    if (s.id !== null) return `${file.name} · ${s.id}`;
+    return many ? `${file.name} #${i + 1}` : file.name;
+  };
+  return { ...read, spectra: read.spectra.map((s, i) => ({ ...s, id: label(s, i) })) };
+}
+
+/** Where the spectra came from, for the line under the drop zone. */
+function describe(name, loaded) {
+  const count = loaded.spectra.length;
+  const parts = [`${name}: ${count} ${count === 1 ? "spectrum" : "spectra"}, ${loaded.spectra[0].values.length} points`];
+  if (loaded.format) parts.push(FORMAT_NAMES[loaded.format] || loaded.format);
+  if (loaded.fileUnit && loaded.fileUnit !== loaded.unit) {
+    parts.push(`axis converted from ${loaded.fileUnit} to ${loaded.unit}`);
+  }
+  return parts.join(" · ") + (loaded.wavelengths ? "" : " (model grid)");
+}
+
+/** Load spectra (``read`` resolves to them) and analyse the first. */
+async function load(read, name) {
   try {
-    parsed = parseSpectra(text, name);
+    parsed = await read();
   } catch (error) {
     parsed = null;
     toast(`${name}: ${error.message}`, "error");
@@ -220,16 +258,17 @@ async function load(text, name) {
   const select = $("query-row");
   select.replaceChildren(...parsed.spectra.map((s, i) => h("option", { value: i }, s.id)));
   select.hidden = parsed.spectra.length < 2;
-  const n = parsed.spectra[0].values.length;
-  $("query-loaded").textContent = `${name}: ${parsed.spectra.length} spectrum(s), ${n} points${parsed.wavelengths ? "" : " (model grid)"}`;
+  $("query-loaded").textContent = describe(name, parsed);
   await analyse();
 }
+
+const loadFile = (file) => load(() => fromFile(file), file.name);
 
 export function initQuery() {
   const drop = $("query-drop");
   const file = $("query-file");
   file.addEventListener("change", async () => {
-    if (file.files[0]) await load(await file.files[0].text(), file.files[0].name);
+    if (file.files[0]) await loadFile(file.files[0]);
   });
   drop.addEventListener("dragover", (e) => {
     e.preventDefault();
@@ -240,9 +279,11 @@ export function initQuery() {
     e.preventDefault();
     drop.classList.remove("over");
     const f = e.dataTransfer.files[0];
-    if (f) await load(await f.text(), f.name);
+    if (f) await loadFile(f);
   });
-  $("query-paste-go").addEventListener("click", () => load($("query-paste").value, "pasted"));
+  $("query-paste-go").addEventListener("click", () =>
+    load(async () => parseSpectra($("query-paste").value, "pasted"), "pasted"),
+  );
   $("query-run").addEventListener("click", analyse);
   $("query-row").addEventListener("change", analyse);
 }
