@@ -129,6 +129,26 @@ def test_an_envi_cube_embeds_with_the_headers_axis_unit_and_bad_bands(cube_http,
     assert any("2 bands flagged bad" in w for w in warnings)
 
 
+def test_a_cube_covering_part_of_the_models_range_goes_through_the_masked_encoder(cube_http):
+    partial = np.linspace(1300.0, 1900.0, 80)  # the tiny model's grid is 1100-1700 nm
+    cube = _cube(2, 5, partial.size, seed=5)
+    response = cube_http.post(
+        "/embed/cube",
+        content=_npy(cube),
+        headers={"Content-Type": NPY},
+        params={"wavelengths": " ".join(f"{w:.6f}" for w in partial)},
+    )
+    expected = cube_http.post(
+        "/embed",
+        json={"spectra": cube.reshape(-1, partial.size).tolist(), "wavelengths": partial.tolist()},
+    ).json()
+    np.testing.assert_allclose(
+        _load(response).reshape(-1, LATENT_DIM), expected["embeddings"], atol=1e-5
+    )
+    assert float(response.headers["X-WaveMAE-Coverage"]) == pytest.approx(expected["coverage"][0])
+    assert json.loads(response.headers["X-WaveMAE-Warnings"])[0].startswith("low coverage")
+
+
 def test_nan_pixels_are_refused_by_position_or_hidden_on_request(cube_http):
     cube = _cube(2, 4, SEQ_LEN, seed=3)
     cube[1, 2, 10:13] = np.nan
@@ -191,6 +211,7 @@ def test_a_cube_over_the_limits_is_413_naming_the_limit(cube_http):
         (_npy(np.ones((2, 2, 3))), {"wavelengths": "1100,x,1300"}, "wavelengths[1]", "'x'"),
         (_npy(np.ones((2, 2, 3))), {"wavelengths": "1100,1300,1200"}, "wavelengths", "increasing"),
         (_npy(np.ones((2, 2, SEQ_LEN))), {"unit": "furlong"}, "unit", "furlong"),
+        (_npy(np.ones((2, 2, 3))), {"wavelengths": "2000 2100 2200"}, "wavelengths", "0%"),
     ],
 )
 def test_a_bad_cube_is_a_422_naming_the_field(cube_http, body, params, field, says):
