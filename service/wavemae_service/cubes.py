@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,7 +36,6 @@ __all__ = [
     "CubeOptions",
     "check_pixels",
     "embed_cube",
-    "npy_header_pixels",
     "open_cube",
     "parse_wavelengths",
 ]
@@ -80,25 +78,6 @@ def check_pixels(rows: int, cols: int, max_pixels: int) -> None:
             f"{max_pixels} per request (max_cube_pixels)",
             field="cube",
         )
-
-
-def npy_header_pixels(head: bytes) -> tuple[int, int] | None:
-    """``(rows, cols)`` of a 3-D array from the first bytes of its ``.npy`` file, or None while
-    ``head`` is too short to tell (or it is no 3-D .npy: opening the whole file will say so)."""
-    stream = io.BytesIO(head)
-    try:
-        major, _ = np.lib.format.read_magic(stream)
-        read = (
-            np.lib.format.read_array_header_1_0
-            if major == 1
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, _, _ = read(stream)
-    except Exception:  # truncated or not a .npy header
-        return None
-    if len(shape) != 3:
-        return None
-    return int(shape[0]), int(shape[1])
 
 
 def parse_wavelengths(text: str | None) -> np.ndarray | None:

@@ -21,8 +21,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive
 
+from wavemae.data.cubes import npy_cube_pixels
+
 from ..auth import require_read
-from ..cubes import CubeOptions, check_pixels, embed_cube, npy_header_pixels, open_cube
+from ..cubes import CubeOptions, check_pixels, embed_cube, open_cube
 from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, openapi_responses
 from ..inputs import NPY_MEDIA_TYPE
 from .common import REQUEST_ERRORS, get_inference, media_type
@@ -241,7 +243,7 @@ async def _write(
         async for chunk in chunks:
             if max_pixels is not None and len(head) < _NPY_HEAD_BYTES:
                 head += chunk
-                pixels = npy_header_pixels(head)
+                pixels = npy_cube_pixels(head)
                 if pixels is not None:
                     check_pixels(*pixels, max_pixels)
                     max_pixels = None
