@@ -86,6 +86,15 @@ def test_a_cube_on_the_models_grid_needs_no_wavelengths_and_may_come_as_a_form(c
     expected = _embed(cube_http, cube.reshape(-1, SEQ_LEN))
     np.testing.assert_allclose(_load(with_form).reshape(-1, LATENT_DIM), expected, atol=1e-5)
 
+    off_grid = _cube(2, 2, GRID.size, seed=6)
+    with_axis = cube_http.post(
+        "/embed/cube",
+        files={"cube": ("scene.npy", _npy(off_grid))},
+        data={"wavelengths": json.dumps(GRID.tolist())},  # a JSON list works too
+    )
+    expected = _embed(cube_http, off_grid.reshape(-1, GRID.size), wavelengths=GRID.tolist())
+    np.testing.assert_allclose(_load(with_axis).reshape(-1, LATENT_DIM), expected, atol=1e-5)
+
 
 def test_an_envi_cube_embeds_with_the_headers_axis_unit_and_bad_bands(cube_http, tmp_path):
     cube = _cube(4, 3, GRID.size, seed=2).astype(np.float32)

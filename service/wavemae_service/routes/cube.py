@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from starlette.types import Message, Receive
 from wavemae.data.cubes import npy_cube_pixels
 
 from ..auth import require_read
-from ..cubes import CubeOptions, check_pixels, embed_cube, open_cube
+from ..cubes import CubeOptions, check_pixels, embed_cube, open_cube, parse_wavelengths
 from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, openapi_responses
 from ..inputs import NPY_MEDIA_TYPE
 from .common import REQUEST_ERRORS, get_inference, media_type
@@ -120,12 +121,14 @@ async def embed_cube_route(
     """
     settings = request.app.state.settings
     inference = get_inference(request)
+    options = CubeOptions.from_request(wavelengths, unit, nan_as_missing)  # before the upload
     folder = Path(tempfile.mkdtemp(prefix="wavemae-cube-"))
     try:
         data, header, form_wavelengths = await _receive_cube(
             request, folder, settings.max_cube_bytes, settings.max_cube_pixels
         )
-        options = CubeOptions.from_request(form_wavelengths or wavelengths, unit, nan_as_missing)
+        if form_wavelengths:
+            options = replace(options, wavelengths=parse_wavelengths(form_wavelengths))
         cube = open_cube(data, header, name=data.name)
         answer = await embed_cube(
             inference,
