@@ -31,7 +31,8 @@ _MIB = 1024 * 1024
 
 
 def _status_kib(pid: int, key: str) -> int:
-    """A ``VmRSS``/``VmHWM`` line of ``/proc/PID/status`` in KiB (0 when unreadable)."""
+    """A ``VmRSS``/``VmHWM``/``RssAnon`` line of ``/proc/PID/status`` in KiB (0 when
+    unreadable)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(key + ":"):
@@ -112,13 +113,16 @@ def cube_mode(
                 params={"wavelengths": ",".join(f"{w:.4f}" for w in wavelengths)},
             ).raise_for_status()
             before = _status_kib(pid, "VmRSS")
+            anon_before = _status_kib(pid, "RssAnon")
             peak_before = _status_kib(pid, "VmHWM")
             samples: list[int] = []
+            anon_samples: list[int] = []
             done = threading.Event()
 
             def sample() -> None:
                 while not done.is_set():
                     samples.append(_status_kib(pid, "VmRSS"))
+                    anon_samples.append(_status_kib(pid, "RssAnon"))
                     time.sleep(0.02)
 
             sampler = threading.Thread(target=sample, daemon=True)
@@ -141,6 +145,7 @@ def cube_mode(
     # VmHWM is the lifetime peak (start-up may have set it): it speaks for this request only
     # when the request raised it; otherwise the sampled maximum does.
     peak = peak_after if peak_after > peak_before else max([*samples, before])
+    anon_peak = max([*anon_samples, anon_before])
     return {
         "shape": list(shape),
         "latent_dim": latent_dim,
@@ -152,6 +157,9 @@ def cube_mode(
         "rss_before_mib": before / 1024,
         "rss_peak_mib": peak / 1024,
         "rss_growth_mib": (peak - before) / 1024,
+        "anon_before_mib": anon_before / 1024,
+        "anon_peak_mib": anon_peak / 1024,
+        "anon_growth_mib": (anon_peak - anon_before) / 1024,
         "seconds": seconds,
         "pixels_per_s": rows * cols / seconds,
     }
@@ -170,6 +178,9 @@ def format_cube(result: dict[str, Any]) -> str:
             f"server RSS: {r['rss_started_mib']:.1f} MiB when ready, {r['rss_before_mib']:.1f} "
             f"MiB after an 8x8 warm-up cube, {r['rss_peak_mib']:.1f} MiB at peak during this "
             f"cube: growth {r['rss_growth_mib']:.1f} MiB",
+            f"  of which anonymous memory (RssAnon, sampled): {r['anon_before_mib']:.1f} -> "
+            f"{r['anon_peak_mib']:.1f} MiB, growth {r['anon_growth_mib']:.1f} MiB; the rest is "
+            "file pages of the memory-mapped cube and answer (page cache, reclaimable)",
             f"{r['seconds']:.1f} s, {r['pixels_per_s']:.0f} pixels/s",
         ]
     )
