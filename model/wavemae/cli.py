@@ -107,7 +107,6 @@ def export_cmd(
 
     spectra = None if data is None else spectra_from_argument(data)
     from wavemae.export import export_checkpoint  # torch: after the cheap checks
-
     folder = export_checkpoint(
         checkpoint,
         out,
@@ -132,8 +131,14 @@ def export_cmd(
 
 @app.command("train")
 def train_cmd(
-    corpus: str = typer.Option(None, "--corpus", help="Corpus: tablet, fermentation, coffee."),
+    corpus: str = typer.Option(
+        None, "--corpus", help="Corpus: tablet, fermentation, coffee, or general (synthetic "
+        "spectra + those corpora on an axis-relative grid: the general model's training set)."
+    ),
     data: str = typer.Option(None, "--data", help="Spectra file (CSV, NPY/NPZ, JCAMP-DX ...)."),
+    materials: int = typer.Option(
+        None, "--materials", help="--corpus general: synthetic materials (x2 instruments)."
+    ),
     preset_name: str = typer.Option("small", "--preset", help="small | base"),
     steps: int = typer.Option(None, "--steps", help="Optimisation steps (default: the preset's)."),
     seed: int = typer.Option(0, "--seed", help="Seed for init, data order, masks, dropout."),
@@ -145,13 +150,18 @@ def train_cmd(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     holdout: str = typer.Option(
-        "test",
-        "--holdout",
-        help="tablet: hold out the 'test' split or a 'validation' 20 % "
-        "of the calibration tablets (for choosing settings).",
+        "test", "--holdout", help="tablet: hold out the 'test' split or a 'validation' 20 % "
+        "of the calibration tablets (for choosing settings)."
+    ),
+    init: str = typer.Option(
+        None, "--init", help="Fine-tune from 'default' (the shipped model), a checkpoint.pt or "
+        "an artifact folder: its architecture and normalisation, a fixed grid over your data."
     ),
 ) -> None:
-    """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines."""
+    """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines.
+
+    With --init, fine-tune a model into a domain model on the data's own grid.
+    """
     import json
     import shlex
     from pathlib import Path
@@ -167,6 +177,17 @@ def train_cmd(
         config = preset(preset_name)
         if steps is not None:
             config = config.replace(steps=steps)
+        start = None
+        if init is not None:
+            from wavemae.train.init import load_init
+
+            start = load_init(init)
+            config = config.replace(model=start.model_config)
+            inherited = start.preprocessing or {}
+            config = config.replace(
+                normalization=inherited.get("normalization", config.normalization),
+                standardize=bool(inherited.get("standardize", config.standardize)),
+            )
         for item in overrides or []:
             key, sep, value = item.partition("=")
             if not sep:
@@ -176,12 +197,21 @@ def train_cmd(
                 config = config.replace(model={key[len("model.") :]: parsed})
             else:
                 config = config.replace(**{key: parsed})
+        if start is not None and config.model != start.model_config:
+            raise ValueError(
+                f"--init {init} fixes the architecture {start.model_config}; "
+                "drop the --set model.* overrides"
+            )
     except (ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc)) from None
     # The file's absolute path, so export and evaluate find it from any folder later.
     path = None if data is None else str(Path(data).resolve())
     try:
         source = DataSource(corpus=corpus, path=path, holdout=holdout)
+        if corpus == "general":
+            source = DataSource(
+                corpus=corpus, materials=materials, seq_len=config.model["seq_len"]
+            )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     run_dir = Path(out or f"runs/{corpus or Path(data).stem}-{preset_name}")
@@ -190,6 +220,8 @@ def train_cmd(
     argv += ["--preset", preset_name, "--steps", str(config.steps), "--seed", str(seed)]
     argv += ["--out", str(run_dir), "--device", device, *(["--resume", resume] if resume else [])]
     argv += ["--holdout", holdout] if holdout != "test" else []
+    argv += ["--materials", str(materials)] if materials is not None else []
+    argv += ["--init", init] if init is not None else []
     argv += [f"--set={item}" for item in overrides or []]
     command = shlex.join(argv)
     report = run_training(
@@ -201,6 +233,7 @@ def train_cmd(
         resume=resume,
         command=command,
         progress=progress,
+        init=start,
     )
     if report is not None:
         typer.echo(format_report(report, title=f"WaveMAE run {run_dir}"))
@@ -215,38 +248,30 @@ def evaluate_cmd(
     weights: str = typer.Option("ema", "--weights", help="ema | raw"),
     out: str = typer.Option(None, "--out", help="Also write the report as JSON here."),
     report_dir: str = typer.Option(
-        None,
-        "--report",
-        help="Run the full suite (retrieval, identity, fill-in, QC, health "
-        "vs classical baselines) and write eval.md, eval.json and qc.json into this folder.",
+        None, "--report", help="Run the full suite (retrieval, identity, fill-in, QC, health "
+        "vs classical baselines) and write eval.md, eval.json and qc.json into this folder."
     ),
     label: str = typer.Option(None, "--label", help="Suite: metadata column to retrieve."),
     group: str = typer.Option(
-        None,
-        "--group",
-        help="Suite: metadata column naming the sample (shared across instruments).",
+        None, "--group", help="Suite: metadata column naming the sample (shared across "
+        "instruments)."
     ),
     instrument: str = typer.Option(None, "--instrument", help="Suite: instrument column."),
     split_column: str = typer.Option(
         None, "--split-column", help="Suite: column with train/val/test (else a seeded split)."
     ),
     split_names: str = typer.Option(
-        "train,val,test",
-        "--split-names",
-        help="Suite: the reference,validation,evaluation values of --split-column.",
+        "train,val,test", "--split-names", help="Suite: the reference,validation,evaluation "
+        "values of --split-column."
     ),
     holdout: str = typer.Option(
-        "test",
-        "--holdout",
-        help="Suite on tablet: evaluate on 'test' or on the 'validation' "
-        "20 % of the calibration tablets.",
+        "test", "--holdout", help="Suite on tablet: evaluate on 'test' or on the 'validation' "
+        "20 % of the calibration tablets."
     ),
     seed: int = typer.Option(0, "--seed", help="Suite: split, gap and fault seed."),
     artifact: str = typer.Option(
-        None,
-        "--artifact",
-        help="Suite: write the fitted QC calibration into this exported "
-        "artifact's manifest (the checkpoint's export) and check its ONNX scores agree.",
+        None, "--artifact", help="Suite: write the fitted QC calibration into this exported "
+        "artifact's manifest (the checkpoint's export) and check its ONNX scores agree."
     ),
 ) -> None:
     """Held-out masked error vs mean/interp/PCA baselines, and embedding composition tests.
@@ -276,26 +301,16 @@ def evaluate_cmd(
                 corpus = "tablet"
             known = corpus_defaults(corpus)
             sets = load_sets(
-                model.grid,
-                corpus=corpus,
-                path=data,
-                holdout=holdout,
-                split_column=split_column,
-                split_names=names,  # type: ignore[arg-type]
-                group=group or known["group"],
-                seed=seed,
+                model.grid, corpus=corpus, path=data, holdout=holdout,
+                split_column=split_column, split_names=names,  # type: ignore[arg-type]
+                group=group or known["group"], seed=seed, relative=model.axis == "relative",
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         report = run_suite(
-            model,
-            sets["reference"],
-            sets["validation"],
-            sets["evaluation"],
-            label=label or known["label"],
-            group=group or known["group"],
-            instrument=instrument or known["instrument"],
-            seed=seed,
+            model, sets["reference"], sets["validation"], sets["evaluation"],
+            label=label or known["label"], group=group or known["group"],
+            instrument=instrument or known["instrument"], seed=seed,
         )
         folder = write_suite(report, report_dir, f"WaveMAE evaluation of {checkpoint}")
         typer.echo((folder / "eval.md").read_text())
@@ -342,10 +357,8 @@ def _attach_qc(artifact_dir, calibration, model, raw) -> None:
     onnx = ArtifactQC(load_artifact(artifact_dir))(raw)["score"]
     torch_score = calibration.score(model.preprocess(raw), model.embed, model.reconstruct)
     diff = float(np.max(np.abs(onnx - torch_score["score"])))
-    typer.echo(
-        f"QC calibration written into {artifact_dir}/manifest.json "
-        f"(ONNX vs PyTorch QC score, max abs difference {diff:.2g})"
-    )
+    typer.echo(f"QC calibration written into {artifact_dir}/manifest.json "
+               f"(ONNX vs PyTorch QC score, max abs difference {diff:.2g})")
     if diff > 1e-3:
         raise typer.Exit(f"ONNX QC scores disagree with PyTorch by {diff}")
 
@@ -423,14 +436,8 @@ def bench_cmd(
     if mode in ("search", "cluster"):
         _quality_bench(mode, out)
         return
-    settings = {}
-    for item in env or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.startswith("WAVEMAE_"):
-            raise typer.BadParameter(f"--env {item!r} must look like WAVEMAE_KEY=VALUE")
-        settings[key] = value
     if mode == "cube":
-        _cube_bench(model_dir, cube_shape, settings, out)
+        _cube_bench(model_dir, cube_shape, env, out)
         return
     from wavemae.bench import modes, peers
     from wavemae.bench.report import print_results, write_json
@@ -439,6 +446,12 @@ def bench_cmd(
         raise typer.BadParameter(
             f"mode={mode!r} must be engine, serve, baseline, all, search or cluster"
         )
+    settings = {}
+    for item in env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("WAVEMAE_"):
+            raise typer.BadParameter(f"--env {item!r} must look like WAVEMAE_KEY=VALUE")
+        settings[key] = value
     plan = modes.LoadPlan(
         concurrencies=_ints(concurrency, "concurrency"),
         bodies=[b.strip() for b in bodies.split(",") if b.strip()],
@@ -501,7 +514,9 @@ def bench_cmd(
         typer.echo(f"wrote {markdown}")
 
 
-def _cube_bench(model_dir: str | None, shape: str, env: dict[str, str], out: str | None) -> None:
+def _cube_bench(
+    model_dir: str | None, shape: str, env: list[str] | None, out: str | None
+) -> None:
     """``cube``: the server's resident memory while it embeds one cube of ``shape``."""
     import json
     from pathlib import Path
@@ -511,7 +526,10 @@ def _cube_bench(model_dir: str | None, shape: str, env: dict[str, str], out: str
     dims = tuple(int(n) for n in shape.lower().split("x") if n.strip().isdigit())
     if len(dims) != 3 or min(dims) < 1:
         raise typer.BadParameter(f"--cube-shape {shape!r} must look like 200x200x256")
-    result = cube_mode(model_dir, shape=dims, env=env)  # type: ignore[arg-type]
+    settings = dict(item.partition("=")[::2] for item in env or [])
+    if any(not key.startswith("WAVEMAE_") for key in settings):
+        raise typer.BadParameter("--env items must look like WAVEMAE_KEY=VALUE")
+    result = cube_mode(model_dir, shape=dims, env=settings)  # type: ignore[arg-type]
     typer.echo(format_cube(result))
     if out:
         Path(out).write_text(json.dumps(result, indent=2))
