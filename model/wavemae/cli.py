@@ -514,9 +514,7 @@ def bench_cmd(
         typer.echo(f"wrote {markdown}")
 
 
-def _cube_bench(
-    model_dir: str | None, shape: str, env: list[str] | None, out: str | None
-) -> None:
+def _cube_bench(model_dir: str | None, shape: str, env: list[str] | None, out: str | None) -> None:
     """``cube``: the server's resident memory while it embeds one cube of ``shape``."""
     import json
     from pathlib import Path
