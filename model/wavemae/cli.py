@@ -395,7 +395,9 @@ def _ints(text: str, what: str) -> list[int]:
 @app.command("bench")
 def bench_cmd(
     mode: str = typer.Argument(
-        "all", help="engine | serve | baseline | all | search (HQI on the tablet task) | cluster"
+        "all",
+        help="engine | serve | baseline | all | search (HQI on the tablet task) | cluster | "
+        "cube (server memory while embedding a hyperspectral cube)",
     ),
     model_dir: str = typer.Option(None, "--model-dir", help="Artifact folder (default: shipped)."),
     out: str = typer.Option(None, "--out", help="Write the results as JSON to this file."),
@@ -420,6 +422,9 @@ def bench_cmd(
     profile: str = typer.Option(
         None, "--profile", help="py-spy the started servers under 32-client load; stacks here."
     ),
+    cube_shape: str = typer.Option(
+        "200x200x256", "--cube-shape", help="cube: ROWSxCOLSxBANDS of the synthetic cube."
+    ),
     servers: str = typer.Option(
         "serve,peer,baseline",
         help="baseline/all: servers to load side by side: serve (the service), peer (FastAPI "
@@ -430,6 +435,9 @@ def bench_cmd(
     with the obvious ONNX Runtime server (peer) and a PyTorch eager one (baseline)."""
     if mode in ("search", "cluster"):
         _quality_bench(mode, out)
+        return
+    if mode == "cube":
+        _cube_bench(model_dir, cube_shape, env, out)
         return
     from wavemae.bench import modes, peers
     from wavemae.bench.report import print_results, write_json
@@ -504,6 +512,26 @@ def bench_cmd(
 
         Path(markdown).write_text(to_markdown(results), encoding="utf-8")
         typer.echo(f"wrote {markdown}")
+
+
+def _cube_bench(model_dir: str | None, shape: str, env: list[str] | None, out: str | None) -> None:
+    """``cube``: the server's resident memory while it embeds one cube of ``shape``."""
+    import json
+    from pathlib import Path
+
+    from wavemae.bench.cube import cube_mode, format_cube
+
+    dims = tuple(int(n) for n in shape.lower().split("x") if n.strip().isdigit())
+    if len(dims) != 3 or min(dims) < 1:
+        raise typer.BadParameter(f"--cube-shape {shape!r} must look like 200x200x256")
+    settings = dict(item.partition("=")[::2] for item in env or [])
+    if any(not key.startswith("WAVEMAE_") for key in settings):
+        raise typer.BadParameter("--env items must look like WAVEMAE_KEY=VALUE")
+    result = cube_mode(model_dir, shape=dims, env=settings)  # type: ignore[arg-type]
+    typer.echo(format_cube(result))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2))
+        typer.echo(f"wrote {out}")
 
 
 def _quality_bench(mode: str, out: str | None) -> None:

@@ -15,8 +15,11 @@ percent-encoded, so any id the service accepts (``"a?b"``, ``"a#b"``) addresses 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -226,6 +229,47 @@ class WaveMAEClient:
         if binary:
             return _npy(response)
         return _embed_result(_json(response), include_cluster)
+
+    def embed_cube(
+        self,
+        cube: Any,
+        wavelengths: Any = None,
+        *,
+        header: str | os.PathLike | None = None,
+        unit: str | None = None,
+        nan_as_missing: bool = False,
+        timeout: float | None = None,
+    ) -> np.ndarray:
+        """A hyperspectral cube -> ``(rows, cols, latent_dim)`` float32 (``POST /embed/cube``).
+
+        ``cube``: a ``(rows, cols, bands)`` array, a ``.npy`` path, or an ENVI data file path
+        with its ``header`` (.hdr) path; files are streamed from disk. ``wavelengths``: one per
+        band (default: the header's, else the model's grid). ``timeout``: seconds for this
+        request (default: none, a large cube takes a while).
+        """
+        params = {"nan_as_missing": "true" if nan_as_missing else "false"}
+        if wavelengths is not None:
+            params["wavelengths"] = ",".join(repr(float(w)) for w in np.ravel(wavelengths))
+        if unit is not None:
+            params["unit"] = unit
+        with contextlib.ExitStack() as files:
+            if not isinstance(cube, (str, os.PathLike)):
+                buffer = io.BytesIO()
+                np.save(buffer, np.asarray(cube), allow_pickle=False)
+                body: dict[str, Any] = {"content": buffer.getvalue()}
+            elif header is None:
+                body = {"content": files.enter_context(open(cube, "rb"))}
+            else:
+                body = {
+                    "files": {
+                        "cube": (Path(cube).name, files.enter_context(open(cube, "rb"))),
+                        "header": (Path(header).name, files.enter_context(open(header, "rb"))),
+                    }
+                }
+            if "content" in body:
+                body["headers"] = {"Content-Type": NPY}
+            response = self._http.post("/embed/cube", params=params, timeout=timeout, **body)
+        return _npy(response)
 
     def reconstruct(
         self, spectra: Any, wavelengths: Any = None, *, missing: Any = None

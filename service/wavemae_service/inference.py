@@ -263,10 +263,8 @@ class Inference:
         model_input = await self.preprocess(
             values, wavelengths, field=field, missing=missing, unit=unit
         )
-        if model_input.visible is not None:
-            embeddings = await self.masked_embedder.submit(model_input.x, model_input.visible)
-            return _unit_norm(embeddings), model_input
-        return await self.embed_model_input(model_input.x), model_input
+        embeddings = await self.embed_model_input(model_input.x, visible=model_input.visible)
+        return embeddings, model_input
 
     async def qc_warnings(self, model_input: ModelInput) -> list[list[str]]:
         """The per-spectrum warnings, with "out of distribution" added where the artifact's QC
@@ -304,21 +302,23 @@ class Inference:
             coverage = np.ones(model_input.x.shape[0])
         return [float(c) for c in coverage], await self.qc_warnings(model_input)
 
-    async def embed_model_input(self, x: np.ndarray, *, background: bool = False) -> np.ndarray:
+    async def embed_model_input(
+        self, x: np.ndarray, *, visible: np.ndarray | None = None, background: bool = False
+    ) -> np.ndarray:
         """``(N, seq_len)`` model input -> ``(N, latent_dim)`` float32 embeddings.
 
         Args:
             x: preprocessed spectra.
-            background: for work nobody waits on (re-embedding the library): when the queue is
-                full, wait for room instead of raising Overloaded, so requests keep priority.
+            visible: ``(N, seq_len)`` bool, True = seen by the encoder; with it the masked
+                encoder runs (see :attr:`ModelInput.visible`).
+            background: for work nobody waits on (re-embedding the library, cube chunks): when
+                the queue is full, wait for room instead of raising Overloaded, so requests
+                keep priority.
         """
-        while True:
-            try:
-                return await self.embedder.submit(x)
-            except Overloaded:
-                if not background:
-                    raise
-            await asyncio.sleep(_BACKGROUND_RETRY_S)
+        if visible is not None:
+            embeddings = await _submit(self.masked_embedder, x, visible, background=background)
+            return _unit_norm(embeddings)
+        return await _submit(self.embedder, x, background=background)
 
     async def reconstruct(
         self,
@@ -359,6 +359,18 @@ class Inference:
         rmse = np.sqrt((np.where(inside, diff, 0.0) ** 2).sum(axis=1) / counts)
         warnings = await self.qc_warnings(model_input)
         return Reconstruction(recon, rmse, model_input.coverage, warnings)
+
+
+async def _submit(batcher: MicroBatcher, *inputs: np.ndarray, background: bool) -> Any:
+    """``batcher.submit(*inputs)``; with ``background``, a full queue is waited out (retried
+    every ``_BACKGROUND_RETRY_S``) instead of raising Overloaded."""
+    while True:
+        try:
+            return await batcher.submit(*inputs)
+        except Overloaded:
+            if not background:
+                raise
+        await asyncio.sleep(_BACKGROUND_RETRY_S)
 
 
 def _unit_norm(embeddings: np.ndarray) -> np.ndarray:

@@ -117,6 +117,28 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="Larger request bodies answer 413."
     )
+    max_cube_pixels: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest hyperspectral cube POST /embed/cube takes, in pixels (rows x cols); "
+        "larger cubes answer 413. The answer is held as a file of pixels x latent_dim float32 "
+        "(256 MiB at the default and latent_dim 64), written as the chunks are embedded.",
+    )
+    max_cube_bytes: int = Field(
+        2 * 1024 * 1024 * 1024,
+        ge=1024,
+        description="Largest POST /embed/cube upload in bytes; it is streamed to a temporary "
+        "file (never held in memory), so this bounds disk, not memory. Larger uploads answer "
+        "413.",
+    )
+    cube_chunk_pixels: int = Field(
+        512,
+        ge=1,
+        description="Pixels of a cube read and preprocessed at once: memory per cube request "
+        "beyond its answer is about two chunks (one read ahead). The chunk enters the embed "
+        "queue one batch at a time, at most 2 x inference_workers batches at once, waiting "
+        "for room rather than answering 429, so interactive requests keep their turn.",
+    )
     max_metadata_bytes: int = Field(
         16 * 1024,
         ge=2,

@@ -20,6 +20,7 @@ def test_nothing_below_the_routes_imports_fastapi():
         "wavemae_service.batching",
         "wavemae_service.runtime",
         "wavemae_service.inputs",
+        "wavemae_service.cubes",
         "wavemae_service.errors",
     ]
     code = (
