@@ -270,3 +270,36 @@ def test_the_python_client_sends_arrays_npy_files_and_envi_pairs(cube_http, tmp_
         assert answer.shape == (3, 4, LATENT_DIM)
         np.testing.assert_allclose(answer.reshape(-1, LATENT_DIM), expected, atol=1e-5)
     assert refused.value.status == 422 and refused.value.field == "wavelengths"
+
+
+def test_a_cube_label_image_assigns_each_pixel_as_include_cluster_does(cube_http):
+    from wavemae_service.client import WaveMAEClient
+
+    rng = np.random.default_rng(11)
+    bases = spectra_like(3, seed=4)
+    pixels = np.array([bases[i % 3] * rng.uniform(0.9, 1.1) for i in range(12)])
+    cube = pixels.reshape(3, 4, SEQ_LEN)
+    params = {"output": "labels"}
+    refused = cube_http.post(
+        "/embed/cube", content=_npy(cube), headers={"Content-Type": NPY}, params=params
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == {
+        **refused.json()["error"],
+        "type": "clusters_not_computed",
+        "field": "output",
+    }
+
+    with WaveMAEClient(str(cube_http.base_url), timeout=120) as client:
+        client.put_many([{"id": f"p{i:02d}", "spectrum": row} for i, row in enumerate(pixels)])
+        client.cluster(method="kmeans", k=3)
+        _, expected = client.embed(pixels, include_cluster=True)
+    response = cube_http.post(
+        "/embed/cube", content=_npy(cube), headers={"Content-Type": NPY}, params=params
+    )
+    labels = _load(response)
+    assert labels.shape == (3, 4) and labels.dtype == np.int32
+    assert labels.reshape(-1).tolist() == expected["labels"]
+    assert len(set(labels.reshape(-1).tolist())) == 3  # three families, three labels
+    summary = json.loads(response.headers["X-WaveMAE-Clusters"])
+    assert summary["method"] == "kmeans" and summary["k"] == 3

@@ -8,13 +8,15 @@ under ``max_body_bytes``, and an ENVI cube needs two files in one request.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
@@ -26,8 +28,15 @@ from wavemae.data.cubes import npy_cube_pixels
 
 from ..auth import require_read
 from ..cubes import CubeOptions, check_pixels, embed_cube, open_cube, parse_wavelengths
-from ..errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, openapi_responses
+from ..errors import (
+    ClustersNotComputed,
+    InvalidInput,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    openapi_responses,
+)
 from ..inputs import NPY_MEDIA_TYPE
+from .analysis import get_analysis
 from .common import REQUEST_ERRORS, get_inference, media_type
 
 router = APIRouter(tags=["inference"], dependencies=[Depends(require_read)])
@@ -40,7 +49,9 @@ _HEADERS_DOC = {
     "X-WaveMAE-Coverage": "fraction of the model's grid the cube's wavelengths cover",
     "X-WaveMAE-Missing-Pixels": "pixels with NaN bands hidden from the encoder",
     "X-WaveMAE-Warnings": "JSON list of warnings that hold for every pixel",
+    "X-WaveMAE-Clusters": "output=labels: JSON summary of the clustering the labels come from",
 }
+_LABEL_ROWS_PIXELS = 65_536  # pixels assigned per step of a label image
 
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -84,9 +95,10 @@ _BODY_DOC: dict[str, Any] = {
     "/embed/cube",
     response_class=Response,
     responses={
-        **openapi_responses(*REQUEST_ERRORS),
+        **openapi_responses(*REQUEST_ERRORS, ClustersNotComputed),
         200: {
-            "description": "float32 (rows, cols, latent_dim) embeddings, one per pixel",
+            "description": "float32 (rows, cols, latent_dim) embeddings, one per pixel; with "
+            "output=labels int32 (rows, cols) cluster labels",
             "content": {NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
             "headers": {
                 name: {"description": text, "schema": {"type": "string"}}
@@ -108,6 +120,12 @@ async def embed_cube_route(
     nan_as_missing: bool = Query(
         False, description="Treat NaN values as missing bands instead of refusing them."
     ),
+    output: Literal["embeddings", "labels"] = Query(
+        "embeddings",
+        description="embeddings: (rows, cols, latent_dim) float32; labels: a (rows, cols) "
+        "int32 label image, each pixel's cluster in the library's stored clustering (409 "
+        "clusters_not_computed without one for the served model).",
+    ),
 ) -> Response:
     """L2-normalised embeddings of every pixel of a cube, as a float32 ``.npy`` of shape
     ``(rows, cols, latent_dim)``.
@@ -117,11 +135,20 @@ async def embed_cube_route(
     ``header``: wavelengths, unit and bad bands come from the header) and optionally the field
     ``wavelengths``. The upload is streamed to a temporary file and embedded a chunk of pixels
     at a time; cubes over ``max_cube_pixels`` pixels or ``max_cube_bytes`` bytes answer 413.
-    Coverage, hidden pixels and warnings come back as ``X-WaveMAE-*`` headers.
+    Coverage, hidden pixels and warnings come back as ``X-WaveMAE-*`` headers. With
+    ``output=labels`` the answer is the cube's label image instead: each pixel's cluster in the
+    library's stored clustering (the same assignment as ``include_cluster`` on ``/embed``).
     """
     settings = request.app.state.settings
     inference = get_inference(request)
     options = CubeOptions.from_request(wavelengths, unit, nan_as_missing)  # before the upload
+    clustering = None
+    if output == "labels":  # before the upload too: a request that cannot be answered is cheap
+        try:
+            clustering = await get_analysis(request).current_clustering()
+        except ClustersNotComputed as exc:
+            exc.field = "output"
+            raise
     folder = Path(tempfile.mkdtemp(prefix="wavemae-cube-"))
     try:
         data, header, form_wavelengths = await _receive_cube(
@@ -145,12 +172,43 @@ async def embed_cube_route(
     if answer is None:  # the client has gone: nobody reads this
         shutil.rmtree(folder, ignore_errors=True)
         return Response(status_code=499)
+    path, headers = answer.path, answer.headers(inference.model_id)
+    if clustering is not None:
+        try:
+            path, summary = await _label_image(request, answer.path, clustering)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        headers["X-WaveMAE-Clusters"] = json.dumps(summary, ensure_ascii=True)
     return FileResponse(
-        answer.path,
+        path,
         media_type=NPY_MEDIA_TYPE,
-        headers=answer.headers(inference.model_id),
+        headers=headers,
         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )
+
+
+async def _label_image(
+    request: Request, embeddings_path: Path, clustering: dict[str, Any]
+) -> tuple[Path, dict[str, Any]]:
+    """The per-pixel embeddings in ``embeddings_path`` assigned to ``clustering``, a block of
+    rows at a time (memory-mapped in and out), as an int32 ``(rows, cols)`` ``.npy`` beside it,
+    and the clustering's summary."""
+    analysis = get_analysis(request)
+    embeddings = np.load(embeddings_path, mmap_mode="r")
+    rows, cols, dim = embeddings.shape
+    path = embeddings_path.with_name("labels.npy")
+    labels = np.lib.format.open_memmap(path, mode="w+", dtype=np.int32, shape=(rows, cols))
+    step = max(1, _LABEL_ROWS_PIXELS // max(cols, 1))
+    summary: dict[str, Any] = {}
+    for start in range(0, rows, step):
+        block = np.asarray(embeddings[start : start + step]).reshape(-1, dim)
+        assigned = await analysis.assign(block, clustering)
+        labels[start : start + step] = assigned.labels.reshape(-1, cols)
+        summary = assigned.clustering
+    labels.flush()
+    del labels, embeddings
+    return path, summary
 
 
 async def _receive_cube(
