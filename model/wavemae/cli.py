@@ -107,6 +107,7 @@ def export_cmd(
 
     spectra = None if data is None else spectra_from_argument(data)
     from wavemae.export import export_checkpoint  # torch: after the cheap checks
+
     folder = export_checkpoint(
         checkpoint,
         out,
@@ -132,8 +133,10 @@ def export_cmd(
 @app.command("train")
 def train_cmd(
     corpus: str = typer.Option(
-        None, "--corpus", help="Corpus: tablet, fermentation, coffee, or general (synthetic "
-        "spectra + those corpora on an axis-relative grid: the general model's training set)."
+        None,
+        "--corpus",
+        help="Corpus: tablet, fermentation, coffee, or general (synthetic "
+        "spectra + those corpora on an axis-relative grid: the general model's training set).",
     ),
     data: str = typer.Option(None, "--data", help="Spectra file (CSV, NPY/NPZ, JCAMP-DX ...)."),
     materials: int = typer.Option(
@@ -150,12 +153,16 @@ def train_cmd(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     holdout: str = typer.Option(
-        "test", "--holdout", help="tablet: hold out the 'test' split or a 'validation' 20 % "
-        "of the calibration tablets (for choosing settings)."
+        "test",
+        "--holdout",
+        help="tablet: hold out the 'test' split or a 'validation' 20 % "
+        "of the calibration tablets (for choosing settings).",
     ),
     init: str = typer.Option(
-        None, "--init", help="Fine-tune from 'default' (the shipped model), a checkpoint.pt or "
-        "an artifact folder: its architecture and normalisation, a fixed grid over your data."
+        None,
+        "--init",
+        help="Fine-tune from 'default' (the shipped model), a checkpoint.pt or "
+        "an artifact folder: its architecture and normalisation, a fixed grid over your data.",
     ),
 ) -> None:
     """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines.
@@ -209,9 +216,7 @@ def train_cmd(
     try:
         source = DataSource(corpus=corpus, path=path, holdout=holdout)
         if corpus == "general":
-            source = DataSource(
-                corpus=corpus, materials=materials, seq_len=config.model["seq_len"]
-            )
+            source = DataSource(corpus=corpus, materials=materials, seq_len=config.model["seq_len"])
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     run_dir = Path(out or f"runs/{corpus or Path(data).stem}-{preset_name}")
@@ -248,30 +253,38 @@ def evaluate_cmd(
     weights: str = typer.Option("ema", "--weights", help="ema | raw"),
     out: str = typer.Option(None, "--out", help="Also write the report as JSON here."),
     report_dir: str = typer.Option(
-        None, "--report", help="Run the full suite (retrieval, identity, fill-in, QC, health "
-        "vs classical baselines) and write eval.md, eval.json and qc.json into this folder."
+        None,
+        "--report",
+        help="Run the full suite (retrieval, identity, fill-in, QC, health "
+        "vs classical baselines) and write eval.md, eval.json and qc.json into this folder.",
     ),
     label: str = typer.Option(None, "--label", help="Suite: metadata column to retrieve."),
     group: str = typer.Option(
-        None, "--group", help="Suite: metadata column naming the sample (shared across "
-        "instruments)."
+        None,
+        "--group",
+        help="Suite: metadata column naming the sample (shared across instruments).",
     ),
     instrument: str = typer.Option(None, "--instrument", help="Suite: instrument column."),
     split_column: str = typer.Option(
         None, "--split-column", help="Suite: column with train/val/test (else a seeded split)."
     ),
     split_names: str = typer.Option(
-        "train,val,test", "--split-names", help="Suite: the reference,validation,evaluation "
-        "values of --split-column."
+        "train,val,test",
+        "--split-names",
+        help="Suite: the reference,validation,evaluation values of --split-column.",
     ),
     holdout: str = typer.Option(
-        "test", "--holdout", help="Suite on tablet: evaluate on 'test' or on the 'validation' "
-        "20 % of the calibration tablets."
+        "test",
+        "--holdout",
+        help="Suite on tablet: evaluate on 'test' or on the 'validation' "
+        "20 % of the calibration tablets.",
     ),
     seed: int = typer.Option(0, "--seed", help="Suite: split, gap and fault seed."),
     artifact: str = typer.Option(
-        None, "--artifact", help="Suite: write the fitted QC calibration into this exported "
-        "artifact's manifest (the checkpoint's export) and check its ONNX scores agree."
+        None,
+        "--artifact",
+        help="Suite: write the fitted QC calibration into this exported "
+        "artifact's manifest (the checkpoint's export) and check its ONNX scores agree.",
     ),
 ) -> None:
     """Held-out masked error vs mean/interp/PCA baselines, and embedding composition tests.
@@ -301,16 +314,27 @@ def evaluate_cmd(
                 corpus = "tablet"
             known = corpus_defaults(corpus)
             sets = load_sets(
-                model.grid, corpus=corpus, path=data, holdout=holdout,
-                split_column=split_column, split_names=names,  # type: ignore[arg-type]
-                group=group or known["group"], seed=seed, relative=model.axis == "relative",
+                model.grid,
+                corpus=corpus,
+                path=data,
+                holdout=holdout,
+                split_column=split_column,
+                split_names=names,  # type: ignore[arg-type]
+                group=group or known["group"],
+                seed=seed,
+                relative=model.axis == "relative",
             )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         report = run_suite(
-            model, sets["reference"], sets["validation"], sets["evaluation"],
-            label=label or known["label"], group=group or known["group"],
-            instrument=instrument or known["instrument"], seed=seed,
+            model,
+            sets["reference"],
+            sets["validation"],
+            sets["evaluation"],
+            label=label or known["label"],
+            group=group or known["group"],
+            instrument=instrument or known["instrument"],
+            seed=seed,
         )
         folder = write_suite(report, report_dir, f"WaveMAE evaluation of {checkpoint}")
         typer.echo((folder / "eval.md").read_text())
@@ -357,8 +381,10 @@ def _attach_qc(artifact_dir, calibration, model, raw) -> None:
     onnx = ArtifactQC(load_artifact(artifact_dir))(raw)["score"]
     torch_score = calibration.score(model.preprocess(raw), model.embed, model.reconstruct)
     diff = float(np.max(np.abs(onnx - torch_score["score"])))
-    typer.echo(f"QC calibration written into {artifact_dir}/manifest.json "
-               f"(ONNX vs PyTorch QC score, max abs difference {diff:.2g})")
+    typer.echo(
+        f"QC calibration written into {artifact_dir}/manifest.json "
+        f"(ONNX vs PyTorch QC score, max abs difference {diff:.2g})"
+    )
     if diff > 1e-3:
         raise typer.Exit(f"ONNX QC scores disagree with PyTorch by {diff}")
 

@@ -12,8 +12,17 @@ from wavemae.models.wave_mae import SinusoidalPositionalEncoding
 
 
 def tiny(**overrides) -> WaveMAE:
-    kw = dict(seq_len=64, d_model=32, nhead=4, num_layers=2, dim_feedforward=64,
-              latent_dim=16, dec_hidden=32, n_blocks=8, n_mask=6)
+    kw = dict(
+        seq_len=64,
+        d_model=32,
+        nhead=4,
+        num_layers=2,
+        dim_feedforward=64,
+        latent_dim=16,
+        dec_hidden=32,
+        n_blocks=8,
+        n_mask=6,
+    )
     kw.update(overrides)
     return WaveMAE(**kw)
 

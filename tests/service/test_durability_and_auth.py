@@ -182,9 +182,7 @@ def test_a_library_the_new_model_cannot_take_stays_put_and_says_why(start_server
         assert client.list()["model_version"] == "wavemae-tiny:older"
 
 
-def test_entries_stored_without_wavelengths_are_not_assumed_on_a_new_grid(
-    start_server, tmp_path
-):
+def test_entries_stored_without_wavelengths_are_not_assumed_on_a_new_grid(start_server, tmp_path):
     library = tmp_path / "gridless.sqlite3"
     x = spectra_like(2, seed=33)
     _old_library(library, x)  # an older version stored them without their grid

@@ -386,9 +386,7 @@ class WaveMAE(nn.Module):
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] != self.seq_len:
-            raise ValueError(
-                f"x must have shape (B, seq_len={self.seq_len}), got {tuple(x.shape)}"
-            )
+            raise ValueError(f"x must have shape (B, seq_len={self.seq_len}), got {tuple(x.shape)}")
         if x.shape[0] == 0:
             raise ValueError("x has an empty batch (B=0)")
 
