@@ -9,7 +9,6 @@ No FastAPI here: the routes pass in bytes and the content type.
 from __future__ import annotations
 
 import csv
-import io
 import math
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -170,24 +169,14 @@ def _npy_header(body: bytes) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     Raises:
         InvalidInput: not a .npy header, or one describing pickled objects.
     """
-    stream = io.BytesIO(body)
+    from wavemae.data.readers import npy_header
+
     try:
-        major, _ = np.lib.format.read_magic(stream)
-        read = (
-            np.lib.format.read_array_header_1_0
-            if major == 1
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran_order, dtype = read(stream)
-    except (ValueError, OSError, EOFError, SyntaxError):
+        return npy_header(body)
+    except ValueError:
         raise InvalidInput(
             "the body is not a .npy array (numpy.save format, no pickled objects)", field="body"
         ) from None
-    if dtype.hasobject:
-        raise InvalidInput(
-            "the body is not a .npy array (numpy.save format, no pickled objects)", field="body"
-        )
-    return tuple(int(n) for n in shape), dtype, bool(fortran_order), stream.tell()
 
 
 def _check_finite(array: np.ndarray, field: str) -> None:

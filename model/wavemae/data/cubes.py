@@ -9,13 +9,13 @@ memory as :class:`~wavemae.data.Spectra`; this module never does.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from wavemae.data.parsing import guess_unit, unit_from_text
+from wavemae.data.readers import npy_header
 from wavemae.data.spectra import SpectraFormatError
 
 __all__ = ["Cube", "npy_cube_pixels", "open_envi_cube", "open_npy_cube"]
@@ -85,16 +85,9 @@ def open_npy_cube(path: str | Path, *, name: str | None = None) -> Cube:
 def npy_cube_pixels(head: bytes) -> tuple[int, int] | None:
     """``(rows, cols)`` of a 3-D array from the first bytes of its ``.npy`` file, or None while
     ``head`` is too short to tell (or it is no 3-D .npy: opening the whole file will say so)."""
-    stream = io.BytesIO(head)
     try:
-        major, _ = np.lib.format.read_magic(stream)
-        read = (
-            np.lib.format.read_array_header_1_0
-            if major == 1
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, _, _ = read(stream)
-    except Exception:  # truncated or not a .npy header
+        shape, _, _, _ = npy_header(head)
+    except ValueError:  # truncated or not a .npy header
         return None
     if len(shape) != 3:
         return None

@@ -17,6 +17,7 @@ grid (descending files are reordered) and raises :class:`SpectraFormatError` (a
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import tempfile
@@ -35,6 +36,7 @@ from wavemae.data.writers import write_csv_wide, write_npz
 __all__ = [
     "FORMATS",
     "detect_format",
+    "npy_header",
     "parse_csv_wide",
     "read_csv_wide",
     "read_npy",
@@ -54,6 +56,29 @@ _HEAD_BYTES = 16384
 
 
 # --------------------------------------------------------------------------- numpy
+
+
+def npy_header(head: bytes) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """``(shape, dtype, fortran_order, data offset)`` from the first bytes of a ``.npy`` file,
+    reading nothing else (so a declared size can be checked before anything is allocated).
+
+    Raises:
+        ValueError: not (yet) a complete .npy header, or one describing pickled objects.
+    """
+    stream = io.BytesIO(head)
+    try:
+        major, _ = np.lib.format.read_magic(stream)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if major == 1
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran_order, dtype = read(stream)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise ValueError(f"not a .npy header: {exc}") from None
+    if dtype.hasobject:
+        raise ValueError("the .npy header describes pickled objects")
+    return tuple(int(n) for n in shape), dtype, bool(fortran_order), stream.tell()
 
 
 def read_npy(path: str | Path, *, wavelengths: Any = None, unit: str | None = None) -> Spectra:
