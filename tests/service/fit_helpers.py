@@ -7,6 +7,15 @@ import os
 import time
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def report_and_answer(value: int, *, progress) -> dict:
     """Reports two stages, then answers ``value`` and the child's pid."""
     progress(0.25, "first quarter")

@@ -6,7 +6,6 @@ The default suite checks the same placement from a second server process on the 
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fit_helpers import alive
 from service_helpers import SEQ_LEN, spectra_like
 
 from wavemae_service.client import WaveMAEClient
@@ -120,14 +120,6 @@ def _fit_processes(server_pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
 def test_stopping_the_server_kills_a_running_map_fit(start_server):
     server = start_server()
@@ -144,6 +136,6 @@ def test_stopping_the_server_kills_a_running_map_fit(start_server):
         assert client.embed(_families()[:2]).shape[0] == 2
     assert server.stop() in (0, -signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while _alive(fit_pid) and time.monotonic() < deadline:
+    while alive(fit_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(fit_pid)
+    assert not alive(fit_pid)

@@ -9,20 +9,13 @@ import zlib
 
 import fit_helpers
 import pytest
+from fit_helpers import alive
 
 from wavemae_service.library.analysis import AnalysisJobs, JobBusy
 from wavemae_service.library.fit_process import FitCancelled, FitProcessDied, FitWorker
 from wavemae_service.library.map_transform import TransformUnavailable, pack, unpack
 
 MIB = 2**20
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_packed_transform_loads_back_only_when_it_is_the_one_the_map_describes():
@@ -97,7 +90,7 @@ def test_the_fit_worker_relays_progress_reuses_its_process_and_reraises_errors()
         assert again["pid"] == first["pid"]  # compiled kernels survive between fits
     finally:
         worker.close()
-    assert not _alive(first["pid"])
+    assert not alive(first["pid"])
 
 
 def test_a_cancelled_fit_kills_its_process_and_a_dead_one_is_reported():
@@ -122,7 +115,7 @@ def test_a_cancelled_fit_kills_its_process_and_a_dead_one_is_reported():
     with pytest.raises(FitProcessDied, match="exit code -9"):
         worker.run(fit_helpers.sleep_forever, (), progress=kill_it, cancel=threading.Event())
     time.sleep(0.2)
-    assert not _alive(pids[0])
+    assert not alive(pids[0])
     worker.close()
 
 
@@ -159,6 +152,6 @@ def test_stopping_the_jobs_cancels_a_fit_in_its_process():
     pid = worker.pid
     jobs.stop()
     assert job.public()["state"] == "cancelled" and "server is stopping" in job.error
-    assert not _alive(pid)
+    assert not alive(pid)
     with pytest.raises(JobBusy, match="stopping"):
         jobs.submit("map", {}, work)
