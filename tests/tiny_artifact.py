@@ -22,11 +22,13 @@ from wavemae.models.wave_mae import WaveMAE
 __all__ = ["export_tiny_model"]
 
 
-def _tiny_preprocessor(raw: np.ndarray, grid: np.ndarray) -> Any:
+def _tiny_preprocessor(raw: np.ndarray, grid: np.ndarray, axis: str = "fixed") -> Any:
     """SNV + per-band standardisation fitted on ``raw`` (N, L) on the model ``grid``."""
     from wavemae.preprocessing import Preprocessor
 
-    return Preprocessor(wavelengths=grid, unit="nm", normalization="snv", standardize=True).fit(raw)
+    return Preprocessor(
+        wavelengths=grid, unit="nm", normalization="snv", standardize=True, axis=axis
+    ).fit(raw)
 
 
 def export_tiny_model(
@@ -37,6 +39,7 @@ def export_tiny_model(
     seed: int = 0,
     quantize: str | None = None,
     overwrite: bool = False,
+    axis: str = "fixed",
 ) -> Path:
     """Export a tiny random-weight WaveMAE with a fitted synthetic preprocessor, in seconds.
 
@@ -50,6 +53,9 @@ def export_tiny_model(
         latent_dim: embedding size.
         seed: weights, spectra and preprocessing fit are all determined by it.
         quantize, overwrite: as for :func:`export_model`.
+        axis: ``"fixed"`` (the 1100-1700 nm grid) or ``"relative"`` (a general model's
+            axis-relative input: any contiguous range, resampled over itself; the manifest's
+            grid is the nominal 0-1).
 
     Returns:
         ``out_dir`` as a Path.
@@ -70,9 +76,12 @@ def export_tiny_model(
         n_blocks=8,
         n_mask=4,
     ).eval()
-    grid = np.linspace(1100.0, 1700.0, seq_len)
+    if axis == "relative":
+        grid = np.linspace(0.0, 1.0, seq_len)
+    else:
+        grid = np.linspace(1100.0, 1700.0, seq_len)
     raw = synthetic_raw_spectra(96, seq_len, seed=seed)
-    preprocessor = _tiny_preprocessor(raw, grid)
+    preprocessor = _tiny_preprocessor(raw, grid, axis)
     x = preprocessor.transform(raw)
     return export_model(
         model,
@@ -80,7 +89,7 @@ def export_tiny_model(
         preprocessor=preprocessor,
         wavelengths=grid,
         unit="nm",
-        name="wavemae-tiny",
+        name="wavemae-tiny" if axis == "fixed" else "wavemae-tiny-general",
         version=f"test-{seed}",
         provenance={
             "command": "tests/tiny_artifact.py export_tiny_model",

@@ -200,7 +200,7 @@ def _axis(cube: Cube, options: CubeOptions, inference: Inference) -> _Axis:
         )
     # The probe carries each band's file index through the unit conversion (which may reverse).
     probe = SpectraBody(np.arange(bands, dtype=np.float64)[None, :], wavelengths, unit=unit)
-    converted, _ = to_model_unit(probe, inference.unit, inference.grid)
+    converted, _ = to_model_unit(probe, inference.unit, inference.grid, relative=inference.relative)
     order, axis = converted.values[0].astype(np.int64), converted.wavelengths
     assert axis is not None
     if axis.size > 1 and np.all(np.diff(axis) < 0):

@@ -11,7 +11,14 @@ from wavemae.preprocessing import resample_to_grid
 
 from .errors import InvalidInput
 
-__all__ = ["MissingItem", "extend_to_grid", "to_caller_grid", "uncovered_ranges", "visible_mask"]
+__all__ = [
+    "MissingItem",
+    "extend_to_grid",
+    "relative_grid",
+    "to_caller_grid",
+    "uncovered_ranges",
+    "visible_mask",
+]
 
 #: One item of ``missing``: a position in the caller's spectrum, or a ``[lo, hi]`` range of
 #: wavelengths in the model's unit.
@@ -30,6 +37,24 @@ def extend_to_grid(
     if grid.max() > w[-1]:
         w, v = np.concatenate([w, [grid.max()]]), np.concatenate([v, v[:, -1:]], axis=1)
     return v, w
+
+
+def relative_grid(wavelengths: np.ndarray, seq_len: int) -> np.ndarray:
+    """An axis-relative model's grid for one request: ``seq_len`` evenly spaced points over the
+    caller's own range, in the caller's unit (where :class:`wavemae.preprocessing.Preprocessor`
+    with ``axis="relative"`` resamples to).
+
+    Raises:
+        InvalidInput: ``wavelengths`` are not strictly monotonic (not one contiguous axis).
+    """
+    steps = np.diff(wavelengths)
+    if wavelengths.size < 2 or not (np.all(steps > 0) or np.all(steps < 0)):
+        raise InvalidInput(
+            "wavelengths must be strictly increasing or strictly decreasing (one contiguous "
+            "axis, any unit) for this axis-relative model",
+            field="wavelengths",
+        )
+    return np.linspace(float(wavelengths.min()), float(wavelengths.max()), seq_len)
 
 
 def visible_mask(

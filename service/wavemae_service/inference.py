@@ -22,7 +22,7 @@ from wavemae.qc import QCCalibration
 
 from .batching import BatchObserver, MicroBatcher
 from .errors import InvalidInput, Overloaded
-from .grids import MissingItem, extend_to_grid, to_caller_grid, visible_mask
+from .grids import MissingItem, extend_to_grid, relative_grid, to_caller_grid, visible_mask
 from .runtime import OnnxModel
 from .settings import Settings
 from .uploads import convert_unit, range_text
@@ -50,6 +50,9 @@ class ModelInput:
     visible: np.ndarray | None = None
     coverage: np.ndarray | None = None
     warnings: list[list[str]] | None = None
+    #: the grid ``x`` lies on, when not the model's: an axis-relative model's ``seq_len``
+    #: evenly spaced points over the caller's own range, in the caller's unit
+    grid: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class Inference:
         self.latent_dim = artifact.latent_dim
         self.grid = artifact.wavelengths  # (seq_len,) the model's grid
         self.unit = artifact.wavelength_unit
+        # axis-relative (a general model): any contiguous range, resampled over itself
+        self.relative = artifact.preprocessor.axis == "relative"
         self.min_coverage = settings.min_coverage
         common: dict[str, Any] = {
             "max_batch_size": settings.max_batch_size,
@@ -158,6 +163,8 @@ class Inference:
                 model's range (the message names both ranges, in the caller's unit).
         """
         _check_lengths(values, wavelengths, self.seq_len, field)
+        if self.relative and wavelengths is not None:
+            return self._preprocess_relative(values, wavelengths, field, missing)
         n = values.shape[0]
         visible = visible_mask(missing, self.grid, n, values.shape[1], wavelengths)
         hidden_any = missing is not None
@@ -171,6 +178,34 @@ class Inference:
                 visible &= covered
                 hidden_any = True
             warnings = [self._grid_warnings(wavelengths, float(coverage[0]))] * n
+        x, state = self._run_preprocessor(values, wavelengths, field)
+        return ModelInput(
+            x, state, visible if hidden_any else None, coverage, [list(w) for w in warnings]
+        )
+
+    def _preprocess_relative(
+        self,
+        values: np.ndarray,
+        wavelengths: np.ndarray,
+        field: str,
+        missing: Sequence[Sequence[MissingItem]] | None,
+    ) -> ModelInput:
+        """:meth:`preprocess_sync` for an axis-relative model: the caller's whole range is
+        resampled onto ``seq_len`` evenly spaced points of itself (by the artifact's
+        preprocessor), so coverage is 1; ``missing`` ranges are in the caller's unit."""
+        grid = relative_grid(wavelengths, self.seq_len)
+        n = values.shape[0]
+        visible = visible_mask(missing, grid, n, values.shape[1], wavelengths)
+        x, state = self._run_preprocessor(values, wavelengths, field)
+        warnings = [self._grid_warnings(wavelengths, 1.0, grid) for _ in range(n)]
+        return ModelInput(
+            x, state, visible if missing is not None else None, np.ones(n), warnings, grid
+        )
+
+    def _run_preprocessor(
+        self, values: np.ndarray, wavelengths: np.ndarray | None, field: str
+    ) -> tuple[np.ndarray, NormalizationState]:
+        """The artifact's preprocessing; its ValueErrors (and non-finite results) as 422."""
         try:
             with np.errstate(all="ignore"):
                 x, state = self.artifact.preprocess_with_state(values, wavelengths)
@@ -186,9 +221,7 @@ class Inference:
                 "(values too large?)",
                 field=f"{field}[{i}]",
             )
-        return ModelInput(
-            x, state, visible if hidden_any else None, coverage, [list(w) for w in warnings]
-        )
+        return x, state
 
     def _covered(self, wavelengths: np.ndarray, unit: str) -> np.ndarray:
         """Grid points inside the caller's range; 422 below ``min_coverage``, naming the
@@ -211,7 +244,11 @@ class Inference:
             )
         return covered
 
-    def _grid_warnings(self, wavelengths: np.ndarray, coverage: float) -> list[str]:
+    def _grid_warnings(
+        self, wavelengths: np.ndarray, coverage: float, grid: np.ndarray | None = None
+    ) -> list[str]:
+        grid = self.grid if grid is None else grid
+        unit = self.unit if grid is self.grid else "axis units"
         out = []
         if coverage < 0.9:
             out.append(
@@ -219,11 +256,11 @@ class Inference:
                 "the rest is inferred by the masked encoder"
             )
         step = float(np.median(np.abs(np.diff(wavelengths)))) if wavelengths.size > 1 else 0.0
-        model_step = float(np.median(np.diff(self.grid)))
+        model_step = float(np.median(np.diff(grid)))
         if model_step > 0 and step > 4 * model_step:
             out.append(
-                f"resampled from a coarse grid: {step:g} {self.unit} steps, "
-                f"{step / model_step:.0f}x the model's {model_step:g} {self.unit}"
+                f"resampled from a coarse grid: {step:g} {unit} steps, "
+                f"{step / model_step:.0f}x the model's {model_step:g} {unit}"
             )
         return out
 
@@ -352,7 +389,8 @@ class Inference:
             warnings = await self.qc_warnings(model_input)
             return Reconstruction(recon_x, rmse, model_input.coverage, warnings)
         on_grid = pre.inverse_transform(recon_x, model_input.state)
-        recon = on_grid if wavelengths is None else to_caller_grid(on_grid, self.grid, wavelengths)
+        grid = self.grid if model_input.grid is None else model_input.grid
+        recon = on_grid if wavelengths is None else to_caller_grid(on_grid, grid, wavelengths)
         diff = recon.astype(np.float64) - values
         inside = np.isfinite(diff)
         counts = np.maximum(inside.sum(axis=1), 1)

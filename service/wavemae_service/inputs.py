@@ -367,7 +367,11 @@ def nan_as_missing(
 
 
 def to_model_unit(
-    spectra: SpectraBody, model_unit: str, grid: np.ndarray | None = None
+    spectra: SpectraBody,
+    model_unit: str,
+    grid: np.ndarray | None = None,
+    *,
+    relative: bool = False,
 ) -> tuple[SpectraBody, bool]:
     """``spectra`` with its wavelengths and its ``missing`` wavelength ranges in
     ``model_unit``, and whether the axis was reversed (a wavenumber conversion; the values and
@@ -378,12 +382,16 @@ def to_model_unit(
         model_unit: the served model's unit.
         grid: the model's grid: wavelengths sent without a unit that miss it entirely but
             would fit it in another unit are refused with that hint.
+        relative: the model is axis-relative (any contiguous range, resampled over itself):
+            the axis and ``missing`` stay in the caller's unit, unconverted.
 
     Raises:
         InvalidInput: a unit sent without wavelengths for another unit, an axis that cannot
             be converted, or (with ``grid``) numbers that look like another unit.
     """
     unit = spectra.unit
+    if relative:
+        return spectra, False
     if unit is None and grid is not None and spectra.wavelengths is not None:
         hint = unit_hint(spectra.wavelengths, model_unit, grid, model_unit)
         if hint:

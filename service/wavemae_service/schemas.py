@@ -357,6 +357,12 @@ class ModelInfo(BaseModel):
     seq_len: int
     latent_dim: int
     wavelength_unit: str
+    axis: Literal["fixed", "relative"] = Field(
+        "fixed",
+        description="fixed: spectra are resampled onto the model's grid and must cover it; "
+        "relative (a general model): any strictly monotonic contiguous axis, any unit, is "
+        "resampled onto seq_len points over its own range (wavelength_range is then nominal).",
+    )
     wavelength_range: list[float]
     engine: dict[str, Any]
     batching: dict[str, Any]

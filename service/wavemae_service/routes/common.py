@@ -209,7 +209,8 @@ async def read_request_spectra(
             b, kind, max_spectra=settings.max_spectra_per_request, model=model, options=options
         ),
     )
-    return to_model_unit(spectra, model_unit, _ready_state(request).inference.grid)
+    inference = _ready_state(request).inference
+    return to_model_unit(spectra, model_unit, inference.grid, relative=inference.relative)
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

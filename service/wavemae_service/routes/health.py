@@ -66,6 +66,7 @@ async def model(request: Request) -> Response:
             "seq_len": artifact.seq_len,
             "latent_dim": artifact.latent_dim,
             "wavelength_unit": artifact.wavelength_unit,
+            "axis": artifact.preprocessor.axis,
             "wavelength_range": [float(grid.min()), float(grid.max())],
             "engine": inference.model.describe(),
             "batching": inference.embedder.describe(),

@@ -234,7 +234,7 @@ def _in_model_unit(
     assert spectrum is not None
     body = SpectraBody(spectrum[None], wavelengths, unit=check_unit(req.unit, f"{where}unit"))
     inference = get_inference(request)
-    converted, _ = to_model_unit(body, inference.unit, inference.grid)
+    converted, _ = to_model_unit(body, inference.unit, inference.grid, relative=inference.relative)
     return converted.values[0], converted.wavelengths, converted.unit
 
 

@@ -89,6 +89,7 @@ async def similar(request: Request) -> Response:
                 ),
                 model_unit,
                 inference.grid,
+                relative=inference.relative,
             )
             values, wavelengths, missing = parsed.values, parsed.wavelengths, parsed.missing
             unit = parsed.unit
