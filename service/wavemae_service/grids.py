@@ -13,7 +13,9 @@ from .errors import InvalidInput
 
 __all__ = [
     "MissingItem",
+    "check_lengths",
     "extend_to_grid",
+    "grid_warnings",
     "relative_grid",
     "to_caller_grid",
     "uncovered_ranges",
@@ -37,6 +39,27 @@ def extend_to_grid(
     if grid.max() > w[-1]:
         w, v = np.concatenate([w, [grid.max()]]), np.concatenate([v, v[:, -1:]], axis=1)
     return v, w
+
+
+def grid_warnings(
+    wavelengths: np.ndarray, coverage: float, grid: np.ndarray, unit: str
+) -> list[str]:
+    """A spectrum's warnings about its axis: low ``coverage`` of the model's range, and a grid
+    more than 4x coarser than ``grid`` (the points the model reads, in ``unit``)."""
+    out = []
+    if coverage < 0.9:
+        out.append(
+            f"low coverage: the wavelengths cover {coverage:.0%} of the model's range; "
+            "the rest is inferred by the masked encoder"
+        )
+    step = float(np.median(np.abs(np.diff(wavelengths)))) if wavelengths.size > 1 else 0.0
+    model_step = float(np.median(np.diff(grid)))
+    if model_step > 0 and step > 4 * model_step:
+        out.append(
+            f"resampled from a coarse grid: {step:g} {unit} steps, "
+            f"{step / model_step:.0f}x the model's {model_step:g} {unit}"
+        )
+    return out
 
 
 def relative_grid(wavelengths: np.ndarray, seq_len: int) -> np.ndarray:
@@ -141,3 +164,36 @@ def uncovered_ranges(
         (float(min(grid[a], grid[b - 1])), float(max(grid[a], grid[b - 1])))
         for a, b in zip(edges[::2], edges[1::2], strict=True)
     ]
+
+
+def check_lengths(
+    values: np.ndarray,
+    wavelengths: np.ndarray | None,
+    seq_len: int,
+    field: str,
+    *,
+    relative: bool = False,
+) -> None:
+    """Values per spectrum against ``seq_len`` (no wavelengths) or against ``wavelengths``.
+
+    Raises:
+        InvalidInput: the lengths disagree (naming ``field`` or ``wavelengths``).
+    """
+    if wavelengths is None:
+        if values.shape[1] != seq_len:
+            how = (
+                ": any contiguous axis is resampled over its own range"
+                if relative
+                else " to resample onto its grid"
+            )
+            raise InvalidInput(
+                f"{field} have {values.shape[1]} values per spectrum but the model expects "
+                f"seq_len={seq_len} (or send 'wavelengths'{how})",
+                field=field,
+            )
+    elif wavelengths.shape[0] != values.shape[1]:
+        raise InvalidInput(
+            f"wavelengths has {wavelengths.shape[0]} values but each spectrum has "
+            f"{values.shape[1]}",
+            field="wavelengths",
+        )

@@ -22,7 +22,15 @@ from wavemae.qc import QCCalibration
 
 from .batching import BatchObserver, MicroBatcher
 from .errors import InvalidInput, Overloaded
-from .grids import MissingItem, extend_to_grid, relative_grid, to_caller_grid, visible_mask
+from .grids import (
+    MissingItem,
+    check_lengths,
+    extend_to_grid,
+    grid_warnings,
+    relative_grid,
+    to_caller_grid,
+    visible_mask,
+)
 from .runtime import OnnxModel
 from .settings import Settings
 from .uploads import convert_unit, range_text
@@ -162,9 +170,9 @@ class Inference:
             InvalidInput: wrong length, or a grid that covers less than ``min_coverage`` of the
                 model's range (the message names both ranges, in the caller's unit).
         """
-        _check_lengths(values, wavelengths, self.seq_len, field)
+        check_lengths(values, wavelengths, self.seq_len, field, relative=self.relative)
         if self.relative and wavelengths is not None:
-            return self._preprocess_relative(values, wavelengths, field, missing)
+            return self._preprocess_relative(values, wavelengths, field, missing, unit)
         n = values.shape[0]
         visible = visible_mask(missing, self.grid, n, values.shape[1], wavelengths)
         hidden_any = missing is not None
@@ -177,7 +185,7 @@ class Inference:
                 values, wavelengths = extend_to_grid(values, wavelengths, self.grid)
                 visible &= covered
                 hidden_any = True
-            warnings = [self._grid_warnings(wavelengths, float(coverage[0]))] * n
+            warnings = [grid_warnings(wavelengths, float(coverage[0]), self.grid, self.unit)] * n
         x, state = self._run_preprocessor(values, wavelengths, field)
         return ModelInput(
             x, state, visible if hidden_any else None, coverage, [list(w) for w in warnings]
@@ -189,6 +197,7 @@ class Inference:
         wavelengths: np.ndarray,
         field: str,
         missing: Sequence[Sequence[MissingItem]] | None,
+        unit: str | None,
     ) -> ModelInput:
         """:meth:`preprocess_sync` for an axis-relative model: the caller's whole range is
         resampled onto ``seq_len`` evenly spaced points of itself (by the artifact's
@@ -197,7 +206,7 @@ class Inference:
         n = values.shape[0]
         visible = visible_mask(missing, grid, n, values.shape[1], wavelengths)
         x, state = self._run_preprocessor(values, wavelengths, field)
-        warnings = [self._grid_warnings(wavelengths, 1.0, grid) for _ in range(n)]
+        warnings = [grid_warnings(wavelengths, 1.0, grid, unit or "axis units") for _ in range(n)]
         return ModelInput(
             x, state, visible if missing is not None else None, np.ones(n), warnings, grid
         )
@@ -243,26 +252,6 @@ class Inference:
                 field="wavelengths",
             )
         return covered
-
-    def _grid_warnings(
-        self, wavelengths: np.ndarray, coverage: float, grid: np.ndarray | None = None
-    ) -> list[str]:
-        grid = self.grid if grid is None else grid
-        unit = self.unit if grid is self.grid else "axis units"
-        out = []
-        if coverage < 0.9:
-            out.append(
-                f"low coverage: the wavelengths cover {coverage:.0%} of the model's range; "
-                "the rest is inferred by the masked encoder"
-            )
-        step = float(np.median(np.abs(np.diff(wavelengths)))) if wavelengths.size > 1 else 0.0
-        model_step = float(np.median(np.diff(grid)))
-        if model_step > 0 and step > 4 * model_step:
-            out.append(
-                f"resampled from a coarse grid: {step:g} {unit} steps, "
-                f"{step / model_step:.0f}x the model's {model_step:g} {unit}"
-            )
-        return out
 
     async def preprocess(
         self,
@@ -414,21 +403,3 @@ async def _submit(batcher: MicroBatcher, *inputs: np.ndarray, background: bool) 
 def _unit_norm(embeddings: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     return (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def _check_lengths(
-    values: np.ndarray, wavelengths: np.ndarray | None, seq_len: int, field: str
-) -> None:
-    if wavelengths is None:
-        if values.shape[1] != seq_len:
-            raise InvalidInput(
-                f"{field} have {values.shape[1]} values per spectrum but the model expects "
-                f"seq_len={seq_len} (or send 'wavelengths' to resample onto its grid)",
-                field=field,
-            )
-    elif wavelengths.shape[0] != values.shape[1]:
-        raise InvalidInput(
-            f"wavelengths has {wavelengths.shape[0]} values but each spectrum has "
-            f"{values.shape[1]}",
-            field="wavelengths",
-        )
