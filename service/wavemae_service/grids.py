@@ -10,8 +10,16 @@ import numpy as np
 from wavemae.preprocessing import resample_to_grid
 
 from .errors import InvalidInput
+from .uploads import convert_unit
 
-__all__ = ["MissingItem", "extend_to_grid", "to_caller_grid", "uncovered_ranges", "visible_mask"]
+__all__ = [
+    "MissingItem",
+    "coarse_grid_warning",
+    "extend_to_grid",
+    "to_caller_grid",
+    "uncovered_ranges",
+    "visible_mask",
+]
 
 #: One item of ``missing``: a position in the caller's spectrum, or a ``[lo, hi]`` range of
 #: wavelengths in the model's unit.
@@ -30,6 +38,28 @@ def extend_to_grid(
     if grid.max() > w[-1]:
         w, v = np.concatenate([w, [grid.max()]]), np.concatenate([v, v[:, -1:]], axis=1)
     return v, w
+
+
+def coarse_grid_warning(
+    wavelengths: np.ndarray, grid: np.ndarray, model_unit: str, unit: str
+) -> str | None:
+    """The warning for ``wavelengths`` (in ``model_unit``) spaced more than 4x the model's
+    ``grid`` step, with both steps in the caller's ``unit``; None when they are not."""
+    if wavelengths.size < 2 or grid.size < 2:
+        return None
+    step = float(np.median(np.abs(np.diff(np.sort(wavelengths)))))
+    model_step = float(np.median(np.diff(grid)))
+    if not (model_step > 0 and step > 4 * model_step):
+        return None
+    if unit != model_unit:  # the median steps of both axes as the caller counts them
+        _, theirs = convert_unit(np.zeros((1, wavelengths.size)), wavelengths, model_unit, unit)
+        _, ours = convert_unit(np.zeros((1, grid.size)), grid, model_unit, unit)
+        step = float(np.median(np.abs(np.diff(np.sort(theirs)))))
+        model_step = float(np.median(np.abs(np.diff(np.sort(ours)))))
+    return (
+        f"resampled from a coarse grid: {step:.4g} {unit} steps, "
+        f"{step / model_step:.0f}x the model's {model_step:.4g} {unit}"
+    )
 
 
 def visible_mask(

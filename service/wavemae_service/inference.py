@@ -22,7 +22,13 @@ from wavemae.qc import QCCalibration
 
 from .batching import BatchObserver, MicroBatcher
 from .errors import InvalidInput, Overloaded
-from .grids import MissingItem, extend_to_grid, to_caller_grid, visible_mask
+from .grids import (
+    MissingItem,
+    coarse_grid_warning,
+    extend_to_grid,
+    to_caller_grid,
+    visible_mask,
+)
 from .runtime import OnnxModel
 from .settings import Settings
 from .uploads import convert_unit, range_text
@@ -170,7 +176,7 @@ class Inference:
                 values, wavelengths = extend_to_grid(values, wavelengths, self.grid)
                 visible &= covered
                 hidden_any = True
-            warnings = [self._grid_warnings(wavelengths, float(coverage[0]))] * n
+            warnings = [self._grid_warnings(wavelengths, float(coverage[0]), unit or self.unit)] * n
         try:
             with np.errstate(all="ignore"):
                 x, state = self.artifact.preprocess_with_state(values, wavelengths)
@@ -211,20 +217,16 @@ class Inference:
             )
         return covered
 
-    def _grid_warnings(self, wavelengths: np.ndarray, coverage: float) -> list[str]:
+    def _grid_warnings(self, wavelengths: np.ndarray, coverage: float, unit: str) -> list[str]:
         out = []
         if coverage < 0.9:
             out.append(
                 f"low coverage: the wavelengths cover {coverage:.0%} of the model's range; "
                 "the rest is inferred by the masked encoder"
             )
-        step = float(np.median(np.abs(np.diff(wavelengths)))) if wavelengths.size > 1 else 0.0
-        model_step = float(np.median(np.diff(self.grid)))
-        if model_step > 0 and step > 4 * model_step:
-            out.append(
-                f"resampled from a coarse grid: {step:g} {self.unit} steps, "
-                f"{step / model_step:.0f}x the model's {model_step:g} {self.unit}"
-            )
+        coarse = coarse_grid_warning(wavelengths, self.grid, self.unit, unit)
+        if coarse:
+            out.append(coarse)
         return out
 
     async def preprocess(
