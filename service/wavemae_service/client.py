@@ -16,178 +16,38 @@ percent-encoded, so any id the service accepts (``"a?b"``, ``"a#b"``) addresses 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import time
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from collections.abc import AsyncIterator
+from typing import Any, BinaryIO
 
 import httpx
 import numpy as np
 import orjson
 
+from .client_wire import (
+    WaveMAEError,
+    auth_headers,
+    cube_request,
+    embed_request,
+    embed_result,
+    entry_body,
+    entry_path,
+    read_json,
+    read_npy,
+    reconstruct_body,
+    reconstruct_result,
+    similar_body,
+    similar_result,
+)
+
 __all__ = ["AsyncWaveMAEClient", "WaveMAEClient", "WaveMAEError"]
 
-NPY = "application/x-npy"
 
-
-class WaveMAEError(Exception):
-    """An error answer: ``status`` (HTTP), ``type``, ``message``, ``field``, ``retry_after``.
-
-    Answers that are not the service's have ``type`` ``"redirect"`` (a 3xx: the client does not
-    follow redirects, fix ``base_url``) or ``"unexpected_response"`` (not JSON, e.g. a proxy's
-    HTML page).
-    """
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.status = response.status_code
-        kind = response.headers.get("content-type", "no Content-Type")
-        if 300 <= self.status < 400:
-            location = response.headers.get("location", "nowhere")
-            error = {
-                "type": "redirect",
-                "message": f"the server redirects {response.request.url.path} to {location}; "
-                "the client does not follow redirects: check base_url and the entry id",
-            }
-        else:
-            try:
-                error = orjson.loads(response.content)["error"]
-            except Exception:
-                error = {
-                    "type": "http_error" if self.status >= 400 else "unexpected_response",
-                    "message": f"the server answered {kind}, not the service's JSON: "
-                    + response.text[:200],
-                }
-        self.type = error.get("type")
-        self.message = error.get("message")
-        self.field = error.get("field")
-        retry = response.headers.get("retry-after")
-        self.retry_after = float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
-        super().__init__(f"{self.status} {self.type}: {self.message}")
-
-
-def _spectra(values: Any) -> list[list[float]]:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim == 1:
-        array = array[None]
-    return array.tolist()
-
-
-def _npy_bytes(values: Any) -> bytes:
-    array = np.asarray(values, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[None]
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-def _entry_path(entry_id: str) -> str:
-    return "/library/" + quote(entry_id, safe="")
-
-
-def _json(response: httpx.Response) -> Any:
-    if not 200 <= response.status_code < 300:
-        raise WaveMAEError(response)
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise WaveMAEError(response) from None
-
-
-def _npy(response: httpx.Response) -> np.ndarray:
-    if not 200 <= response.status_code < 300 or response.headers.get("content-type") != NPY:
-        raise WaveMAEError(response)
-    return np.load(io.BytesIO(response.content), allow_pickle=False)
-
-
-def _embed_request(
-    values: Any, wavelengths: Any, binary: bool, include_cluster: bool = False
-) -> dict[str, Any]:
-    if binary:
-        if wavelengths is not None:
-            raise ValueError("binary=True sends spectra on the model's grid; drop wavelengths")
-        if include_cluster:
-            raise ValueError("include_cluster needs a JSON answer; drop binary=True")
-        return {"content": _npy_bytes(values), "headers": {"Content-Type": NPY, "Accept": NPY}}
-    body: dict[str, Any] = {"spectra": _spectra(values)}
-    if wavelengths is not None:
-        body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
-    if include_cluster:
-        body["include_cluster"] = True
-    return {"content": orjson.dumps(body), "headers": {"Content-Type": "application/json"}}
-
-
-def _embed_result(
-    data: dict[str, Any], include_cluster: bool
-) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
-    embeddings = np.asarray(data["embeddings"], dtype=np.float32)
-    return (embeddings, data["clusters"]) if include_cluster else embeddings
-
-
-def _similar_result(
-    data: dict[str, Any], include_cluster: bool
-) -> list[list[dict[str, Any]]] | tuple[list[list[dict[str, Any]]], dict[str, Any]]:
-    return (data["results"], data["clusters"]) if include_cluster else data["results"]
-
-
-def _reconstruct_body(values: Any, wavelengths: Any, missing: Any) -> bytes:
-    body: dict[str, Any] = {"spectra": _spectra(values)}
-    if wavelengths is not None:
-        body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
-    if missing is not None:
-        body["missing"] = missing
-    return orjson.dumps(body)
-
-
-def _similar_body(
-    spectra: Any,
-    embeddings: Any,
-    wavelengths: Any,
-    k: int,
-    space: str,
-    metadata_filter: Any,
-    hqi: dict[str, Any] | None = None,
-    include_cluster: bool = False,
-) -> bytes:
-    body: dict[str, Any] = {"k": k, "space": space}
-    if include_cluster:
-        body["include_cluster"] = True
-    for key, value in (hqi or {}).items():
-        if value is not None:
-            body[key] = [list(r) for r in value] if key == "exclude" else value
-    if embeddings is not None:
-        body["embeddings"] = _spectra(embeddings)
-    else:
-        body["spectra"] = _spectra(spectra)
-    if wavelengths is not None:
-        body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
-    if metadata_filter:
-        body["filter"] = metadata_filter
-    return orjson.dumps(body)
-
-
-def _entry_body(spectrum: Any, wavelengths: Any, metadata: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "spectrum": np.asarray(spectrum, dtype=np.float64).reshape(-1).tolist(),
-        "metadata": metadata or {},
-    }
-    if wavelengths is not None:
-        body["wavelengths"] = np.asarray(wavelengths, dtype=np.float64).tolist()
-    return body
-
-
-def _reconstruct_result(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    recon = np.array(
-        [[np.nan if v is None else v for v in row] for row in data["reconstructions"]],
-        dtype=np.float32,
-    )
-    return recon, np.asarray(data["rmse"], dtype=np.float64)
+async def _chunks(file: BinaryIO, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """An open file as an async body (httpx's async client takes no sync file)."""
+    while chunk := file.read(size):
+        yield chunk
 
 
 class WaveMAEClient:
@@ -200,7 +60,7 @@ class WaveMAEClient:
     """
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 30.0):
-        self._http = httpx.Client(base_url=base_url, headers=_headers(api_key), timeout=timeout)
+        self._http = httpx.Client(base_url=base_url, headers=auth_headers(api_key), timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -224,11 +84,11 @@ class WaveMAEClient:
         ``include_cluster=True`` returns ``(embeddings, clusters)``: ``clusters["labels"]`` and
         ``clusters["scores"]`` per spectrum in the library's stored clustering (see
         :meth:`cluster`); a :class:`WaveMAEError` 409 ``clusters_not_computed`` without one."""
-        request = _embed_request(spectra, wavelengths, binary, include_cluster)
+        request = embed_request(spectra, wavelengths, binary, include_cluster)
         response = self._http.post("/embed", **request)
         if binary:
-            return _npy(response)
-        return _embed_result(_json(response), include_cluster)
+            return read_npy(response)
+        return embed_result(read_json(response), include_cluster)
 
     def embed_cube(
         self,
@@ -247,39 +107,20 @@ class WaveMAEClient:
         band (default: the header's, else the model's grid). ``timeout``: seconds for this
         request (default: none, a large cube takes a while).
         """
-        params = {"nan_as_missing": "true" if nan_as_missing else "false"}
-        if wavelengths is not None:
-            params["wavelengths"] = ",".join(repr(float(w)) for w in np.ravel(wavelengths))
-        if unit is not None:
-            params["unit"] = unit
         with contextlib.ExitStack() as files:
-            if not isinstance(cube, (str, os.PathLike)):
-                buffer = io.BytesIO()
-                np.save(buffer, np.asarray(cube), allow_pickle=False)
-                body: dict[str, Any] = {"content": buffer.getvalue()}
-            elif header is None:
-                body = {"content": files.enter_context(open(cube, "rb"))}
-            else:
-                body = {
-                    "files": {
-                        "cube": (Path(cube).name, files.enter_context(open(cube, "rb"))),
-                        "header": (Path(header).name, files.enter_context(open(header, "rb"))),
-                    }
-                }
-            if "content" in body:
-                body["headers"] = {"Content-Type": NPY}
-            response = self._http.post("/embed/cube", params=params, timeout=timeout, **body)
-        return _npy(response)
+            request = cube_request(cube, wavelengths, header, unit, nan_as_missing, files)
+            response = self._http.post("/embed/cube", timeout=timeout, **request)
+        return read_npy(response)
 
     def reconstruct(
         self, spectra: Any, wavelengths: Any = None, *, missing: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """-> ``(reconstructions (N, L) float32, NaN outside the model range; rmse (N,))``."""
-        body = _reconstruct_body(spectra, wavelengths, missing)
+        body = reconstruct_body(spectra, wavelengths, missing)
         response = self._http.post(
             "/reconstruct", content=body, headers={"Content-Type": "application/json"}
         )
-        return _reconstruct_result(_json(response))
+        return reconstruct_result(read_json(response))
 
     def similar(
         self,
@@ -304,35 +145,35 @@ class WaveMAEClient:
         clusters)``, each query's cluster as for :meth:`embed`."""
         hqi = {"preprocessing": preprocessing, "window": window, "exclude": exclude}
         hqi["scale"] = scale
-        body = _similar_body(
+        body = similar_body(
             spectra, embeddings, wavelengths, k, space, filter, hqi, include_cluster
         )
         response = self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
-        return _similar_result(_json(response), include_cluster)
+        return similar_result(read_json(response), include_cluster)
 
     def put(
         self, entry_id: str, spectrum: Any, *, wavelengths: Any = None, metadata: Any = None
     ) -> dict[str, Any]:
         """Store one library entry (admin key)."""
-        body = _entry_body(spectrum, wavelengths, metadata)
-        return _json(self._http.put(_entry_path(entry_id), json=body))
+        body = entry_body(spectrum, wavelengths, metadata)
+        return read_json(self._http.put(entry_path(entry_id), json=body))
 
     def put_many(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         """Store ``[{"id", "spectrum", "wavelengths"?, "metadata"?}, ...]`` in one transaction."""
         body = [
-            {"id": e["id"], **_entry_body(e["spectrum"], e.get("wavelengths"), e.get("metadata"))}
+            {"id": e["id"], **entry_body(e["spectrum"], e.get("wavelengths"), e.get("metadata"))}
             for e in entries
         ]
-        return _json(self._http.post("/library", json={"entries": body}))
+        return read_json(self._http.post("/library", json={"entries": body}))
 
     def get(self, entry_id: str, *, include_embedding: bool = False) -> dict[str, Any]:
         params = {"include_embedding": "true"} if include_embedding else None
-        return _json(self._http.get(_entry_path(entry_id), params=params))
+        return read_json(self._http.get(entry_path(entry_id), params=params))
 
     def delete(self, entry_id: str) -> dict[str, Any]:
-        return _json(self._http.delete(_entry_path(entry_id)))
+        return read_json(self._http.delete(entry_path(entry_id)))
 
     def list(
         self,
@@ -344,10 +185,10 @@ class WaveMAEClient:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if filter:
             params["filter"] = orjson.dumps(filter).decode()
-        return _json(self._http.get("/library", params=params))
+        return read_json(self._http.get("/library", params=params))
 
     def reembed(self) -> dict[str, Any]:
-        return _json(self._http.post("/library/reembed"))
+        return read_json(self._http.post("/library/reembed"))
 
     # -- clusters and maps -----------------------------------------------------------------
 
@@ -365,17 +206,17 @@ class WaveMAEClient:
         body: dict[str, Any] = {"method": method, "k": k}
         if filter:
             body["filter"] = filter
-        job = _json(self._http.post("/library/clusters", json=body))
+        job = read_json(self._http.post("/library/clusters", json=body))
         return self.wait_for_job(job["id"], timeout=timeout) if wait else job
 
     def clusters(self, *, include_labels: bool = False) -> dict[str, Any]:
         """The stored clustering: method, k, criterion, sizes, centroids (and labels)."""
         params = {"include_labels": "true"} if include_labels else None
-        return _json(self._http.get("/library/clusters", params=params))
+        return read_json(self._http.get("/library/clusters", params=params))
 
     def fit_map(self, method: str = "umap", *, wait: bool = True, timeout: float = 600.0) -> dict:
         """Fit a UMAP or t-SNE map of the library (admin key); see :meth:`cluster` for ``wait``."""
-        job = _json(self._http.post("/library/map", json={"method": method}))
+        job = read_json(self._http.post("/library/map", json={"method": method}))
         return self.wait_for_job(job["id"], timeout=timeout) if wait else job
 
     def map(
@@ -386,11 +227,11 @@ class WaveMAEClient:
         params: dict[str, Any] = {"method": method, "offset": offset, "limit": limit}
         if fields is not None:
             params["fields"] = ",".join(fields)
-        return _json(self._http.get("/library/map", params=params))
+        return read_json(self._http.get("/library/map", params=params))
 
     def job(self, job_id: str) -> dict[str, Any]:
         """A clustering or map job's state, progress and result summary."""
-        return _json(self._http.get(f"/library/jobs/{job_id}"))
+        return read_json(self._http.get(f"/library/jobs/{job_id}"))
 
     def wait_for_job(self, job_id: str, *, timeout: float = 600.0) -> dict[str, Any]:
         """Poll :meth:`job` until done; raises RuntimeError when it failed, TimeoutError."""
@@ -406,7 +247,7 @@ class WaveMAEClient:
             time.sleep(0.2)
 
     def model(self) -> dict[str, Any]:
-        return _json(self._http.get("/model"))
+        return read_json(self._http.get("/model"))
 
     def ready(self) -> bool:
         try:
@@ -428,7 +269,7 @@ class AsyncWaveMAEClient:
     ):
         self._http = httpx.AsyncClient(
             base_url=base_url,
-            headers=_headers(api_key),
+            headers=auth_headers(api_key),
             timeout=timeout,
             limits=limits or httpx.Limits(max_connections=256, max_keepalive_connections=256),
         )
@@ -450,20 +291,38 @@ class AsyncWaveMAEClient:
         binary: bool = False,
         include_cluster: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, dict[str, Any]]:
-        request = _embed_request(spectra, wavelengths, binary, include_cluster)
+        request = embed_request(spectra, wavelengths, binary, include_cluster)
         response = await self._http.post("/embed", **request)
         if binary:
-            return _npy(response)
-        return _embed_result(_json(response), include_cluster)
+            return read_npy(response)
+        return embed_result(read_json(response), include_cluster)
+
+    async def embed_cube(
+        self,
+        cube: Any,
+        wavelengths: Any = None,
+        *,
+        header: str | os.PathLike | None = None,
+        unit: str | None = None,
+        nan_as_missing: bool = False,
+        timeout: float | None = None,
+    ) -> np.ndarray:
+        """:meth:`WaveMAEClient.embed_cube`; a ``.npy`` file is streamed in 1 MiB chunks."""
+        with contextlib.ExitStack() as files:
+            request = cube_request(cube, wavelengths, header, unit, nan_as_missing, files)
+            if not isinstance(request.get("content", b""), bytes):
+                request["content"] = _chunks(request["content"])
+            response = await self._http.post("/embed/cube", timeout=timeout, **request)
+        return read_npy(response)
 
     async def reconstruct(
         self, spectra: Any, wavelengths: Any = None, *, missing: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        body = _reconstruct_body(spectra, wavelengths, missing)
+        body = reconstruct_body(spectra, wavelengths, missing)
         response = await self._http.post(
             "/reconstruct", content=body, headers={"Content-Type": "application/json"}
         )
-        return _reconstruct_result(_json(response))
+        return reconstruct_result(read_json(response))
 
     async def similar(
         self,
@@ -482,33 +341,33 @@ class AsyncWaveMAEClient:
     ) -> list[list[dict[str, Any]]] | tuple[list[list[dict[str, Any]]], dict[str, Any]]:
         hqi = {"preprocessing": preprocessing, "window": window, "exclude": exclude}
         hqi["scale"] = scale
-        body = _similar_body(
+        body = similar_body(
             spectra, embeddings, wavelengths, k, space, filter, hqi, include_cluster
         )
         response = await self._http.post(
             "/similar", content=body, headers={"Content-Type": "application/json"}
         )
-        return _similar_result(_json(response), include_cluster)
+        return similar_result(read_json(response), include_cluster)
 
     async def put(
         self, entry_id: str, spectrum: Any, *, wavelengths: Any = None, metadata: Any = None
     ) -> dict[str, Any]:
-        body = _entry_body(spectrum, wavelengths, metadata)
-        return _json(await self._http.put(_entry_path(entry_id), json=body))
+        body = entry_body(spectrum, wavelengths, metadata)
+        return read_json(await self._http.put(entry_path(entry_id), json=body))
 
     async def get(self, entry_id: str, *, include_embedding: bool = False) -> dict[str, Any]:
         params = {"include_embedding": "true"} if include_embedding else None
-        return _json(await self._http.get(_entry_path(entry_id), params=params))
+        return read_json(await self._http.get(entry_path(entry_id), params=params))
 
     async def delete(self, entry_id: str) -> dict[str, Any]:
-        return _json(await self._http.delete(_entry_path(entry_id)))
+        return read_json(await self._http.delete(entry_path(entry_id)))
 
     async def cluster(
         self, *, method: str = "vmf", k: int | str = "auto", filter: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Start clustering (admin key); returns the queued job (poll :meth:`job`)."""
         body: dict[str, Any] = {"method": method, "k": k, **({"filter": filter} if filter else {})}
-        return _json(await self._http.post("/library/clusters", json=body))
+        return read_json(await self._http.post("/library/clusters", json=body))
 
     async def map(
         self, method: str = "umap", *, offset: int = 0, limit: int = 10_000, fields: Any = None
@@ -516,10 +375,10 @@ class AsyncWaveMAEClient:
         params: dict[str, Any] = {"method": method, "offset": offset, "limit": limit}
         if fields is not None:
             params["fields"] = ",".join(fields)
-        return _json(await self._http.get("/library/map", params=params))
+        return read_json(await self._http.get("/library/map", params=params))
 
     async def job(self, job_id: str) -> dict[str, Any]:
-        return _json(await self._http.get(f"/library/jobs/{job_id}"))
+        return read_json(await self._http.get(f"/library/jobs/{job_id}"))
 
     async def model(self) -> dict[str, Any]:
-        return _json(await self._http.get("/model"))
+        return read_json(await self._http.get("/model"))

@@ -10,10 +10,12 @@ import numpy as np
 from wavemae.preprocessing import resample_to_grid
 
 from .errors import InvalidInput
+from .uploads import convert_unit
 
 __all__ = [
     "MissingItem",
     "check_lengths",
+    "coarse_grid_warning",
     "extend_to_grid",
     "grid_warnings",
     "relative_grid",
@@ -42,23 +44,20 @@ def extend_to_grid(
 
 
 def grid_warnings(
-    wavelengths: np.ndarray, coverage: float, grid: np.ndarray, unit: str
+    wavelengths: np.ndarray, coverage: float, grid: np.ndarray, grid_unit: str, unit: str
 ) -> list[str]:
     """A spectrum's warnings about its axis: low ``coverage`` of the model's range, and a grid
-    more than 4x coarser than ``grid`` (the points the model reads, in ``unit``)."""
+    more than 4x coarser than ``grid`` (the points the model reads; both in ``grid_unit``),
+    told in the caller's ``unit``."""
     out = []
     if coverage < 0.9:
         out.append(
             f"low coverage: the wavelengths cover {coverage:.0%} of the model's range; "
             "the rest is inferred by the masked encoder"
         )
-    step = float(np.median(np.abs(np.diff(wavelengths)))) if wavelengths.size > 1 else 0.0
-    model_step = float(np.median(np.diff(grid)))
-    if model_step > 0 and step > 4 * model_step:
-        out.append(
-            f"resampled from a coarse grid: {step:g} {unit} steps, "
-            f"{step / model_step:.0f}x the model's {model_step:g} {unit}"
-        )
+    coarse = coarse_grid_warning(wavelengths, grid, grid_unit, unit)
+    if coarse:
+        out.append(coarse)
     return out
 
 
@@ -78,6 +77,28 @@ def relative_grid(wavelengths: np.ndarray, seq_len: int) -> np.ndarray:
             field="wavelengths",
         )
     return np.linspace(float(wavelengths.min()), float(wavelengths.max()), seq_len)
+
+
+def coarse_grid_warning(
+    wavelengths: np.ndarray, grid: np.ndarray, model_unit: str, unit: str
+) -> str | None:
+    """The warning for ``wavelengths`` (in ``model_unit``) spaced more than 4x the model's
+    ``grid`` step, with both steps in the caller's ``unit``; None when they are not."""
+    if wavelengths.size < 2 or grid.size < 2:
+        return None
+    step = float(np.median(np.abs(np.diff(np.sort(wavelengths)))))
+    model_step = float(np.median(np.diff(grid)))
+    if not (model_step > 0 and step > 4 * model_step):
+        return None
+    if unit != model_unit:  # the median steps of both axes as the caller counts them
+        _, theirs = convert_unit(np.zeros((1, wavelengths.size)), wavelengths, model_unit, unit)
+        _, ours = convert_unit(np.zeros((1, grid.size)), grid, model_unit, unit)
+        step = float(np.median(np.abs(np.diff(np.sort(theirs)))))
+        model_step = float(np.median(np.abs(np.diff(np.sort(ours)))))
+    return (
+        f"resampled from a coarse grid: {step:.4g} {unit} steps, "
+        f"{step / model_step:.0f}x the model's {model_step:.4g} {unit}"
+    )
 
 
 def visible_mask(

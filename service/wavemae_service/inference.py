@@ -185,7 +185,11 @@ class Inference:
                 values, wavelengths = extend_to_grid(values, wavelengths, self.grid)
                 visible &= covered
                 hidden_any = True
-            warnings = [grid_warnings(wavelengths, float(coverage[0]), self.grid, self.unit)] * n
+            warnings = [
+                grid_warnings(
+                    wavelengths, float(coverage[0]), self.grid, self.unit, unit or self.unit
+                )
+            ] * n
         x, state = self._run_preprocessor(values, wavelengths, field)
         return ModelInput(
             x, state, visible if hidden_any else None, coverage, [list(w) for w in warnings]
@@ -206,7 +210,10 @@ class Inference:
         n = values.shape[0]
         visible = visible_mask(missing, grid, n, values.shape[1], wavelengths)
         x, state = self._run_preprocessor(values, wavelengths, field)
-        warnings = [grid_warnings(wavelengths, 1.0, grid, unit or "axis units") for _ in range(n)]
+        warnings = [
+            grid_warnings(wavelengths, 1.0, grid, unit or "axis units", unit or "axis units")
+            for _ in range(n)
+        ]
         return ModelInput(
             x, state, visible if missing is not None else None, np.ones(n), warnings, grid
         )

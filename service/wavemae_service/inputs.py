@@ -372,6 +372,7 @@ def to_model_unit(
     grid: np.ndarray | None = None,
     *,
     relative: bool = False,
+    ranges_in_unit: bool = False,
 ) -> tuple[SpectraBody, bool]:
     """``spectra`` with its wavelengths and its ``missing`` wavelength ranges in
     ``model_unit``, and whether the axis was reversed (a wavenumber conversion; the values and
@@ -384,6 +385,8 @@ def to_model_unit(
             would fit it in another unit are refused with that hint.
         relative: the model is axis-relative (any contiguous range, resampled over itself):
             the axis and ``missing`` stay in the caller's unit, unconverted.
+        ranges_in_unit: the request carries other wavelength ranges (``/similar``'s
+            ``exclude``) that ``unit`` is for, so spectra on the model's grid may name it.
 
     Raises:
         InvalidInput: a unit sent without wavelengths for another unit, an axis that cannot
@@ -405,8 +408,10 @@ def to_model_unit(
         return spectra, False
     missing = _missing_in_model_unit(spectra.missing, unit, model_unit)
     if spectra.wavelengths is None:
-        if missing is not None and any(not isinstance(m, int) for row in missing for m in row):
-            # spectra on the model's grid, their missing ranges in the caller's unit
+        ranges = ranges_in_unit or (
+            missing is not None and any(not isinstance(m, int) for row in missing for m in row)
+        )
+        if ranges:  # spectra on the model's grid, their ranges in the caller's unit
             return replace(spectra, missing=missing), False
         raise InvalidInput(
             f"unit={unit!r} but no wavelengths: spectra without wavelengths are on the model's "

@@ -202,3 +202,50 @@ def test_every_endpoint_reports_coverage_and_warnings_alike(http):
     ).json()
     assert spectral["coverage"] == coverage[:1]
     assert spectral["results"][0][0]["score"] > 99.9
+
+
+def test_exclude_in_another_unit_is_accepted_for_spectra_on_the_model_grid(http):
+    # Spectra without wavelengths are on the model's grid; `unit` then names the unit of the
+    # exclude ranges, as it does for `missing` ranges.
+    grid = np.linspace(1100.0, 1700.0, 64)  # the tiny model's grid
+    values = spectra_like(1, seed=14)
+    http.put(
+        "/library/grid-probe",
+        json={"spectrum": values[0].tolist(), "metadata": {"id": "grid-probe"}},
+    ).raise_for_status()
+    noisy = values + 0.5 * np.exp(-(((grid - 1350) / 10) ** 2))
+    search = {"k": 1, "space": "spectrum", "filter": {"id": "grid-probe"}}
+    search["spectra"] = noisy.tolist()
+    by_nm = http.post("/similar", json={**search, "exclude": [[1300, 1400]]})
+    by_cm = http.post(
+        "/similar", json={**search, "unit": "cm-1", "exclude": [[1e7 / 1400, 1e7 / 1300]]}
+    )
+    assert by_nm.status_code == 200, by_nm.text
+    assert by_cm.status_code == 200, by_cm.text
+    score = by_nm.json()["results"][0][0]["score"]
+    unexcluded = http.post("/similar", json=search).json()["results"][0][0]["score"]
+    assert score > unexcluded + 1  # the bump is left out
+    assert by_cm.json()["results"][0][0]["score"] == pytest.approx(score, abs=1e-3)
+    # without any range to read, a unit on spectra without wavelengths is still refused
+    refused = http.post("/similar", json={**search, "unit": "cm-1"})
+    assert refused.status_code == 422 and "no wavelengths" in refused.text
+
+
+def test_coarse_grid_warning_gives_the_steps_in_the_callers_unit(http):
+    coarse = np.linspace(1090.0, 1710.0, 10)  # ~69 nm steps against the tiny model's ~9.5 nm
+    values = spectra_like(1, seed=15, length=coarse.size)
+    model_nm = np.diff(np.linspace(1100.0, 1700.0, 64)).mean()
+    by_nm = {"spectra": values.tolist(), "wavelengths": coarse.tolist()}
+    wavenumbers = 1e7 / coarse[::-1]
+    by_cm = {"spectra": values[:, ::-1].tolist(), "wavelengths": wavenumbers.tolist()}
+    by_cm["unit"] = "cm-1"
+    model_cm = np.median(np.abs(np.diff(1e7 / np.linspace(1100.0, 1700.0, 64))))
+    for body, step, model_step, unit in (
+        (by_nm, np.diff(coarse).mean(), model_nm, "nm"),
+        (by_cm, np.median(np.diff(wavenumbers)), model_cm, "cm-1"),
+    ):
+        answer = http.post("/embed", json=body)
+        assert answer.status_code == 200, answer.text
+        (warning,) = [w for w in answer.json()["warnings"][0] if "coarse grid" in w]
+        assert f"{step:.4g} {unit} steps" in warning
+        assert f"the model's {model_step:.4g} {unit}" in warning

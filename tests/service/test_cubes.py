@@ -272,6 +272,43 @@ def test_the_python_client_sends_arrays_npy_files_and_envi_pairs(cube_http, tmp_
     assert refused.value.status == 422 and refused.value.field == "wavelengths"
 
 
+def test_the_async_client_sends_cubes_as_the_sync_one_does(cube_http, tmp_path):
+    import asyncio
+
+    from wavemae_service.client import AsyncWaveMAEClient, WaveMAEError
+
+    cube = _cube(3, 4, GRID.size, seed=5).astype(np.float32)
+    np.save(tmp_path / "scene.npy", cube)
+    envi.save_image(
+        str(tmp_path / "scene.hdr"),
+        cube,
+        metadata={"wavelength": [f"{w:.6f}" for w in GRID], "wavelength units": "nm"},
+        force=True,
+    )
+    expected = _embed(
+        cube_http, cube.reshape(-1, GRID.size).astype(np.float64), wavelengths=GRID.tolist()
+    )
+
+    async def send() -> tuple[list[np.ndarray], WaveMAEError]:
+        async with AsyncWaveMAEClient(str(cube_http.base_url)) as client:
+            answers = [
+                await client.embed_cube(cube, GRID),
+                await client.embed_cube(tmp_path / "scene.npy", GRID),
+                await client.embed_cube(tmp_path / "scene.img", header=tmp_path / "scene.hdr"),
+            ]
+            try:
+                await client.embed_cube(cube, GRID[:-1])
+            except WaveMAEError as exc:
+                return answers, exc
+        raise AssertionError("a wavelength count that is not the band count was accepted")
+
+    answers, refused = asyncio.run(send())
+    for answer in answers:
+        assert answer.shape == (3, 4, LATENT_DIM)
+        np.testing.assert_allclose(answer.reshape(-1, LATENT_DIM), expected, atol=1e-5)
+    assert refused.status == 422 and refused.field == "wavelengths"
+
+
 def test_a_cube_label_image_assigns_each_pixel_as_include_cluster_does(cube_http):
     from wavemae_service.client import WaveMAEClient
 

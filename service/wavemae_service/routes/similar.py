@@ -90,6 +90,7 @@ async def similar(request: Request) -> Response:
                 model_unit,
                 inference.grid,
                 relative=inference.relative,
+                ranges_in_unit=bool(req.exclude),
             )
             values, wavelengths, missing = parsed.values, parsed.wavelengths, parsed.missing
             unit = parsed.unit
