@@ -5,9 +5,8 @@
 
 Fills an empty library with spectra of the bundled ``tablet`` corpus (needs the train extra for
 the corpus reader), queries one held-out tablet with a hidden band, and saves query.png,
-library.png, map.png and model.png here. When the server has no ``GET /library/map`` yet, the
-map view is shown with a stand-in answer: a 2-D PCA of the library's own embeddings, computed
-here and handed to the page (the screenshot says so in its status line).
+library.png, map.png and model.png here. It clusters the library (k-means, k chosen by the
+service) and fits its UMAP map through the API first, so the map view shows the real map.
 With ``--measure N`` it only measures page load instead: N navigations, each in a fresh
 browser context (cold cache) and once more reloaded (warm), Navigation Timing medians.
 Needs Debian's ``chromium`` and ``playwright`` (dev extra).
@@ -16,10 +15,10 @@ Needs Debian's ``chromium`` and ``playwright`` (dev extra).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -60,24 +59,15 @@ def _query_file(folder: Path) -> Path:
     return path
 
 
-def _pca_map(client: httpx.Client) -> dict:
-    """{items: [{id, x, y, cluster, metadata}]}: the library's embeddings projected by PCA."""
-    page = client.get("/library", params={"limit": 1000, "include_embedding": "true"}).json()
-    entries = page["entries"]
-    z = np.array([e["embedding"] for e in entries])
-    z -= z.mean(axis=0)
-    xy = z @ np.linalg.svd(z, full_matrices=False)[2][:2].T
-    items = [
-        {
-            "id": e["id"],
-            "x": float(p[0]),
-            "y": float(p[1]),
-            "cluster": None,
-            "metadata": e["metadata"],
-        }
-        for e, p in zip(entries, xy, strict=True)
-    ]
-    return {"items": items, "method": "PCA stand-in (no /library/map on this server)"}
+def _fit(client: httpx.Client, path: str, body: dict) -> None:
+    """Start an analysis job (clusters or map) and wait until it is done."""
+    job = client.post(path, json=body)
+    job.raise_for_status()
+    url = job.json()["status_url"]
+    while (state := client.get(url).json())["state"] in ("queued", "running"):
+        time.sleep(1)
+    if state["state"] != "done":
+        raise SystemExit(f"{path} failed: {state}")
 
 
 def _save(page, name: str, out: Path) -> None:
@@ -145,8 +135,9 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
     client = httpx.Client(base_url=args.url, headers=headers, timeout=60)
     _fill_library(client, args.entries)
-    has_map = client.get("/library/map", params={"method": "umap"}).status_code == 200
-    stand_in = None if has_map else json.dumps(_pca_map(client))
+    _fit(client, "/library/clusters", {"method": "kmeans", "k": "auto"})
+    if client.get("/library/map", params={"method": "umap"}).status_code != 200:
+        _fit(client, "/library/map", {"method": "umap"})
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
@@ -154,11 +145,6 @@ def main() -> None:
         if args.key:
             context.add_init_script(f"sessionStorage.setItem('wavemae.apiKey', {args.key!r})")
         page = context.new_page()
-        if stand_in:
-            page.route(
-                "**/library/map?*",
-                lambda route: route.fulfill(content_type="application/json", body=stand_in),
-            )
         page.goto(args.url + "/")
         page.wait_for_selector("body[data-ready=true]")
         page.fill("#query-hide", "1100-1200")
