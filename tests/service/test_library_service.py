@@ -21,7 +21,8 @@ from wavemae_service.errors import (
 )
 from wavemae_service.inference import Inference
 from wavemae_service.library import LibraryEntry, open_store
-from wavemae_service.library.service import LibraryService, NewEntry, SimilarQuery
+from wavemae_service.library.records import NewEntry, SimilarQuery
+from wavemae_service.library.service import LibraryService
 from wavemae_service.runtime import OnnxModel
 from wavemae_service.settings import Settings
 

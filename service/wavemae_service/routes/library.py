@@ -18,7 +18,8 @@ from ..errors import (
 )
 from ..inputs import SpectraBody, check_json, parse_json, to_model_unit, vector_array
 from ..library.base import LibraryEntry
-from ..library.service import LibraryService, NewEntry
+from ..library.records import NewEntry
+from ..library.service import LibraryService
 from ..schemas import (
     ID_DOC,
     LibraryBatchRequest,

@@ -20,7 +20,7 @@ from ..inputs import (
     to_model_unit,
     vector_array,
 )
-from ..library.service import SimilarQuery
+from ..library.records import SimilarQuery
 from ..schemas import SimilarRequest, SimilarResponse
 from ..uploads import check_unit, convert_range
 from ..validation import parse_filter
