@@ -32,9 +32,13 @@ def row(report: dict) -> dict[str, float]:
         rows = [v for k, v in qc.items() if k.endswith(" " + lvl)]
         out[f"QC AUROC {lvl} model"] = float(np.mean([next(iter(v.values())) for v in rows]))
         out[f"QC AUROC {lvl} best PCA"] = float(
-            np.mean([max(x for c, x in v.items() if c.startswith(("Hotelling", "Q residual")))
-                     for v in rows])
-        )  # fmt: skip (reports since the PCA QC columns: the model-only QC column is first)
+            np.mean(
+                [
+                    max(x for c, x in v.items() if c.startswith(("Hotelling", "Q residual")))
+                    for v in rows
+                ]
+            )
+        )  # the baselines by name: reports since the PCA QC put three QC columns first
     out["eff. rank"] = report["health"]["effective_rank_embedding"]
     return out
 
