@@ -12,9 +12,20 @@ plain callables). Three components, each standardised on clean calibration spect
 3. ``embedding``: Mahalanobis distance of the all-visible embedding from the training
    embeddings (mean and shrunk covariance).
 
-The score is the largest of the three standardised components. A spectrum with bands it does
+Optionally two classical components of a PCA of the training spectra (model input space, ``k``
+components, an ``L x k`` basis in the calibration):
+
+4. ``pca_q``: log of the Q residual (squared distance to the PCA subspace): a band shape
+   the training spectra never had.
+5. ``pca_t2``: log of Hotelling's T² (scores scaled by their training variances).
+
+``use`` names the components the score combines (``wavemae evaluate`` chooses them and ``k``
+on the validation split). The score is the largest of the standardised components in ``use``
+(each component's z-score on the clean calibration spectra, i.e. max over components of a
+normal-approximation percentile; a rank percentile would tie every spectrum beyond the
+calibration's largest). A spectrum with bands it does
 not have (outside its measured range, dead bands) is judged on the bands it has: the
-reconstruction components over those only, the embedding component left out (see
+reconstruction components over those only, the embedding and PCA components left out (see
 :meth:`QCCalibration.score`). It is reported as a
 percentile of the same score over held-out clean calibration spectra; the documented default
 flag threshold is the 99th percentile (about 1 clean spectrum in 100 is flagged).
@@ -42,6 +53,7 @@ __all__ = [
 
 DEFAULT_FLAG_PERCENTILE = 99.0
 _COMPONENTS = ("recon_mean", "recon_max", "embedding")
+_PCA_COMPONENTS = ("pca_q", "pca_t2")
 
 _SIG7 = np.vectorize(lambda v: float(f"{v:.7g}"), otypes=[float])
 
@@ -99,10 +111,65 @@ class QCCalibration:
     position_scale: np.ndarray  # (L,) mean clean squared error per position
     emb_mean: np.ndarray  # (Z,)
     emb_precision: np.ndarray  # (Z, Z) inverse of the shrunk covariance
-    comp_mean: np.ndarray  # (3,) of the raw components on the calibration spectra
-    comp_std: np.ndarray  # (3,)
+    comp_mean: np.ndarray  # (C,) of the raw components on the calibration spectra
+    comp_std: np.ndarray  # (C,)
     quantiles: np.ndarray  # (101,) score quantiles 0..100 % on the calibration spectra
     flag_percentile: float = DEFAULT_FLAG_PERCENTILE
+    pca_mean: np.ndarray | None = None  # (L,) training mean, model input space
+    pca_loadings: np.ndarray | None = None  # (k, L) orthonormal principal directions
+    pca_variance: np.ndarray | None = None  # (k,) training variance of each score
+    use: tuple[str, ...] = _COMPONENTS  # the components the score combines
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """Names of the raw components, in column order (PCA ones only with a basis)."""
+        return _COMPONENTS + (_PCA_COMPONENTS if self.pca_loadings is not None else ())
+
+    def with_pca(self, reference: np.ndarray, k: int) -> QCCalibration:
+        """A copy with a ``k``-component PCA of ``reference`` (model input space); call
+        :meth:`calibrate` on it before scoring."""
+        from dataclasses import replace
+
+        ref = np.asarray(reference, dtype=np.float64)
+        if not 1 <= k < min(ref.shape):
+            raise ValueError(f"PCA components k={k} must lie in [1, {min(ref.shape) - 1}]")
+        mean = ref.mean(axis=0)
+        _, _, vt = np.linalg.svd(ref - mean, full_matrices=False)
+        var = np.var((ref - mean) @ vt[:k].T, axis=0, ddof=1)
+        return replace(
+            self, pca_mean=mean, pca_loadings=vt[:k], pca_variance=np.maximum(var, 1e-12)
+        )
+
+    def pca_components(self, x: np.ndarray) -> np.ndarray:
+        """``(N, 2)`` raw ``pca_q`` and ``pca_t2`` of whole preprocessed spectra."""
+        centred = np.asarray(x, dtype=np.float64) - self.pca_mean
+        scores = centred @ self.pca_loadings.T
+        q = np.sum((centred - scores @ self.pca_loadings) ** 2, axis=1)
+        t2 = np.sum(scores**2 / self.pca_variance, axis=1)
+        return np.log(np.stack([q, t2], axis=1) + 1e-12)
+
+    def calibrate(self, raw: np.ndarray, use: tuple[str, ...] | None = None) -> QCCalibration:
+        """Standardise on the raw components ``(N, C)`` of clean calibration spectra, set the
+        combined ``use`` and the score's percentiles; returns ``self``."""
+        if use is not None:
+            unknown = set(use) - set(self.components)
+            if unknown or not use:
+                raise ValueError(f"use={use} must name some of {self.components}")
+            self.use = tuple(use)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column not computed: all NaN
+            mean, std = np.nanmean(raw, axis=0), np.nanstd(raw, axis=0)
+        self.comp_mean = np.nan_to_num(mean, nan=0.0)
+        self.comp_std = np.maximum(np.nan_to_num(std, nan=1.0), 1e-9)
+        self.quantiles = np.percentile(self._combine(raw), np.linspace(0.0, 100.0, 101))
+        return self
+
+    def _combine(self, raw: np.ndarray) -> np.ndarray:
+        z = (raw - self.comp_mean) / self.comp_std
+        cols = [self.components.index(name) for name in self.use]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: cannot be judged
+            return np.nanmax(z[:, cols], axis=1)
 
     def raw_components(
         self,
@@ -111,25 +178,30 @@ class QCCalibration:
         reconstruct: ReconstructFn,
         covered: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``(N, 3)`` raw components; see :meth:`score` for ``covered``."""
+        """``(N, C)`` raw components (NaN where not in ``use``); see :meth:`score`."""
         x = np.asarray(x, dtype=np.float64)
+        out = np.full((x.shape[0], len(self.components)), np.nan)
         partial = np.zeros(x.shape[0], dtype=bool)
         if covered is not None:
             covered = np.asarray(covered, dtype=bool)
             partial = ~covered.all(axis=1)
             if not partial.any():
                 covered = None
-        ratio = _masked_errors(x, reconstruct, self.n_groups, covered) / self.position_scale
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: cannot be judged
-            recon_mean = np.log(np.nanmean(ratio, axis=1) + 1e-12)
-            recon_max = np.log(np.nanmax(ratio, axis=1) + 1e-12)
-        maha = np.full(x.shape[0], np.nan)
+        if {"recon_mean", "recon_max"} & set(self.use):
+            ratio = _masked_errors(x, reconstruct, self.n_groups, covered) / self.position_scale
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: not judged
+                out[:, 0] = np.log(np.nanmean(ratio, axis=1) + 1e-12)
+                out[:, 1] = np.log(np.nanmax(ratio, axis=1) + 1e-12)
         whole = np.flatnonzero(~partial)
-        if whole.size:
+        if whole.size and "embedding" in self.use:
             d = np.asarray(embed(x[whole]), dtype=np.float64) - self.emb_mean
-            maha[whole] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.emb_precision, d), 0))
-        return np.stack([recon_mean, recon_max, maha], axis=1)
+            out[whole, 2] = np.sqrt(
+                np.maximum(np.einsum("ij,jk,ik->i", d, self.emb_precision, d), 0)
+            )
+        if whole.size and self.pca_loadings is not None:
+            out[whole, 3:5] = self.pca_components(x[whole])
+        return out
 
     def score(
         self,
@@ -147,28 +219,40 @@ class QCCalibration:
                 ``visible``: inside the caller's range and not ``missing``), or None (all).
                 A spectrum with bands hidden is judged on its covered bands only: the
                 reconstruction components over them, predicted from them alone; the
-                ``embedding`` component is NaN for it (the calibration describes
-                all-visible embeddings) and the score is the larger of the other two.
+                ``embedding`` and PCA components are NaN for it (the calibration describes
+                whole spectra) and the score is the larger of the reconstruction ones
+                (NaN with a PCA-only ``use``: not judged, not flagged).
                 A spectrum whose covered bands cannot be judged (all in one QC group) gets
                 a NaN score and is not flagged.
         """
-        raw = self.raw_components(x, embed, reconstruct, covered)
-        z = (raw - self.comp_mean) / self.comp_std
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            score = np.nanmax(z, axis=1)
+        return self.score_raw(self.raw_components(x, embed, reconstruct, covered))
+
+    def score_raw(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`score` from raw components ``(N, C)`` (:meth:`raw_components`)."""
+        score = self._combine(raw)
         pct = np.interp(score, self.quantiles, np.linspace(0.0, 100.0, len(self.quantiles)))
         out = {"score": score, "percentile": pct, "flag": pct >= self.flag_percentile}
-        out.update({name: z[:, i] for i, name in enumerate(_COMPONENTS)})
+        z = (raw - self.comp_mean) / self.comp_std
+        out.update({name: z[:, i] for i, name in enumerate(self.components)})
         return out
 
     def to_dict(self) -> dict[str, Any]:
         def r(a: np.ndarray) -> list:  # 7 significant digits: compact, scores agree to ~1e-6
             return _SIG7(np.asarray(a, dtype=np.float64)).tolist()
 
+        pca = {}
+        if self.pca_loadings is not None:
+            pca = {
+                "pca": {
+                    "mean": r(self.pca_mean),
+                    "loadings": r(self.pca_loadings),
+                    "variance": r(self.pca_variance),
+                }
+            }
         return {
             "version": 1,
-            "components": list(_COMPONENTS),
+            "components": list(self.components),
+            "use": list(self.use),
             "n_groups": self.n_groups,
             "position_scale": r(self.position_scale),
             "emb_mean": r(self.emb_mean),
@@ -177,7 +261,7 @@ class QCCalibration:
             "comp_std": r(self.comp_std),
             "quantiles": r(self.quantiles),
             "flag_percentile": self.flag_percentile,
-        }
+        } | pca
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> QCCalibration:
@@ -192,10 +276,17 @@ class QCCalibration:
                 "quantiles",
             )
         }
+        pca = d.get("pca") or {}
+        pca_arr = {
+            f"pca_{k}": np.asarray(pca[k], dtype=np.float64) if pca else None
+            for k in ("mean", "loadings", "variance")
+        }
         return cls(
             n_groups=int(d["n_groups"]),
             flag_percentile=float(d.get("flag_percentile", DEFAULT_FLAG_PERCENTILE)),
+            use=tuple(d.get("use", _COMPONENTS)),
             **arr,
+            **pca_arr,
         )
 
 
@@ -207,9 +298,12 @@ def fit_qc(
     *,
     n_groups: int = 8,
     shrinkage: float = 0.1,
+    pca_components: int = 0,
+    use: tuple[str, ...] | None = None,
 ) -> QCCalibration:
-    """Fit the score: position scales and embedding distribution on ``reference`` (training
-    spectra), standardisation and percentiles on held-out clean ``calibration`` spectra.
+    """Fit the score: position scales, embedding distribution and (``pca_components`` > 0) a
+    PCA on ``reference`` (training spectra), standardisation and percentiles on held-out clean
+    ``calibration`` spectra. ``use``: the combined components (default: all fitted).
     """
     reference = np.asarray(reference, dtype=np.float64)
     calibration = np.asarray(calibration, dtype=np.float64)
@@ -229,16 +323,15 @@ def fit_qc(
         comp_std=np.ones(3),
         quantiles=np.zeros(101),
     )
+    if pca_components:
+        qc = qc.with_pca(reference, pca_components)
+    qc.use = qc.components
     raw = qc.raw_components(calibration, embed, reconstruct)
-    qc.comp_mean = raw.mean(axis=0)
-    qc.comp_std = np.maximum(raw.std(axis=0), 1e-9)
-    score = ((raw - qc.comp_mean) / qc.comp_std).max(axis=1)
-    qc.quantiles = np.percentile(score, np.linspace(0.0, 100.0, 101))
-    return qc
+    return qc.calibrate(raw, use)
 
 
 def qc_components() -> tuple[str, ...]:
-    """Names of the score's standardised components."""
+    """Names of the score's model components (the PCA ones: ``pca_q``, ``pca_t2``)."""
     return _COMPONENTS
 
 

@@ -143,6 +143,9 @@ def test_suite_reports_every_section_next_to_its_baselines(tmp_path):
         for row in fill.values()
     )
     assert len(report["qc"]["table"]) == len(CORRUPTIONS) * 3
+    qc_columns = {c for c in report["qc"]["table"]["spike 5 %"] if c.startswith("QC ")}
+    assert len(qc_columns) == 3 and "QC model" in qc_columns  # model-only, PCA-only, combined
+    assert report["qc"]["chosen_on_validation"] in report["qc"]["validation_mean_auroc"]
     # SNV input: a pure rescale cannot change the embedding
     assert report["health"]["rescale x2.0: max 1-cos"] < 1e-6
     folder = write_suite(report, tmp_path / "suite", "tiny")
@@ -255,10 +258,52 @@ def test_qc_calibration_travels_in_the_manifest_and_scores_through_onnx(tiny_art
     raw = synthetic_spectra(60, art.wavelengths, seed=7).astype(np.float64)
     onnx = ArtifactModel(art)
     x = art.preprocess(raw)
-    calibration = fit_qc(x[:30], x[30:45], onnx.embed, onnx.reconstruct, n_groups=4)
+    calibration = fit_qc(
+        x[:30], x[30:45], onnx.embed, onnx.reconstruct, n_groups=4, pca_components=4
+    )
     attach_qc(folder, calibration)
     scorer = ArtifactQC(load_artifact(folder))  # checksums still hold
     got = scorer(raw[45:], art.wavelengths)
     want = calibration.score(x[45:], onnx.embed, onnx.reconstruct)
     np.testing.assert_allclose(got["score"], want["score"], rtol=1e-4, atol=1e-4)
     assert got["percentile"].shape == (15,) and got["flag"].dtype == bool
+    np.testing.assert_allclose(got["pca_q"], want["pca_q"], rtol=1e-4, atol=1e-4)
+
+
+def test_pca_q_component_flags_a_band_shape_the_model_score_misses():
+    # a weak "model": hidden groups filled with the training mean, a 2-D embedding. A small new
+    # band (a shape no training spectrum has) hides in its errors; the Q residual sees it.
+    raw = synthetic_spectra(200, GRID, seed=8).astype(np.float64)
+    ref, cal, test = raw[:100], raw[100:150], raw[150:]
+    basis = fit_pca(ref, max_components=2)
+
+    def reconstruct(x, visible):
+        return np.where(visible, x, basis.mean)
+
+    def emb(x):
+        return basis.scores(x, 2)
+
+    t = np.linspace(0.0, 1.0, L)
+    faulty = test + 0.05 * np.exp(-0.5 * ((t - 0.35) / 0.03) ** 2)
+    model_only = fit_qc(ref, cal, emb, reconstruct, n_groups=8)
+    combined = fit_qc(ref, cal, emb, reconstruct, n_groups=8, pca_components=6)
+    assert model_only.components == ("recon_mean", "recon_max", "embedding")
+    assert combined.use == (*model_only.components, "pca_q", "pca_t2")
+    assert model_only.score(faulty, emb, reconstruct)["flag"].mean() < 0.2
+    flagged = combined.score(faulty, emb, reconstruct)
+    assert flagged["flag"].mean() > 0.9 and flagged["pca_q"].min() > flagged["embedding"].max()
+    assert combined.score(test, emb, reconstruct)["flag"].mean() < 0.2
+
+    # the manifest entry: plain JSON with an L x k basis, the same scores after a round trip
+    entry = json.loads(json.dumps(combined.to_dict(), allow_nan=False))
+    assert np.shape(entry["pca"]["loadings"]) == (6, L) and entry["use"][-1] == "pca_t2"
+    again = QCCalibration.from_dict(entry)
+    np.testing.assert_allclose(again.score(faulty, emb, reconstruct)["score"],
+                               flagged["score"], rtol=1e-5, atol=1e-5)  # fmt: skip
+
+    # a partial spectrum: PCA components left out, judged on its covered bands by the model
+    covered = np.ones_like(faulty, dtype=bool)
+    covered[0, :10] = False
+    part = combined.score(faulty[:2], emb, reconstruct, covered[:2])
+    assert np.isnan(part["pca_q"][0]) and not np.isnan(part["pca_q"][1])
+    assert np.isfinite(part["score"]).all()

@@ -25,7 +25,8 @@ def qc_url(start_server, tiny_artifact, tmp_path_factory) -> str:
     artifact = load_artifact(folder)
     onnx = ArtifactModel(artifact)
     x = artifact.preprocess(spectra_like(60, seed=8))
-    attach_qc(folder, fit_qc(x[:30], x[30:], onnx.embed, onnx.reconstruct, n_groups=4))
+    qc = fit_qc(x[:30], x[30:], onnx.embed, onnx.reconstruct, n_groups=4, pca_components=4)
+    attach_qc(folder, qc)  # with the PCA Q residual / T² components
     return start_server(model_dir=folder).url
 
 

@@ -81,7 +81,14 @@ def format_suite(report: dict[str, Any], title: str) -> str:
             "(`wavemae.evaluation.corruptions`). PCA sizes of T² and Q chosen on validation. "
             f"Clean evaluation spectra flagged at the default threshold (percentile >= "
             f"{q['flag_percentile']:g} of clean validation spectra): "
-            f"{100 * q['clean_evaluation_flag_rate']:.1f} %.",
+            f"{100 * q['clean_evaluation_flag_rate']:.1f} %."
+            + (
+                " QC columns: the model-only score, PCA-only and model+PCA combined scores "
+                "(`wavemae.qc`), each the best of its kind by mean validation AUROC; the "
+                f"calibration written to qc.json: {q['chosen_on_validation']}."
+                if "chosen_on_validation" in q
+                else ""
+            ),
             "",
         ]
         out += _table(q["table"], "fault", "{:.3f}")
