@@ -246,20 +246,27 @@ def test_a_cube_in_another_body_or_form_is_refused(cube_http):
     assert broken_header.status_code == 422
 
 
-def test_the_python_client_sends_arrays_npy_files_and_envi_pairs(cube_http, tmp_path):
-    from wavemae_service.client import WaveMAEClient, WaveMAEError
-
-    cube = _cube(3, 4, GRID.size, seed=4).astype(np.float32)
-    np.save(tmp_path / "scene.npy", cube)
+def _scene(http: httpx.Client, folder, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 3 x 4 cube saved as ``scene.npy`` and as the ENVI pair ``scene.hdr``/``scene.img``
+    in ``folder``, and its pixels' embeddings from /embed."""
+    cube = _cube(3, 4, GRID.size, seed=seed).astype(np.float32)
+    np.save(folder / "scene.npy", cube)
     envi.save_image(
-        str(tmp_path / "scene.hdr"),
+        str(folder / "scene.hdr"),
         cube,
         metadata={"wavelength": [f"{w:.6f}" for w in GRID], "wavelength units": "nm"},
         force=True,
     )
     expected = _embed(
-        cube_http, cube.reshape(-1, GRID.size).astype(np.float64), wavelengths=GRID.tolist()
+        http, cube.reshape(-1, GRID.size).astype(np.float64), wavelengths=GRID.tolist()
     )
+    return cube, expected
+
+
+def test_the_python_client_sends_arrays_npy_files_and_envi_pairs(cube_http, tmp_path):
+    from wavemae_service.client import WaveMAEClient, WaveMAEError
+
+    cube, expected = _scene(cube_http, tmp_path, seed=4)
     with WaveMAEClient(str(cube_http.base_url)) as client:
         from_array = client.embed_cube(cube, GRID)
         from_file = client.embed_cube(tmp_path / "scene.npy", GRID)
@@ -277,17 +284,7 @@ def test_the_async_client_sends_cubes_as_the_sync_one_does(cube_http, tmp_path):
 
     from wavemae_service.client import AsyncWaveMAEClient, WaveMAEError
 
-    cube = _cube(3, 4, GRID.size, seed=5).astype(np.float32)
-    np.save(tmp_path / "scene.npy", cube)
-    envi.save_image(
-        str(tmp_path / "scene.hdr"),
-        cube,
-        metadata={"wavelength": [f"{w:.6f}" for w in GRID], "wavelength units": "nm"},
-        force=True,
-    )
-    expected = _embed(
-        cube_http, cube.reshape(-1, GRID.size).astype(np.float64), wavelengths=GRID.tolist()
-    )
+    cube, expected = _scene(cube_http, tmp_path, seed=5)
 
     async def send() -> tuple[list[np.ndarray], WaveMAEError]:
         async with AsyncWaveMAEClient(str(cube_http.base_url)) as client:
