@@ -134,10 +134,13 @@ class AnalysisService:
             )
         return stored[1]
 
-    async def current_clustering(self) -> dict[str, Any]:
+    async def current_clustering(self, field: str = "include_cluster") -> dict[str, Any]:
         """The stored clustering that :meth:`assign` uses: the one computed with the served
         model version. Callers that embed first ask for it before embedding, so a request that
         cannot be answered fails before any inference.
+
+        Args:
+            field: the request option that asked for clusters, named by the 409.
 
         Raises:
             ClustersNotComputed: none stored, or stored for another model version.
@@ -148,13 +151,13 @@ class AnalysisService:
             raise ClustersNotComputed(
                 f"no clustering of the library is stored; POST /library/clusters to compute "
                 f"one with {self.model_id}",
-                field="include_cluster",
+                field=field,
             )
         if stored[0] != self.model_id:
             raise ClustersNotComputed(
                 f"the stored clustering was computed with {stored[0]}, not the served "
                 f"{self.model_id}; POST /library/clusters to recompute it",
-                field="include_cluster",
+                field=field,
             )
         return stored[1]
 

@@ -90,10 +90,13 @@ class WriteResult:
 @dataclass(frozen=True)
 class SimilarResult:
     """Per query, the JSON-ready hits; the report on the query spectra (None for queries sent
-    as embeddings)."""
+    as embeddings); the unit-length query embeddings an embedding search used (None for a
+    spectrum search), so a caller needing them (the cluster of each query) does not embed
+    again."""
 
     results: list[list[dict[str, Any]]]
     report: SpectraReport | None = None
+    vectors: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -313,7 +313,7 @@ class LibraryService:
             query.fields,
             max_bytes=self._max_search_response_bytes,
         )
-        return SimilarResult(shaped, report)
+        return SimilarResult(shaped, report, vectors)
 
     async def _spectral(self, query: SimilarQuery) -> tuple[list[list[SearchHit]], ModelInput]:
         """Hit Quality Index search of raw query spectra against every candidate entry, on

@@ -144,11 +144,7 @@ async def embed_cube_route(
     options = CubeOptions.from_request(wavelengths, unit, nan_as_missing)  # before the upload
     clustering = None
     if output == "labels":  # before the upload too: a request that cannot be answered is cheap
-        try:
-            clustering = await get_analysis(request).current_clustering()
-        except ClustersNotComputed as exc:
-            exc.field = "output"
-            raise
+        clustering = await get_analysis(request).current_clustering(field="output")
     folder = Path(tempfile.mkdtemp(prefix="wavemae-cube-"))
     try:
         data, header, form_wavelengths = await _receive_cube(

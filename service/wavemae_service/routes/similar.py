@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -111,24 +110,14 @@ async def similar(request: Request) -> Response:
         missing=missing,
         unit=unit,
     )
-    clustering = await requested_clustering(request, req.include_cluster)
-    report: tuple[list[float], list[list[str]]] | None = None
-    if clustering is not None and query.space == "embedding" and query.spectra is not None:
-        # Embed once: the same vectors search the library and find the cluster.
-        embedded, model_input = await inference.embed(
-            values, wavelengths, missing=missing, unit=unit
-        )
-        report = await inference.report(model_input)
-        query = replace(query, spectra=None, wavelengths=None, missing=None, embeddings=embedded)
+    clustering = await requested_clustering(request, req.include_cluster)  # before inference
     found = await library.similar(query)
     answer: dict[str, Any] = {"results": found.results, "model": library.model_id}
     answer["space"] = req.space
     if found.report is not None:
-        report = (found.report.coverage, found.report.warnings)
-    if report is not None:
-        answer.update(coverage=report[0], warnings=report[1])
+        answer.update(coverage=found.report.coverage, warnings=found.report.warnings)
     if clustering is not None:
-        vectors = query.embeddings
+        vectors = found.vectors
         if vectors is None:  # space="spectrum" compared spectra; the cluster needs embeddings
             vectors, _ = await inference.embed(values, wavelengths, missing=missing, unit=unit)
         answer["clusters"] = await cluster_answer(request, vectors, clustering)
