@@ -165,3 +165,18 @@ def test_library_entries_keep_their_own_axis(http):
     ).json()
     assert hits["results"][0][0]["id"] == "raman-1"
     assert hits["results"][0][0]["score"] > 0.999
+
+
+def test_parse_keeps_the_files_axis_and_unit_for_a_relative_model(http):
+    wavenumbers = np.linspace(4000.0, 400.0, 50)
+    rows = "\n".join(
+        f"{w:g},{v:.6f}" for w, v in zip(wavenumbers, _spectrum(wavenumbers), strict=True)
+    )
+    answer = http.post(
+        "/parse?unit=cm-1",
+        content=("wavenumber,value\n" + rows + "\n").encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["unit"] == "cm-1"
+    assert min(answer.json()["wavelengths"]) == pytest.approx(400.0)

@@ -68,7 +68,8 @@ def _check_media_type(request: Request) -> None:
 async def parse(request: Request) -> Response:
     """The spectra of a file as the service reads it for /embed, /reconstruct and /similar:
     per spectrum its `id` (null when the file names none), `values`, `metadata` from the file;
-    the shared `wavelengths` in the model's `unit` (converted from the file's `file_unit`), and
+    the shared `wavelengths` in the model's `unit` (converted from the file's `file_unit`; an
+    axis-relative model keeps the file's axis and unit), and
     the detected `format`. The answer's spectra and wavelengths can be sent as is to the other
     endpoints.
 
@@ -98,8 +99,9 @@ async def parse(request: Request) -> Response:
         {
             "format": spectra.format,
             "filename": spectra.name,
-            "unit": inference.unit,
-            "file_unit": spectra.unit,  # to_model_unit converts the axis, keeps the unit read
+            # to_model_unit converts the axis (not for an axis-relative model), keeps the unit read
+            "unit": (spectra.unit or inference.unit) if inference.relative else inference.unit,
+            "file_unit": spectra.unit,
             "wavelengths": wavelengths.tolist(),  # (a reversed axis is a view: not orjson's)
             "spectra": [
                 {"id": i, "values": v.tolist(), "metadata": m, "missing": gaps}
