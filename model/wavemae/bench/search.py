@@ -12,6 +12,12 @@ validation RMSEs (k = 1 and 5) on the model grid, the grid the service searches 
 cross-validation inside the calibration set is reported beside it (how much the choice moves
 between splits) but does not choose. The test set is then scored once, for that default and the
 comparisons (raw cosine, the old standardised-input cosine, embedding cosine, hybrid).
+
+Whether the default's test RMSEs differ from the two baselines of issue 13 (raw cosine, the best
+1st derivative) by more than the draw of test queries is shown by a paired bootstrap of the
+RMSE differences (:func:`wavemae.bench.bootstrap.paired_bootstrap`: the 212 test queries
+resampled 2000 times, seed 0, 95 % percentile intervals), on the model grid; nothing is chosen
+from it.
 """
 
 from __future__ import annotations
@@ -22,25 +28,34 @@ from typing import Any
 
 import numpy as np
 
+from wavemae.bench.bootstrap import paired_bootstrap
 from wavemae.similarity import HQIIndex, HQIOptions, rank_by_correlation
 
-__all__ = ["embed_with_onnx", "format_search", "search_mode"]
+__all__ = ["embed_with_onnx", "format_bootstrap", "format_search", "search_mode"]
 
 KS = (1, 5)
 _WINDOWS = (5, 7, 9, 11, 15, 21, 31, 41)
 _CANDIDATES = (10, 25, 50, 100)
 _FOLDS = 5
+_RAW_COSINE = "cosine, raw spectra"
+_BOOTSTRAP_RESAMPLES = 2000
+_BOOTSTRAP_SEED = 0
 
 # A ranker takes (library values, query values, library rows, query rows) -> (Q, max k) hits.
 Ranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+def _knn_errors(hits: np.ndarray, lib_y: np.ndarray, query_y: np.ndarray) -> dict[int, np.ndarray]:
+    """``{k: (Q,) prediction - reference}``, the prediction the mean of the k hits' values."""
+    return {k: lib_y[hits[:, :k]].mean(axis=1) - query_y for k in KS}
+
+
+def _rmse(errors: dict[int, np.ndarray]) -> dict[int, float]:
+    return {k: float(np.sqrt(np.mean(e**2))) for k, e in errors.items()}
+
+
 def _knn_rmse(hits: np.ndarray, lib_y: np.ndarray, query_y: np.ndarray) -> dict[int, float]:
-    out = {}
-    for k in KS:
-        pred = lib_y[hits[:, :k]].mean(axis=1)
-        out[k] = float(np.sqrt(np.mean((pred - query_y) ** 2)))
-    return out
+    return _rmse(_knn_errors(hits, lib_y, query_y))
 
 
 def _cosine_top(lib: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -118,7 +133,7 @@ def _rankers(task: _Task, hqi: HQIOptions | None) -> dict[str, Ranker]:
     """The comparisons; ``hqi`` is the chosen default (for the hybrid re-ranking)."""
     kmax = max(KS)
     rankers: dict[str, Ranker] = {
-        "cosine, raw spectra": lambda lib, q: _cosine_top(task.values[lib], task.values[q], kmax),
+        _RAW_COSINE: lambda lib, q: _cosine_top(task.values[lib], task.values[q], kmax),
         "cosine, standardised model input (old space=spectrum)": lambda lib, q: _cosine_top(
             task.model_input[lib], task.model_input[q], kmax
         ),
@@ -178,6 +193,7 @@ def search_mode() -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     # (grid, preprocessing) -> (criterion, options, validation RMSEs) of the best window
     best: dict[tuple[str, str], tuple[float, HQIOptions, dict[int, float]]] = {}
+    bootstrap: dict[str, Any] = {}
     for grid, task in tasks.items():
         for options in _hqi_variants():
             val = _validate(task, _hqi_ranker(task, options))
@@ -209,18 +225,22 @@ def search_mode() -> dict[str, Any]:
             ),
         ]
         finalists += [(name, rank, None) for name, rank in _rankers(task, default[1]).items()]
+        errors: dict[str, dict[int, np.ndarray]] = {}
         for name, rank, val in finalists:
+            errors[name] = _knn_errors(
+                rank(task.cal, task.test), task.y[task.cal], task.y[task.test]
+            )
             rows.append(
                 {
                     "method": name,
                     "grid": grid,
                     "val": val or _validate(task, rank),
                     "cv": _cross_validate(task, rank),
-                    "test": _knn_rmse(
-                        rank(task.cal, task.test), task.y[task.cal], task.y[task.test]
-                    ),
+                    "test": _rmse(errors[name]),
                 }
             )
+        if grid == "model":
+            bootstrap = _bootstrap(errors, finalists[0][0], [finalists[1][0], _RAW_COSINE])
     chosen = min((v for (g, _), v in best.items() if g == "model"), key=lambda v: v[0])[1]
     model = tasks["model"]
     lib, held = model.validation_split()
@@ -238,8 +258,53 @@ def search_mode() -> dict[str, Any]:
         },
         "chosen": chosen.describe(),
         "rows": rows,
+        "bootstrap": bootstrap,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _bootstrap(
+    errors: dict[str, dict[int, np.ndarray]], default: str, baselines: list[str]
+) -> dict[str, Any]:
+    """Paired bootstrap of test RMSE(default) - RMSE(baseline), per baseline."""
+    return {
+        "default": default,
+        "resamples": _BOOTSTRAP_RESAMPLES,
+        "seed": _BOOTSTRAP_SEED,
+        "level": 0.95,
+        "comparisons": [
+            {
+                "baseline": name,
+                **paired_bootstrap(
+                    errors[default],
+                    errors[name],
+                    resamples=_BOOTSTRAP_RESAMPLES,
+                    seed=_BOOTSTRAP_SEED,
+                ),
+            }
+            for name in baselines
+        ],
+    }
+
+
+def format_bootstrap(bootstrap: dict[str, Any]) -> str:
+    """The paired bootstrap as a Markdown table (negative: the default has the lower RMSE)."""
+    lines = [
+        f"paired bootstrap, test queries resampled {bootstrap['resamples']} times (seed "
+        f"{bootstrap['seed']}): RMSE of {bootstrap['default']} minus the baseline's, "
+        f"{bootstrap['level']:.0%} interval",
+        "",
+        "| baseline | k=1: difference [95 % CI] | k=5: difference [95 % CI] "
+        "| mean of k=1 and k=5: difference [95 % CI] |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in bootstrap["comparisons"]:
+        cells = [
+            f"{row[key]['difference']:+.2f} [{row[key]['low']:+.2f}, {row[key]['high']:+.2f}]"
+            for key in (*(f"k={k}" for k in KS), "mean")
+        ]
+        lines.append(f"| {row['baseline']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def format_search(result: dict[str, Any]) -> str:
@@ -260,5 +325,7 @@ def format_search(result: dict[str, Any]) -> str:
         cells += [f"{row['cv'][k]:.2f}" for k in KS]
         cells += [f"{test[k]:.2f}" if test else "-" for k in KS]
         lines.append(f"| {row['method']} | {row['grid']} | " + " | ".join(cells) + " |")
+    if "bootstrap" in result:
+        lines += ["", format_bootstrap(result["bootstrap"])]
     lines.append(f"\n({result['seconds']:.1f} s)")
     return "\n".join(lines)
