@@ -320,3 +320,40 @@ def test_concurrent_writers_lose_nothing(store):
         t.join()
     assert store.count() == 40
     assert [e.id for e in store.list_entries(limit=100)] == [f"w{i:03d}" for i in range(40)]
+
+
+def test_the_unit_and_range_of_each_entrys_axis_are_kept(store):
+    from dataclasses import replace
+
+    nir = replace(make_entry("nir", 1), unit="nm")
+    mid_ir = replace(make_entry("mid", 2), wavelengths=np.linspace(4000.0, 400.0, 20), unit="cm-1")
+    unknown = make_entry("plain", 3)  # unit not known
+    store.put([nir, mid_ir, unknown], model_version=V1)
+    assert [store.get(i).unit for i in ("nir", "mid", "plain")] == ["nm", "cm-1", None]
+    rows = store.vectors("spectrum", model_version=V1, with_axes=True)
+    assert rows.ids == ["mid", "nir", "plain"]
+    assert rows.units == ["cm-1", "nm", None]
+    np.testing.assert_allclose(rows.axes[0], [400.0, 4000.0])
+    np.testing.assert_allclose(rows.axes[1], [1000.1234567891, 2500.1234567891])
+    # a re-put changes them; a filter and without with_axes work as before
+    store.put([replace(nir, unit="um", wavelengths=nir.wavelengths / 1000.0)], model_version=V1)
+    rows = store.vectors("spectrum", model_version=V1, with_axes=True, metadata_filter={"seed": 1})
+    assert rows.units == ["um"] and rows.axes[0, 1] == pytest.approx(2.5001234567891)
+    assert store.vectors("spectrum", model_version=V1).axes is None
+
+
+def test_a_sqlite_library_written_before_units_opens_with_units_unknown(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with open_store(str(path), latent_dim=LATENT_DIM, seq_len=SEQ_LEN) as s:
+        s.put([make_entry("a", 1)], model_version=V1)
+    conn = sqlite3.connect(path)  # the schema of the previous release: no unit column
+    conn.execute("ALTER TABLE entries DROP COLUMN unit")
+    conn.commit()
+    conn.close()
+    with open_store(str(path), latent_dim=LATENT_DIM, seq_len=SEQ_LEN) as s:
+        assert s.get("a").unit is None
+        assert s.vectors("spectrum", model_version=V1, with_axes=True).units == [None]
+        s.put([make_entry("b", 2)], model_version=V1)
+        assert s.count() == 2

@@ -3,7 +3,8 @@
 A library holds reference spectra. Each entry keeps
 
 - the caller's ORIGINAL spectrum and wavelengths, exactly as sent (float64, never resampled or
-  rounded: they are the source of truth for re-embedding with a later model),
+  rounded: they are the source of truth for re-embedding with a later model), and the unit of
+  those wavelengths when known,
 - its JSON metadata,
 - the model's embedding ``(latent_dim,)`` float32 (L2-normalised by the model),
 - the preprocessed model-grid spectrum ``(seq_len,)`` float32 (for ``space="spectrum"`` search),
@@ -44,6 +45,7 @@ __all__ = [
     "SearchHit",
     "SearchSpace",
     "StoredVectors",
+    "axis_range",
     "entry_from_row",
     "matches_filter",
 ]
@@ -114,6 +116,9 @@ class LibraryEntry:
         processed: ``(seq_len,)`` float32, the spectrum after the model's preprocessing.
         model_version: version of the model that produced ``embedding`` and ``processed``.
         created_at, updated_at: Unix seconds (set by the store; 0.0 on entries not yet stored).
+        unit: the unit of ``wavelengths`` (``"nm"``, ``"um"``, ``"cm-1"``), or None when not
+            known (an axis-relative model's entry sent without a unit; entries stored before
+            the unit was recorded).
     """
 
     id: str
@@ -125,6 +130,7 @@ class LibraryEntry:
     model_version: str
     created_at: float = 0.0
     updated_at: float = 0.0
+    unit: str | None = None
 
     def __post_init__(self) -> None:
         spectrum = np.asarray(self.spectrum, dtype=np.float64).reshape(-1)
@@ -166,11 +172,17 @@ class StoredVectors:
         ids: entry ids.
         metadata: their metadata, in the same order.
         matrix: ``(N, latent_dim)`` embeddings or ``(N, seq_len)`` processed spectra, float32.
+        axes: when asked for (``vectors(..., with_axes=True)``), ``(N, 2)`` float64 lowest and
+            highest stored wavelength of each entry: an axis-relative model's processed
+            spectrum lies on ``seq_len`` evenly spaced points between them.
+        units: with ``axes``, the unit of each entry's wavelengths (None: not known).
     """
 
     ids: list[str]
     metadata: list[dict[str, Any]]
     matrix: np.ndarray
+    axes: np.ndarray | None = None
+    units: list[str | None] | None = None
 
 
 def matches_filter(metadata: Mapping[str, Any], metadata_filter: MetadataFilter | None) -> bool:
@@ -201,14 +213,16 @@ def _json_equal(a: Any, b: Any) -> bool:
 #: The columns every backend stores per entry, in the order :func:`entry_from_row` reads them.
 COLUMNS = (
     "id, spectrum, wavelengths, metadata, embedding, processed, model_version, "
-    "created_at, updated_at"
+    "created_at, updated_at, unit"
 )
 
 
 def entry_from_row(row: Sequence[Any]) -> LibraryEntry:
     """A :data:`COLUMNS` row -> LibraryEntry. Arrays are little-endian bytes (float64 originals,
     float32 embedding and processed); metadata is JSON text or an already decoded mapping."""
-    entry_id, spectrum, wavelengths, metadata, embedding, processed, version, created, updated = row
+    entry_id, spectrum, wavelengths, metadata, embedding, processed, version, created, updated = (
+        row[:9]
+    )
     return LibraryEntry(
         id=entry_id,
         spectrum=np.frombuffer(spectrum, dtype="<f8").copy(),
@@ -219,7 +233,21 @@ def entry_from_row(row: Sequence[Any]) -> LibraryEntry:
         model_version=version,
         created_at=created,
         updated_at=updated,
+        unit=row[9],
     )
+
+
+def axis_range(wavelengths: bytes | memoryview | np.ndarray | None) -> tuple[float, float]:
+    """``(lowest, highest)`` of stored wavelengths (little-endian float64 bytes or an array);
+    ``(nan, nan)`` for an entry stored without them (its grid is unknown)."""
+    if wavelengths is None:
+        return (float("nan"), float("nan"))
+    if isinstance(wavelengths, (bytes, bytearray, memoryview)):
+        wavelengths = np.frombuffer(wavelengths, "<f8")
+    axis = np.asarray(wavelengths, dtype=np.float64)
+    if axis.size == 0:
+        return (float("nan"), float("nan"))
+    return (float(axis.min()), float(axis.max()))
 
 
 def array_bytes(entry: LibraryEntry) -> tuple[bytes, bytes | None, bytes, bytes]:
@@ -392,10 +420,12 @@ class LibraryStore(abc.ABC):
         *,
         model_version: str,
         metadata_filter: MetadataFilter | None = None,
+        with_axes: bool = False,
     ) -> StoredVectors:
         """The stored embeddings (``space="embedding"``) or processed spectra
         (``"spectrum"``) of every entry matching ``metadata_filter``, for whole-library work
-        (exact spectral search, clustering, maps).
+        (exact spectral search, clustering, maps); ``with_axes`` adds each entry's stored
+        wavelength range and unit (an axis-relative model's spectral search needs them).
 
         Raises:
             ModelVersionMismatchError: the library is embedded with another version.
@@ -403,11 +433,15 @@ class LibraryStore(abc.ABC):
         """
         if space not in SEARCH_SPACES:
             raise ValueError(f"space={space!r} must be 'embedding' or 'spectrum'")
-        return self._vectors(space, model_version, metadata_filter)
+        return self._vectors(space, model_version, metadata_filter, with_axes)
 
     @abc.abstractmethod
     def _vectors(
-        self, space: SearchSpace, model_version: str, metadata_filter: MetadataFilter | None
+        self,
+        space: SearchSpace,
+        model_version: str,
+        metadata_filter: MetadataFilter | None,
+        with_axes: bool,
     ) -> StoredVectors:
         """:meth:`vectors` on checked arguments."""
 

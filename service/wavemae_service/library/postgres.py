@@ -46,6 +46,7 @@ from .base import (
     SearchSpace,
     StoredVectors,
     array_bytes,
+    axis_range,
     entry_from_row,
     f32_bytes,
 )
@@ -226,15 +227,17 @@ class PostgresLibraryStore(LibraryStore):
                 model_version,
                 now,
                 now,
+                e.unit,
             )
             for e in entries
         ]
         upsert = sql.SQL(
             "INSERT INTO {entries} (id, spectrum, wavelengths, embedding, processed, metadata, "
-            "embedding_v, processed_v, model_version, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "embedding_v, processed_v, model_version, created_at, updated_at, unit) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET spectrum = EXCLUDED.spectrum, "
-            "wavelengths = EXCLUDED.wavelengths, metadata = EXCLUDED.metadata, "
+            "wavelengths = EXCLUDED.wavelengths, unit = EXCLUDED.unit, "
+            "metadata = EXCLUDED.metadata, "
             "embedding = EXCLUDED.embedding, processed = EXCLUDED.processed, "
             "embedding_v = EXCLUDED.embedding_v, processed_v = EXCLUDED.processed_v, "
             "model_version = EXCLUDED.model_version, updated_at = EXCLUDED.updated_at"
@@ -362,13 +365,18 @@ class PostgresLibraryStore(LibraryStore):
         return self._run(work)
 
     def _vectors(
-        self, space: SearchSpace, model_version: str, metadata_filter: MetadataFilter | None
+        self,
+        space: SearchSpace,
+        model_version: str,
+        metadata_filter: MetadataFilter | None,
+        with_axes: bool,
     ) -> StoredVectors:
         column = sql.Identifier("embedding" if space == "embedding" else "processed")
         where, params = filter_clause(metadata_filter)
+        axes = sql.SQL(", wavelengths, unit" if with_axes else "")
         query = sql.SQL(
-            "SELECT id, metadata, {col} FROM {entries} WHERE {where} ORDER BY id"
-        ).format(col=column, entries=sql.Identifier(ENTRIES), where=where)
+            "SELECT id, metadata, {col}{axes} FROM {entries} WHERE {where} ORDER BY id"
+        ).format(col=column, axes=axes, entries=sql.Identifier(ENTRIES), where=where)
         width = self.latent_dim if space == "embedding" else self.seq_len
 
         def work(conn: psycopg.Connection) -> StoredVectors:
@@ -378,9 +386,17 @@ class PostgresLibraryStore(LibraryStore):
                     raise ModelVersionMismatchError(version, model_version)
             rows = conn.execute(query, params).fetchall()
             matrix = np.zeros((len(rows), width), dtype=np.float32)
-            for i, (_, _, blob) in enumerate(rows):
-                matrix[i] = np.frombuffer(blob, dtype="<f4")
-            return StoredVectors([r[0] for r in rows], [r[1] for r in rows], matrix)
+            for i, row in enumerate(rows):
+                matrix[i] = np.frombuffer(row[2], dtype="<f4")
+            if not with_axes:
+                return StoredVectors([r[0] for r in rows], [r[1] for r in rows], matrix)
+            return StoredVectors(
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                matrix,
+                axes=np.array([axis_range(r[3]) for r in rows], np.float64).reshape(-1, 2),
+                units=[r[4] for r in rows],
+            )
 
         return self._run(work)
 

@@ -70,11 +70,18 @@ def migrate(url: str, *, latent_dim: int, seq_len: int) -> None:
                 processed_v   vector({seq}),
                 model_version text NOT NULL,
                 created_at    double precision NOT NULL,
-                updated_at    double precision NOT NULL)"""
+                updated_at    double precision NOT NULL,
+                unit          text)"""
             ).format(
                 entries=sql.Identifier(ENTRIES),
                 dim=sql.Literal(latent_dim),
                 seq=sql.Literal(seq_len),
+            )
+        )
+        # a library written before units were recorded: NULL = not known
+        conn.execute(
+            sql.SQL("ALTER TABLE {entries} ADD COLUMN IF NOT EXISTS unit text").format(
+                entries=sql.Identifier(ENTRIES)
             )
         )
         conn.execute(

@@ -7,7 +7,9 @@ Durability: every write is one ``BEGIN IMMEDIATE ... COMMIT`` transaction; with 
 commit succeeds, so it never shows an entry the file does not hold.
 
 Arrays are stored as little-endian BLOBs: the original spectrum and wavelengths as float64
-(exactly what the caller sent), the embedding and processed spectrum as float32.
+(exactly what the caller sent), the embedding and processed spectrum as float32. Each entry's
+wavelength range and unit are also kept in memory (an axis-relative model's spectral search
+reads them per search).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from .base import (
     SearchSpace,
     StoredVectors,
     array_bytes,
+    axis_range,
     entry_from_row,
     f32_bytes,
     matches_filter,
@@ -54,7 +58,8 @@ CREATE TABLE IF NOT EXISTS entries (
     processed     BLOB NOT NULL,     -- float32 (seq_len,)
     model_version TEXT NOT NULL,
     created_at    REAL NOT NULL,
-    updated_at    REAL NOT NULL
+    updated_at    REAL NOT NULL,
+    unit          TEXT               -- unit of wavelengths, NULL = not known
 );
 CREATE TABLE IF NOT EXISTS analyses (   -- clusters and maps, per model version
     name          TEXT PRIMARY KEY,
@@ -91,10 +96,15 @@ class SQLiteLibraryStore(LibraryStore):
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(entries)")}
+        if "unit" not in columns:  # a library written before units were recorded
+            self._conn.execute("ALTER TABLE entries ADD COLUMN unit TEXT")
         self._conn.execute(
             "INSERT OR IGNORE INTO library_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )
         self._index = ExactIndex(self.latent_dim, self.seq_len)
+        # id -> (lowest, highest wavelength, unit) of every entry, for with_axes
+        self._axes: dict[str, tuple[float, float, str | None]] = {}
         self._version: str | None = self._read_version()
         self._rebuild_index()
 
@@ -109,9 +119,13 @@ class SQLiteLibraryStore(LibraryStore):
     def _rebuild_index(self) -> None:
         """Load every row whose arrays fit the served model's dims into the index."""
         self._index.clear()
+        self._axes.clear()
         ids, embeddings, spectra, metadata = [], [], [], []
-        cursor = self._conn.execute("SELECT id, embedding, processed, metadata FROM entries")
-        for entry_id, embedding, processed, meta in cursor:
+        cursor = self._conn.execute(
+            "SELECT id, embedding, processed, metadata, wavelengths, unit FROM entries"
+        )
+        for entry_id, embedding, processed, meta, wavelengths, unit in cursor:
+            self._axes[entry_id] = (*axis_range(wavelengths), unit)
             emb = np.frombuffer(embedding, dtype="<f4")
             proc = np.frombuffer(processed, dtype="<f4")
             if emb.size == self.latent_dim and proc.size == self.seq_len:
@@ -157,7 +171,15 @@ class SQLiteLibraryStore(LibraryStore):
         processed = np.stack([e.processed for e in entries])
         now = time.time()
         rows = [
-            (e.id, *array_bytes(e), orjson.dumps(e.metadata).decode(), model_version, now, now)
+            (
+                e.id,
+                *array_bytes(e),
+                orjson.dumps(e.metadata).decode(),
+                model_version,
+                now,
+                now,
+                e.unit,
+            )
             for e in entries
         ]
 
@@ -168,9 +190,9 @@ class SQLiteLibraryStore(LibraryStore):
                 raise ModelVersionMismatchError(version, model_version)
             conn.executemany(
                 "INSERT INTO entries (id, spectrum, wavelengths, embedding, processed, metadata, "
-                "model_version, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?) "
+                "model_version, created_at, updated_at, unit) VALUES (?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(id) DO UPDATE SET spectrum=excluded.spectrum, "
-                "wavelengths=excluded.wavelengths, metadata=excluded.metadata, "
+                "wavelengths=excluded.wavelengths, unit=excluded.unit, metadata=excluded.metadata, "
                 "embedding=excluded.embedding, processed=excluded.processed, "
                 "model_version=excluded.model_version, updated_at=excluded.updated_at",
                 rows,
@@ -184,6 +206,8 @@ class SQLiteLibraryStore(LibraryStore):
             self._write(statements)
             self._version = model_version
             self._index.upsert(ids, embeddings, processed, [e.metadata for e in entries])
+            for e in entries:
+                self._axes[e.id] = (*axis_range(e.wavelengths), e.unit)
 
     def delete(self, entry_id: str) -> None:
         def statements(conn: sqlite3.Connection) -> None:
@@ -193,6 +217,7 @@ class SQLiteLibraryStore(LibraryStore):
         with self._lock:
             self._write(statements)
             self._index.remove(entry_id)
+            self._axes.pop(entry_id, None)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -237,12 +262,24 @@ class SQLiteLibraryStore(LibraryStore):
             return self._index.search(queries, k, space=space, metadata_filter=metadata_filter)
 
     def _vectors(
-        self, space: SearchSpace, model_version: str, metadata_filter: MetadataFilter | None
+        self,
+        space: SearchSpace,
+        model_version: str,
+        metadata_filter: MetadataFilter | None,
+        with_axes: bool,
     ) -> StoredVectors:
         with self._lock:
             if self._count_unlocked() > 0 and self._version != model_version:
                 raise ModelVersionMismatchError(self._version, model_version)
-            return self._index.rows(space, metadata_filter)
+            rows = self._index.rows(space, metadata_filter)
+            if not with_axes:
+                return rows
+            axes = [self._axes[entry_id] for entry_id in rows.ids]
+        return replace(
+            rows,
+            axes=np.array([a[:2] for a in axes], dtype=np.float64).reshape(-1, 2),
+            units=[a[2] for a in axes],
+        )
 
     # -- analyses ------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ def _entry_json(entry: LibraryEntry, include_embedding: bool) -> dict[str, Any]:
         "id": entry.id,
         "spectrum": entry.spectrum,
         "wavelengths": entry.wavelengths,
+        "unit": entry.unit,
         "metadata": entry.metadata,
         "model_version": entry.model_version,
         "created_at": entry.created_at,
