@@ -1,6 +1,7 @@
 """Fixtures shared by every test folder.
 
-``tiny_artifact``: a tiny exported WaveMAE (seq_len 64, latent_dim 16), once per session.
+``tiny_artifact``: a tiny exported WaveMAE (seq_len 64, latent_dim 16), once per session;
+``tiny_relative_artifact``: the same with an axis-relative manifest.
 
 ``postgres_url``: a real PostgreSQL 16 with pgvector for the whole session, started from Python
 by the ``pgserver`` package (no apt, no docker) in a temporary folder and stopped and deleted at
@@ -94,4 +95,15 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return export_tiny_model(
         tmp_path_factory.mktemp("artifact") / "tiny", seq_len=64, latent_dim=16
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_relative_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny export with an axis-relative manifest (``axis: relative``, SNV): any contiguous
+    axis in any unit, resampled onto its 64 points over the caller's own range."""
+    from tiny_artifact import export_tiny_model
+
+    return export_tiny_model(
+        tmp_path_factory.mktemp("relative-artifact") / "general", seq_len=64, axis="relative"
     )

@@ -241,13 +241,16 @@ class SimilarRequest(_Strict):
     )
     window: Annotated[int, Strict(), Field(ge=3, le=101)] = Field(
         DEFAULT_WINDOW,
-        description="space='spectrum': Savitzky-Golay window in bands of the model grid (odd).",
+        description="space='spectrum': Savitzky-Golay window in bands of the model grid (odd); "
+        "for an axis-relative model, in points of the common grid of the query and each entry "
+        "(as many points over their common range as the sparser of the two has there).",
     )
     exclude: list[Annotated[list[Number], Field(min_length=2, max_length=2)]] = Field(
         default_factory=list,
         max_length=32,
         description="space='spectrum': wavelength ranges [low, high] (in `unit`, default the "
-        "model's) left out of the comparison, e.g. water or CO2 bands.",
+        "model's; for an axis-relative model, on the query's own axis) left out of the "
+        "comparison, e.g. water or CO2 bands.",
     )
     scale: Literal["hqi", "r", "r2"] = Field(
         "hqi",
@@ -292,14 +295,21 @@ class SimilarResponse(BaseModel):
         "out: hidden from the masked encoder, or excluded from the spectrum comparison.",
     )
     warnings: list[list[str]] | None = Field(
-        None, description="Per query spectrum, as for /embed (absent for embeddings)."
+        None,
+        description="Per query spectrum, as for /embed (absent for embeddings); with "
+        "space='spectrum' on an axis-relative model, also how many library entries were not "
+        "compared because they share too little range with the query.",
     )
 
 
 class LibraryPutRequest(_Strict):
     spectrum: Spectrum = Field(..., description="The reference spectrum, stored unchanged.")
     wavelengths: Spectrum | None = Field(None, description=_WAVELENGTHS_DOC)
-    unit: str | None = Field(None, description=_UNIT_DOC + " Stored in the model's unit.")
+    unit: str | None = Field(
+        None,
+        description=_UNIT_DOC + " Stored in the model's unit (an axis-relative model keeps the "
+        "axis and its unit as sent).",
+    )
     metadata: dict[str, JsonValue] = Field(
         default_factory=dict,
         description="JSON object stored with the entry (finite numbers, at most "
@@ -330,6 +340,11 @@ class LibraryEntryOut(BaseModel):
     id: str
     spectrum: list[float]
     wavelengths: list[float] | None
+    unit: str | None = Field(
+        None,
+        description="Unit of the stored wavelengths (nm, um, cm-1); null when not known (an "
+        "axis-relative model's entry sent without a unit).",
+    )
     metadata: dict[str, Any]
     model_version: str
     created_at: float

@@ -35,13 +35,10 @@ def _spectrum(axis: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def http(tmp_path_factory) -> Iterator[httpx.Client]:
-    from tiny_artifact import export_tiny_model
-
+def http(tmp_path_factory, tiny_relative_artifact) -> Iterator[httpx.Client]:
     folder = tmp_path_factory.mktemp("relative")
-    artifact = export_tiny_model(folder / "general", seq_len=SEQ_LEN, axis="relative")
     env = {
-        "WAVEMAE_MODEL_DIR": str(artifact),
+        "WAVEMAE_MODEL_DIR": str(tiny_relative_artifact),
         "WAVEMAE_LIBRARY_URL": str(folder / "library.sqlite3"),
         "WAVEMAE_LOG_LEVEL": "warning",
     }

@@ -51,7 +51,14 @@ from .records import (
     SpectraReport,
     WriteResult,
 )
-from .spectral import PreparedCache, check_options, hqi_search, with_gaps
+from .spectral import (
+    PreparedCache,
+    QueryAxis,
+    check_options,
+    hqi_search,
+    hqi_search_common_range,
+    with_gaps,
+)
 
 __all__ = ["LibraryService", "require_store", "run_on_store", "service_error"]
 
@@ -215,6 +222,9 @@ class LibraryService:
                 embedding=embeddings[i],
                 processed=processed[i],
                 model_version=self.model_id,
+                # an axis-relative model keeps the caller's axis (and its unit, when sent);
+                # a fixed-grid model's wavelengths arrive converted to its unit
+                unit=item.unit if self._inference.relative else self._inference.unit,
             )
             for i, item in enumerate(items)
         ]
@@ -290,14 +300,17 @@ class LibraryService:
             vectors = unit_rows(vectors, "spectra")
             report = SpectraReport(*await self._inference.report(model_input))
         else:
-            hits, model_input = await self._spectral(query)
+            hits, model_input, note = await self._spectral(query)
             shaped = bounded_hits(
                 hits,
                 query.include_metadata,
                 query.fields,
                 max_bytes=self._max_search_response_bytes,
             )
-            return SimilarResult(shaped, SpectraReport(*await self._inference.report(model_input)))
+            coverage, warnings = await self._inference.report(model_input)
+            if note:
+                warnings = [[*row, note] for row in warnings]
+            return SimilarResult(shaped, SpectraReport(coverage, warnings))
         hits = await self._call(
             lambda store: store.search(
                 vectors,
@@ -315,9 +328,13 @@ class LibraryService:
         )
         return SimilarResult(shaped, report, vectors)
 
-    async def _spectral(self, query: SimilarQuery) -> tuple[list[list[SearchHit]], ModelInput]:
+    async def _spectral(
+        self, query: SimilarQuery
+    ) -> tuple[list[list[SearchHit]], ModelInput, str | None]:
         """Hit Quality Index search of raw query spectra against every candidate entry, on
-        the bands the queries cover; and the queries' model input."""
+        the bands the queries cover; the queries' model input; and a warning for every query
+        when candidates were left out (an axis-relative model's entries sharing too little
+        range with the queries)."""
         if query.missing is not None and any(len(row) for row in query.missing):
             raise InvalidInput(
                 "missing applies to space='embedding'; the spectrum search leaves bands out "
@@ -329,16 +346,14 @@ class LibraryService:
             query.spectra, query.wavelengths, unit=query.unit
         )
         options = query.hqi
+        if self._inference.relative:
+            return await self._spectral_common_range(query, model_input)
         if model_input.visible is not None:  # the query's range is shared by its spectra
             # a derivative at a band reaches half a window into the edge-filled values
             reach = options.window // 2 if options.preprocessing.startswith("deriv") else 0
             uncovered = tuple(uncovered_ranges(grid, model_input.visible[0], reach))
             options = replace(options, exclude=options.exclude + uncovered)
-        try:
-            check_options(options, grid)
-        except ValueError as exc:
-            name = "window" if str(exc).startswith("window") else "exclude"
-            raise InvalidInput(str(exc), field=name) from None
+        check_options(options, grid)
 
         def search(store: LibraryStore) -> list[list[SearchHit]]:
             candidates = store.vectors(
@@ -354,7 +369,37 @@ class LibraryService:
                 cache=self._hqi_cache,
             )
 
-        return await self._call(search), model_input
+        return await self._call(search), model_input, None
+
+    async def _spectral_common_range(
+        self, query: SimilarQuery, model_input: ModelInput
+    ) -> tuple[list[list[SearchHit]], ModelInput, str | None]:
+        """:meth:`_spectral` for an axis-relative model: each candidate compared with the
+        queries on their common range; the warning counts the candidates left out."""
+        points = self._inference.grid if model_input.grid is None else model_input.grid
+        axis = QueryAxis(np.asarray(points, dtype=np.float64), query.unit)
+        options = query.hqi
+        check_options(options, axis.points)  # on the queries' own axis: the request's error
+
+        def search(store: LibraryStore) -> tuple[list[list[SearchHit]], str | None]:
+            candidates = store.vectors(
+                "spectrum",
+                model_version=self.model_id,
+                metadata_filter=query.metadata_filter,
+                with_axes=True,
+            )
+            return hqi_search_common_range(
+                candidates,
+                model_input.x,
+                preprocessor=self._inference.artifact.preprocessor,
+                axis=axis,
+                options=options,
+                k=query.k,
+                cache=self._hqi_cache,
+            )
+
+        hits, note = await self._call(search)
+        return hits, model_input, note
 
     async def reembed(self) -> ReembedResult:
         """Re-embed every entry written by another model version from its stored original

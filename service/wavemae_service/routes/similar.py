@@ -106,7 +106,8 @@ async def similar(request: Request) -> Response:
         ),
         include_metadata=req.include_metadata,
         fields=req.fields,
-        hqi=_hqi_options(req, model_unit),
+        # an axis-relative model compares on the caller's axis: exclude stays in its unit
+        hqi=_hqi_options(req, None if inference.relative else model_unit),
         missing=missing,
         unit=unit,
     )
@@ -124,12 +125,13 @@ async def similar(request: Request) -> Response:
     return json_response(answer)
 
 
-def _hqi_options(req: SimilarRequest, model_unit: str) -> HQIOptions:
-    """The request's HQI options, ``exclude`` read in the request's ``unit``; a wrong
-    combination answers 422 naming the field."""
+def _hqi_options(req: SimilarRequest, model_unit: str | None) -> HQIOptions:
+    """The request's HQI options, ``exclude`` read in the request's ``unit`` and converted to
+    ``model_unit`` (None: kept in the request's unit); a wrong combination answers 422 naming
+    the field."""
     unit = check_unit(req.unit) or model_unit
     exclude = list(req.exclude)
-    if unit != model_unit:
+    if model_unit is not None and unit != model_unit:
         for i, (low, high) in enumerate(req.exclude):
             if not low < high:  # checked before conversion, so that it names their numbers
                 raise InvalidInput(
