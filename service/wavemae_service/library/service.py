@@ -263,7 +263,9 @@ class LibraryService:
         ``space="embedding"``: cosine of embeddings (``embeddings`` as they are, ``spectra``
         embedded by the served model; query vectors scaled to unit length safely, rows of 1e300
         or 1e-300 included). ``space="spectrum"``: the Hit Quality Index of the ``spectra``
-        against every candidate's stored model-grid spectrum (:mod:`.spectral`). ``gap`` is a
+        against every candidate's stored model-grid spectrum (:mod:`.spectral`; an axis-relative
+        model compares each pair on their common range, and candidates sharing too little of it
+        are not hits, counted in every query's warnings). ``gap`` is a
         hit's score minus the next one's; None for the last hit of an embedding search and for
         the library's last entry. A query spectrum covering part of the model's range is
         compared on the bands it covers (embedding: the masked encoder; spectrum: the bands

@@ -53,7 +53,9 @@ async def similar(request: Request) -> Response:
     `space="embedding"`: cosine of the served model's embeddings of `spectra` (or of the given
     `embeddings`). `space="spectrum"`: the Hit Quality Index of `spectra` against every
     candidate on the model grid, after `preprocessing` (default: 2nd Savitzky-Golay derivative,
-    11 bands), with `exclude`d ranges left out. `filter` restricts candidates by metadata.
+    11 bands), with `exclude`d ranges left out; on an axis-relative model, on the common range
+    of the query and each entry (entries sharing too little range are not hits; `warnings`
+    says how many). `filter` restricts candidates by metadata.
     `include_cluster` (JSON field, or query parameter) also answers where each query's
     embedding falls in the library's stored clustering (409 when there is none).
     """
