@@ -147,6 +147,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.library = library
     app.state.analysis = analysis
     app.state.ready = True
+    if settings.map_warmup:
+        analysis.warm_maps_in_background()
     reembedding = None
     if stale_version is not None:
         if settings.reembed_on_start:

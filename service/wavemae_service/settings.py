@@ -199,6 +199,12 @@ class Settings(BaseSettings):
         "only a holder of it can make one that the server will unpickle; without, the library "
         "database is trusted like the model directory (README, Clusters and maps).",
     )
+    map_warmup: bool = Field(
+        True,
+        description="At start-up (and after a map fit here), load the stored maps' fitted "
+        "transforms and place one dummy point in a background thread, so the first placement "
+        "does not compile UMAP's numba kernels (10-18 s); requests meanwhile wait for it.",
+    )
 
     # -- auth -------------------------------------------------------------------------------
     api_keys: str = Field(
