@@ -33,9 +33,9 @@ from .analysis import (
     ClusterAssignment,
     Job,
     JobBusy,
-    assign_clusters,
     assignment,
     cluster_result,
+    map_page,
     map_result,
 )
 from .base import LibraryStore, MetadataFilter
@@ -373,43 +373,13 @@ class AnalysisService:
         limit: int,
         fields: list[str] | None,
     ) -> dict[str, Any]:
-        coordinates = payload["coordinates"]
         clusters = store.load_analysis(_CLUSTERS)
-        labels: dict[str, int] = {}
-        if clusters is not None and clusters[0] == self.model_id:
-            labels = clusters[1]["labels"]
-            unlabelled = [i for i, e in enumerate(vectors.ids) if e not in labels]
-            if unlabelled:
-                assigned = assign_clusters(vectors.matrix[unlabelled], clusters[1])
-                labels = {
-                    **labels,
-                    **{vectors.ids[i]: int(c) for i, c in zip(unlabelled, assigned, strict=True)},
-                }
-        entries = []
-        for i in range(offset, min(offset + limit, len(vectors.ids))):
-            entry_id = vectors.ids[i]
-            xy = coordinates.get(entry_id)
-            meta = vectors.metadata[i]
-            entries.append(
-                {
-                    "id": entry_id,
-                    "x": None if xy is None else xy[0],
-                    "y": None if xy is None else xy[1],
-                    "cluster": labels.get(entry_id),
-                    "metadata": meta
-                    if fields is None
-                    else {f: meta[f] for f in fields if f in meta},
-                }
-            )
-        return {
-            "method": method,
-            "model": self.model_id,
-            "count": len(vectors.ids),
-            "offset": offset,
-            "computed_at": payload["computed_at"],
-            "unplaced": sum(1 for e in vectors.ids if e not in coordinates),
-            "items": entries,
-        }
+        if clusters is None or clusters[0] != self.model_id:
+            clusters = None
+        page = map_page(
+            payload, vectors, None if clusters is None else clusters[1], offset, limit, fields
+        )
+        return {"method": method, "model": self.model_id, **page}
 
     # -- jobs ----------------------------------------------------------------------------------
 
