@@ -1,5 +1,5 @@
-"""A map refitted by another replica while this one reads it: two stores on one real SQLite
-file, each behind its own :class:`AnalysisService` (two replicas sharing a library).
+"""A map refitted while a replica reads it: stores on one real library (a SQLite file, or
+PostgreSQL), each behind its own :class:`AnalysisService` (replicas sharing a library).
 
 The refit is made to land exactly between two reads of the reading replica (its store runs the
 refit right after its next read of the stored map), so each interleaving the race allows is
@@ -18,6 +18,7 @@ import pytest
 from wavemae.cluster import unit_rows
 from wavemae_service.library import LibraryEntry
 from wavemae_service.library.analysis_service import AnalysisService, MapFitOptions
+from wavemae_service.library.postgres import PostgresLibraryStore
 from wavemae_service.library.sqlite import SQLiteLibraryStore
 
 MODEL = "tiny:1"
@@ -25,18 +26,27 @@ DIM = 16
 SEQ_LEN = 8
 
 
-class Replica(SQLiteLibraryStore):
-    """One replica's connection to the shared file. ``then``, when set, runs once right after
-    its next read of the stored t-SNE map: another replica acting between two of its reads."""
+class _Then:
+    """One replica's connection to the shared library. ``then``, when set, runs once right
+    after its next read of the stored t-SNE map: another replica acting between two of its
+    reads."""
 
     then: Callable[[], None] | None = None
 
     def load_analysis(self, name: str):
-        row = super().load_analysis(name)
+        row = super().load_analysis(name)  # type: ignore[misc]
         if name == "map:tsne" and self.then is not None:
             action, self.then = self.then, None
             action()
         return row
+
+
+class SQLiteReplica(_Then, SQLiteLibraryStore):
+    pass
+
+
+class PostgresReplica(_Then, PostgresLibraryStore):
+    pass
 
 
 def _entries(n: int, seed: int, prefix: str) -> list[LibraryEntry]:
@@ -57,8 +67,9 @@ def _entries(n: int, seed: int, prefix: str) -> list[LibraryEntry]:
     ]
 
 
-def _replica(path) -> tuple[Replica, AnalysisService]:
-    store = Replica(path, latent_dim=DIM, seq_len=SEQ_LEN)
+def _replica(url: str) -> tuple[_Then, AnalysisService]:
+    kind = PostgresReplica if url.startswith("postgresql") else SQLiteReplica
+    store = kind(url, latent_dim=DIM, seq_len=SEQ_LEN)
     return store, AnalysisService(store, MODEL, MapFitOptions(isolation="thread"))
 
 
@@ -74,11 +85,14 @@ def _place(service: AnalysisService, query: np.ndarray) -> list[dict[str, float]
     return asyncio.run(service.place(method="tsne", embeddings=query.tolist()))["points"]
 
 
-@pytest.fixture
-def replicas(tmp_path):
-    """Replicas "a" and "b" (and "c", which has not loaded any map yet) on one library file,
-    with a t-SNE map fitted by "a"."""
-    path = tmp_path / "library.sqlite3"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def replicas(request, tmp_path):
+    """Replicas "a" and "b" (and "c", which has not loaded any map yet) on one library, with a
+    t-SNE map fitted by "a"."""
+    if request.param == "postgres":
+        path = request.getfixturevalue("fresh_postgres_url")
+    else:
+        path = str(tmp_path / "library.sqlite3")
     made = {"a": _replica(path)}
     made["a"][0].put(_entries(24, seed=1, prefix="e"), model_version=MODEL)
     made.update(b=_replica(path), c=_replica(path))
