@@ -41,6 +41,7 @@ from .library.service import LibraryService
 from .metrics import ServiceMetrics
 from .routes import ROUTERS
 from .routes.common import json_response, single_valued_query
+from .routes.cube import CubeSlots
 from .routes.ui import router as ui_router
 from .schemas import (
     ClustersRequest,
@@ -147,6 +148,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.library = library
     app.state.analysis = analysis
     app.state.ready = True
+    if settings.map_warmup:
+        analysis.warm_maps_in_background()
     reembedding = None
     if stale_version is not None:
         if settings.reembed_on_start:
@@ -298,6 +301,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.inference = None
     app.state.library = None
     app.state.metrics = ServiceMetrics()
+    app.state.cube_slots = CubeSlots(settings.max_concurrent_cubes)
     _install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

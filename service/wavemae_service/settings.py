@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         "queue one batch at a time, at most 2 x inference_workers batches at once, waiting "
         "for room rather than answering 429, so interactive requests keep their turn.",
     )
+    max_concurrent_cubes: int = Field(
+        2,
+        ge=1,
+        description="POST /embed/cube requests handled at once (each holds a temporary upload "
+        "of up to max_cube_bytes and its answer on disk, and queues cube batches); one more "
+        "answers 429 with Retry-After before its upload is read.",
+    )
     max_metadata_bytes: int = Field(
         16 * 1024,
         ge=2,
@@ -198,6 +205,12 @@ class Settings(BaseSettings):
         "every replica; never stored in the library). Transforms are pickles, so with a key "
         "only a holder of it can make one that the server will unpickle; without, the library "
         "database is trusted like the model directory (README, Clusters and maps).",
+    )
+    map_warmup: bool = Field(
+        True,
+        description="At start-up (and after a map fit here), load the stored maps' fitted "
+        "transforms and place one dummy point in a background thread, so the first placement "
+        "does not compile UMAP's numba kernels (10-18 s); requests meanwhile wait for it.",
     )
 
     # -- auth -------------------------------------------------------------------------------

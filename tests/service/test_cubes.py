@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 
 import httpx
 import numpy as np
@@ -337,3 +339,53 @@ def test_a_cube_label_image_assigns_each_pixel_as_include_cluster_does(cube_http
     assert len(set(labels.reshape(-1).tolist())) == 3  # three families, three labels
     summary = json.loads(response.headers["X-WaveMAE-Clusters"])
     assert summary["method"] == "kmeans" and summary["k"] == 3
+
+
+def test_cubes_beyond_max_concurrent_cubes_get_429_with_retry_after(start_server):
+    server = start_server(max_concurrent_cubes=1)
+    cube = _npy(_cube(2, 3, SEQ_LEN))
+    head, rest = cube[:64], cube[64:]
+    release = threading.Event()
+
+    def slow_upload():  # the first cube arrives slowly: it holds the one slot meanwhile
+        yield head
+        release.wait(60)
+        yield rest
+
+    first: list[httpx.Response] = []
+    uploader = threading.Thread(
+        target=lambda: first.append(
+            httpx.post(
+                server.url + "/embed/cube",
+                content=slow_upload(),
+                headers={"Content-Type": NPY},
+                timeout=90,
+            )
+        )
+    )
+    uploader.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            deadline = time.monotonic() + 20
+            refused = None
+            while refused is None and time.monotonic() < deadline:
+                answer = http.post("/embed/cube", content=cube, headers={"Content-Type": NPY})
+                if answer.status_code == 429:
+                    refused = answer
+                else:  # the first upload has not reached the route yet
+                    assert answer.status_code == 200, answer.text
+                    time.sleep(0.05)
+            assert refused is not None, "a second cube was never refused"
+            assert int(refused.headers["Retry-After"]) > 0
+            error = refused.json()["error"]
+            assert error["type"] == "overloaded" and "max_concurrent_cubes=1" in error["message"]
+            # /embed is not limited by it
+            pixel = _cube(1, 1, SEQ_LEN)[0].tolist()
+            assert http.post("/embed", json={"spectra": pixel}).status_code == 200
+    finally:
+        release.set()
+        uploader.join(90)
+    assert first[0].status_code == 200, first[0].text
+    with httpx.Client(base_url=server.url, timeout=30) as http:  # the slot is free again
+        again = http.post("/embed/cube", content=cube, headers={"Content-Type": NPY})
+        assert again.status_code == 200, again.text

@@ -239,17 +239,31 @@ def test_vectors_return_stored_arrays_by_id_and_analyses_persist(store, store_ta
     store.save_analysis("clusters", V1, {**payload, "k": 3})  # replaced, not added
     # a map keeps its fitted transform (bytes) next to its payload, in the same write
     transform = bytes(range(256)) * 1000
-    store.save_analysis("map:umap", V1, {"digest": "a"}, blob=transform)
-    store.save_analysis("map:umap", V1, {"digest": "a", "placed": 1}, keep_blob=True)
+    fit_a = {"transform": {"digest": "a"}}
+    store.save_analysis("map:umap", V1, fit_a, blob=transform)
+    # a payload updated in place (points placed) keeps the blob, while it is still fit "a"
+    assert store.update_analysis("map:umap", V1, {**fit_a, "placed": 1}, digest="a")
+    assert not store.update_analysis("map:umap", V1, {"transform": {"digest": "z"}}, digest="z")
     store.close()
     reopened = open_store(store_target, latent_dim=LATENT_DIM, seq_len=SEQ_LEN)
     try:
         assert reopened.load_analysis("clusters") == (V1, {**payload, "k": 3})
         assert reopened.load_analysis_blob("clusters") is None
-        assert reopened.load_analysis("map:umap") == (V1, {"digest": "a", "placed": 1})
+        assert reopened.load_analysis("map:umap") == (V1, {**fit_a, "placed": 1})
         assert reopened.load_analysis_blob("map:umap") == transform
-        reopened.save_analysis("map:umap", V1, {"digest": "b"})  # a refit without one
+        assert reopened.load_analysis_with_blob("map:umap") == (
+            V1,
+            {**fit_a, "placed": 1},
+            transform,
+        )
+        assert reopened.load_analysis_with_blob("clusters") == (V1, {**payload, "k": 3}, None)
+        assert reopened.load_analysis_with_blob("map:tsne") is None
+        fit_b = {"transform": {"digest": "b"}}
+        reopened.save_analysis("map:umap", V1, fit_b)  # a refit without one
         assert reopened.load_analysis_blob("map:umap") is None
+        # a payload derived from fit "a" no longer replaces the refit's
+        assert not reopened.update_analysis("map:umap", V1, {**fit_a, "placed": 2}, digest="a")
+        assert reopened.load_analysis("map:umap") == (V1, fit_b)
     finally:
         reopened.close()
 

@@ -104,6 +104,55 @@ def test_a_restarted_server_places_points_where_the_first_did(start_server, libr
     assert "POST /library/map again" in error["message"]
 
 
+def _map_state(url: str, method: str) -> str | None:
+    return httpx.get(url + "/readyz", timeout=10).json().get("maps", {}).get(method)
+
+
+def _place_umap(url: str, query: np.ndarray) -> tuple[httpx.Response, float]:
+    started = time.perf_counter()
+    response = httpx.post(
+        url + "/library/map/place",
+        json={"method": "umap", "embeddings": query.tolist()},
+        timeout=120,
+    )
+    return response, time.perf_counter() - started
+
+
+@pytest.mark.slow  # three servers, a UMAP fit, numba compiling UMAP's kernels in each: 1-3 min
+def test_a_restarted_server_warms_its_umap_map_before_the_first_placement(start_server, tmp_path):
+    library_url = str(tmp_path / "library.sqlite3")
+    x = _families()
+    first = start_server(library_url=library_url)
+    with WaveMAEClient(first.url, timeout=300) as client:
+        client.put_many([{"id": f"s{i:02d}", "spectrum": row} for i, row in enumerate(x)])
+        assert client.fit_map("umap")["result"]["transform"]["stored"] is True
+        query = client.embed(x[3:4] * 1.02)
+    # the job ends with the transform loaded and warmed in the server that fitted it
+    assert _map_state(first.url, "umap") == "ready"
+    placed, _ = _place_umap(first.url, query)
+    assert placed.status_code == 200, placed.text
+    first.stop()
+
+    # a request that arrives while a new server still warms the map waits, then is answered
+    second = start_server(library_url=library_url)
+    early, _ = _place_umap(second.url, query)
+    assert early.status_code == 200, early.text
+    assert early.json()["points"] == placed.json()["points"]
+    second.stop()
+
+    # without any request, a new server warms the stored map; the first placement is then
+    # quick (compiling UMAP's kernels in the request took 10-18 s on this machine)
+    third = start_server(library_url=library_url)
+    deadline = time.monotonic() + 300
+    while _map_state(third.url, "umap") != "ready" and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert _map_state(third.url, "umap") == "ready"
+    quick, seconds = _place_umap(third.url, query)
+    assert quick.status_code == 200, quick.text
+    assert quick.json()["points"] == placed.json()["points"]
+    assert seconds < 3.0, f"the first placement took {seconds:.1f} s"
+
+
 def _fit_processes(server_pid: int) -> list[int]:
     """Pids of the spawned children of ``server_pid`` (Linux /proc)."""
     found = []

@@ -8,6 +8,8 @@ what the embeddings mean.
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -177,3 +179,83 @@ def test_parse_keeps_the_files_axis_and_unit_for_a_relative_model(http):
     assert answer.status_code == 200, answer.text
     assert answer.json()["unit"] == "cm-1"
     assert min(answer.json()["wavelengths"]) == pytest.approx(400.0)
+
+
+def _pixels(axis: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``(rows, cols, bands)`` pixels: the spectrum scaled, offset and shifted per pixel."""
+    rng = np.random.default_rng(3)
+    t = np.linspace(0.0, 1.0, axis.size)
+    return np.array(
+        [
+            rng.uniform(0.5, 2.0) * _spectrum(axis) + rng.uniform(-0.1, 0.1) + 0.2 * t * r
+            for r in range(rows * cols)
+        ]
+    ).reshape(rows, cols, axis.size)
+
+
+def _post_cube(http: httpx.Client, cube: np.ndarray, **params) -> httpx.Response:
+    buffer = io.BytesIO()
+    np.save(buffer, cube)
+    return http.post(
+        "/embed/cube",
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/x-npy"},
+        params=params,
+    )
+
+
+@pytest.mark.parametrize(
+    ("axis", "unit"),
+    [
+        (np.linspace(4000.0, 400.0, 150), "cm-1"),  # mid-IR, decreasing, more bands than points
+        (np.linspace(1100.0, 2500.0, 37), "nm"),  # NIR, fewer bands than the model's points
+    ],
+)
+def test_a_cube_on_any_axis_embeds_each_pixel_as_embed_does(http, axis, unit):
+    cube = _pixels(axis, 3, 4)
+    wavelengths = ",".join(f"{w:.6f}" for w in axis)
+    response = _post_cube(http, cube, wavelengths=wavelengths, unit=unit)
+    assert response.status_code == 200, response.text
+    embeddings = np.load(io.BytesIO(response.content))
+    assert embeddings.shape == (3, 4, 16)
+    single = _embed(
+        http,
+        {"spectra": cube.reshape(12, -1).tolist(), "wavelengths": axis.tolist(), "unit": unit},
+    )
+    np.testing.assert_allclose(embeddings.reshape(12, -1), single["embeddings"], atol=1e-5)
+    assert float(response.headers["X-WaveMAE-Coverage"]) == 1.0  # as for single spectra
+    assert json.loads(response.headers["X-WaveMAE-Warnings"]) == single["warnings"][0]
+
+
+def test_a_cube_with_nan_bands_hides_them_as_embed_does(http):
+    axis = np.linspace(400.0, 4000.0, 120)
+    cube = _pixels(axis, 2, 3)
+    cube[1, 2, 40:50] = np.nan  # a saturated stretch in one pixel
+    params = {"wavelengths": ",".join(f"{w:g}" for w in axis), "unit": "cm-1"}
+    refused = _post_cube(http, cube, **params)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "cube[1][2][40]"
+    response = _post_cube(http, cube, **params, nan_as_missing="true")
+    assert response.status_code == 200, response.text
+    assert response.headers["X-WaveMAE-Missing-Pixels"] == "1"
+    pixels = [[None if np.isnan(v) else v for v in row] for row in cube.reshape(6, -1).tolist()]
+    single = _embed(
+        http,
+        {"spectra": pixels, "wavelengths": axis.tolist(), "unit": "cm-1", "nan_as_missing": True},
+    )
+    embeddings = np.load(io.BytesIO(response.content)).reshape(6, -1)
+    np.testing.assert_allclose(embeddings, single["embeddings"], atol=1e-5)
+
+
+def test_a_cube_without_wavelengths_needs_seq_len_bands(http):
+    cube = _pixels(np.arange(SEQ_LEN, dtype=float), 2, 2)
+    response = _post_cube(http, cube)
+    assert response.status_code == 200, response.text
+    single = _embed(http, {"spectra": cube.reshape(4, -1).tolist()})
+    np.testing.assert_allclose(
+        np.load(io.BytesIO(response.content)).reshape(4, -1), single["embeddings"], atol=1e-5
+    )
+    refused = _post_cube(http, _pixels(np.arange(SEQ_LEN + 5, dtype=float), 2, 2))
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["field"] == "wavelengths" and f"seq_len={SEQ_LEN}" in error["message"]

@@ -1,5 +1,7 @@
 """/embed latency while the service fits a library map, with the fit in a thread of the serving
-process (``WAVEMAE_MAP_FIT_ISOLATION=thread``, the old way) and in its fit process (the default).
+process (``WAVEMAE_MAP_FIT_ISOLATION=thread``, the old way) and in its fit process (the default);
+and the latency of the first placement on a stored map in a fresh server, with and without the
+start-up warm-up (``WAVEMAE_MAP_WARMUP``): :func:`first_placement_latency`.
 
 For each isolation: a fresh server (the shipped model, a fresh SQLite library) is filled with
 ``n`` synthetic spectra, one client sends single-spectrum /embed requests back to back while the
@@ -21,7 +23,12 @@ import numpy as np
 from wavemae.bench.servers import service_process
 from wavemae.bench.spectra import synthetic_raw_spectra
 
-__all__ = ["fit_latency", "format_fit_latency"]
+__all__ = [
+    "first_placement_latency",
+    "fit_latency",
+    "format_first_placement",
+    "format_fit_latency",
+]
 
 _IDLE_S = 20.0
 _FILL_BATCH = 100
@@ -47,6 +54,21 @@ def _embed_loop(http: Any, body: dict[str, Any], stop: threading.Event, out: lis
         out.append(1e3 * (time.perf_counter() - started))
 
 
+def _fill(http: Any, spectra: np.ndarray, n: int) -> None:
+    """Store the first ``n`` of ``spectra`` as library entries ``e000000``..."""
+    for start in range(0, n, _FILL_BATCH):
+        entries = [
+            {"id": f"e{i:06d}", "spectrum": spectra[i].tolist()}
+            for i in range(start, min(start + _FILL_BATCH, n))
+        ]
+        for _ in range(10):  # a busy shared machine may answer 429/503: retry
+            response = http.post("/library", json={"entries": entries})
+            if response.status_code not in (429, 503):
+                break
+            time.sleep(2.0)
+        response.raise_for_status()
+
+
 def _one(isolation: str, n: int, method: str, folder: Path) -> dict[str, Any]:
     import httpx
 
@@ -60,17 +82,7 @@ def _one(isolation: str, n: int, method: str, folder: Path) -> dict[str, Any]:
         with httpx.Client(base_url=server.url, timeout=120) as http:
             seq_len = http.get("/model").json()["seq_len"]
             spectra = synthetic_raw_spectra(n + 1, seq_len, seed=1)
-            for start in range(0, n, _FILL_BATCH):
-                entries = [
-                    {"id": f"e{i:06d}", "spectrum": spectra[i].tolist()}
-                    for i in range(start, min(start + _FILL_BATCH, n))
-                ]
-                for _ in range(10):  # a busy shared machine may answer 429/503: retry
-                    response = http.post("/library", json={"entries": entries})
-                    if response.status_code not in (429, 503):
-                        break
-                    time.sleep(2.0)
-                response.raise_for_status()
+            _fill(http, spectra, n)
             body = {"spectra": [spectra[n].tolist()]}
             idle: list[float] = []
             stop = threading.Event()
@@ -127,5 +139,93 @@ def format_fit_latency(rows: list[dict[str, Any]]) -> str:
             f"{r['fit_s']:.0f} | {ms(idle['p50_ms'])} / {ms(idle['p99_ms'])} | "
             f"{ms(during['p50_ms'])} / {ms(during['p99_ms'])} / {ms(during['max_ms'])} | "
             f"{during['requests']} |"
+        )
+    return "\n".join(lines)
+
+
+def _first_placement(
+    library: Path, method: str, query: list[list[float]], warmup: bool, log_path: Path
+) -> dict[str, Any]:
+    """A fresh server on ``library``: the first and second placement of ``query``."""
+    import httpx
+
+    env = {
+        "WAVEMAE_LIBRARY_URL": str(library),
+        "WAVEMAE_MAP_WARMUP": str(warmup).lower(),
+        "WAVEMAE_LOG_LEVEL": "warning",
+    }
+    row: dict[str, Any] = {"warmup": warmup, "method": method, "warm_s": None}
+    with service_process(env, log_path=log_path) as server:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=600) as http:
+            ready = time.perf_counter()
+            if warmup:  # what a load balancer would not wait for: /readyz is 200 already
+                deadline = ready + 600
+                while time.perf_counter() < deadline:
+                    state = http.get("/readyz").json().get("maps", {}).get(method)
+                    if state not in (None, "loading"):
+                        break
+                    time.sleep(0.1)
+                row["warm_s"] = time.perf_counter() - ready
+            for name in ("first_ms", "second_ms"):
+                started = time.perf_counter()
+                response = http.post(
+                    "/library/map/place", json={"method": method, "embeddings": query}
+                )
+                response.raise_for_status()
+                row[name] = 1e3 * (time.perf_counter() - started)
+            row["points"] = response.json()["points"]
+    return row
+
+
+def first_placement_latency(n: int = 200, method: str = "umap") -> list[dict[str, Any]]:
+    """Fit a ``method`` map of ``n`` entries once, then in a fresh server each: the latency of
+    the first and the second ``POST /library/map/place`` of one query, without the start-up
+    warm-up (the first placement compiles UMAP's kernels) and with it (after /readyz says the
+    map is ready; ``warm_s`` is how long that took after the server was ready). A minute or
+    two on 2 shared cores."""
+    import httpx
+
+    with tempfile.TemporaryDirectory(prefix="wavemae-first-placement-") as tmp:
+        folder = Path(tmp)
+        library = folder / "library.sqlite3"
+        env = {"WAVEMAE_LIBRARY_URL": str(library), "WAVEMAE_LOG_LEVEL": "warning"}
+        with service_process(env, log_path=folder / "fit.log") as server:
+            server.start()
+            with httpx.Client(base_url=server.url, timeout=600) as http:
+                seq_len = http.get("/model").json()["seq_len"]
+                spectra = synthetic_raw_spectra(n + 1, seq_len, seed=1)
+                _fill(http, spectra, n)
+                job = http.post("/library/map", json={"method": method}).json()
+                while job["state"] in ("queued", "running"):
+                    time.sleep(0.5)
+                    job = http.get(f"/library/jobs/{job['id']}").json()
+                if job["state"] != "done":
+                    raise RuntimeError(f"the map fit ended {job['state']}: {job['error']}")
+                response = http.post("/embed", json={"spectra": [spectra[n].tolist()]})
+                query = response.json()["embeddings"]
+        rows = [
+            _first_placement(library, method, query, warmup, folder / f"warm-{warmup}.log")
+            for warmup in (False, True)
+        ]
+    if rows[0]["points"] != rows[1]["points"]:
+        raise RuntimeError("the warmed server placed the query elsewhere")
+    for row in rows:
+        row.update(entries=n)
+        del row["points"]
+    return rows
+
+
+def format_first_placement(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`first_placement_latency` as a Markdown table."""
+    lines = [
+        "| fresh server | entries | warm-up after ready (s) | first placement (ms) | second (ms) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        warm = "-" if r["warm_s"] is None else f"{r['warm_s']:.1f}"
+        lines.append(
+            f"| {'warm-up on' if r['warmup'] else 'no warm-up (before)'} ({r['method']}) | "
+            f"{r['entries']:,} | {warm} | {r['first_ms']:.0f} | {r['second_ms']:.0f} |"
         )
     return "\n".join(lines)

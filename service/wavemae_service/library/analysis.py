@@ -45,6 +45,7 @@ __all__ = [
     "assign_clusters",
     "assignment",
     "cluster_result",
+    "map_page",
     "map_result",
 ]
 
@@ -310,4 +311,50 @@ def map_result(
         "coordinates": {
             i: [float(a), float(b)] for i, (a, b) in zip(ids, coordinates, strict=True)
         },
+    }
+
+
+def map_page(
+    payload: dict[str, Any],
+    vectors: Any,
+    clusters: dict[str, Any] | None,
+    offset: int,
+    limit: int,
+    fields: list[str] | None,
+) -> dict[str, Any]:
+    """One page (by id) of a stored map ``payload`` over the library's ``vectors``
+    (:class:`.base.StoredVectors`): each entry's coordinates (null when unplaced), its label in
+    the stored ``clusters`` (entries added after that clustering are assigned to it) and its
+    metadata (all, or only ``fields``)."""
+    coordinates = payload["coordinates"]
+    labels: dict[str, int] = {}
+    if clusters is not None:
+        labels = clusters["labels"]
+        unlabelled = [i for i, e in enumerate(vectors.ids) if e not in labels]
+        if unlabelled:
+            assigned = assign_clusters(vectors.matrix[unlabelled], clusters)
+            labels = {
+                **labels,
+                **{vectors.ids[i]: int(c) for i, c in zip(unlabelled, assigned, strict=True)},
+            }
+    entries = []
+    for i in range(offset, min(offset + limit, len(vectors.ids))):
+        entry_id = vectors.ids[i]
+        xy = coordinates.get(entry_id)
+        meta = vectors.metadata[i]
+        entries.append(
+            {
+                "id": entry_id,
+                "x": None if xy is None else xy[0],
+                "y": None if xy is None else xy[1],
+                "cluster": labels.get(entry_id),
+                "metadata": meta if fields is None else {f: meta[f] for f in fields if f in meta},
+            }
+        )
+    return {
+        "count": len(vectors.ids),
+        "offset": offset,
+        "computed_at": payload["computed_at"],
+        "unplaced": sum(1 for e in vectors.ids if e not in coordinates),
+        "items": entries,
     }

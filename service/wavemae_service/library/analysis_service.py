@@ -5,14 +5,15 @@ at a time, in their own thread; a map fit in a child process), stores each resul
 version whose embeddings it describes, and serves pages of it. A stored result from another
 model version is never served: the library's embeddings changed, so the caller recomputes.
 
-A map's fitted transform is stored with it and loaded lazily, once per fit, by whichever
-process first needs it (placing a query, or an entry added after the fit).
+A map's fitted transform is stored with it and loaded, once per fit, by every process that
+places points with it (a query, or an entry added after the fit): in the background at
+start-up and after a fit here, or by the first request that needs it
+(:mod:`.fitted_maps`, which also warms it so no request compiles its kernels).
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,22 +33,23 @@ from .analysis import (
     ClusterAssignment,
     Job,
     JobBusy,
-    assign_clusters,
     assignment,
     cluster_result,
+    map_page,
     map_result,
 )
 from .base import LibraryStore, MetadataFilter
 from .fit_process import FitWorker
-from .map_transform import TransformUnavailable, fit_and_pack, unpack
+from .fitted_maps import MAP_METHODS, FittedMaps, transform_digest
+from .map_transform import TransformUnavailable, fit_and_pack
 from .service import require_store, run_on_store
 
 __all__ = ["MAP_METHODS", "AnalysisService", "MapFitOptions"]
 
 T = TypeVar("T")
-MAP_METHODS = ("umap", "tsne")
 _CLUSTERS = "clusters"
 _MAP_SEED = 0
+_PAGE_TRIES = 3  # a page whose placed points lost to a concurrent refit reads the map again
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,17 @@ class AnalysisService:
         self.jobs = AnalysisJobs()
         self.map_options = map_options or MapFitOptions()
         self._worker = FitWorker(self.map_options.memory_mb)  # started by the first map fit
-        # method -> (digest, fitted wavemae.maps.SpectralMap) of the stored map last loaded here
-        self._fitted_maps: dict[str, tuple[str, Any]] = {}
-        self._loading = threading.Lock()
+        self.maps = FittedMaps(
+            model_id,
+            key=self.map_options.transform_key,
+            max_bytes=self.map_options.transform_max_bytes,
+        )
+
+    def warm_maps_in_background(self) -> None:
+        """Load and warm the stored maps' transforms in a daemon thread (start-up), so the
+        first placement does not compile them; requests meanwhile wait for the load."""
+        if self._store is not None:
+            self.maps.warm_in_background(self._store)
 
     # -- clusters ------------------------------------------------------------------------------
 
@@ -230,6 +240,12 @@ class AnalysisService:
                 transform=meta,
             )
             store.save_analysis(f"map:{method}", self.model_id, payload, blob=blob)
+            if blob is not None:  # load and warm it here now, not in the first placement
+                progress(0.97, "loading the fitted transform to place points")
+                try:
+                    self.maps.get(store, method, payload)
+                except TransformUnavailable as exc:  # the map serves; placing answers why not
+                    progress(0.99, f"the fitted transform cannot place points: {exc}")
             return payload
 
         return self._submit("map", {"method": method}, work)
@@ -287,7 +303,7 @@ class AnalysisService:
                 f"embedding {int(zero[0])} is all zeros (it has no direction)", field="embeddings"
             )
         try:
-            fitted = await self._call(lambda store: self._fitted_map(store, method, stored[1]))
+            _, fitted = await self._call(lambda store: self.maps.get(store, method, stored[1]))
         except TransformUnavailable as exc:
             raise MapNotLoaded(
                 f"the stored {method} map cannot place points: {exc}; POST /library/map again "
@@ -309,6 +325,17 @@ class AnalysisService:
         limit: int,
         fields: list[str] | None,
     ) -> dict[str, Any]:
+        for _ in range(_PAGE_TRIES):
+            payload, vectors, stored = self._placed_map(store, method)
+            if stored:
+                break
+        return self._page_of(store, method, payload, vectors, offset, limit, fields)
+
+    def _placed_map(self, store: LibraryStore, method: str) -> tuple[dict[str, Any], Any, bool]:
+        """``(payload, vectors, settled)``: the stored map with every entry that has none
+        placed by its fitted transform and stored, and the library's embeddings. ``settled``
+        is False when the placed points were not stored because another fit replaced the map
+        meanwhile (the payload is then the older fit's, consistent in itself)."""
         name = f"map:{method}"
         stored = store.load_analysis(name)
         if stored is None or stored[0] != self.model_id:
@@ -317,78 +344,42 @@ class AnalysisService:
                 field="method",
             )
         payload = stored[1]
-        coordinates = payload["coordinates"]
         vectors = store.vectors("embedding", model_version=self.model_id)
+        if all(entry_id in payload["coordinates"] for entry_id in vectors.ids):
+            return payload, vectors, True
+        try:  # the payload the transform belongs to: a refit may have replaced the one above
+            payload, fitted = self.maps.get(store, method, payload)
+        except TransformUnavailable:  # they stay unplaced (x, y null) until the next fit
+            return payload, vectors, True
+        coordinates = payload["coordinates"]
         missing = [i for i, entry_id in enumerate(vectors.ids) if entry_id not in coordinates]
-        if missing:
-            try:
-                fitted = self._fitted_map(store, method, payload)
-            except TransformUnavailable:  # they stay unplaced (x, y null) until the next fit
-                fitted = None
-            if fitted is not None:
-                placed = fitted.transform(vectors.matrix[missing])
-                for i, (x, y) in zip(missing, placed, strict=True):
-                    coordinates[vectors.ids[i]] = [float(x), float(y)]
-                store.save_analysis(name, self.model_id, payload, keep_blob=True)
+        if not missing:
+            return payload, vectors, True
+        placed = fitted.transform(vectors.matrix[missing])
+        for i, (x, y) in zip(missing, placed, strict=True):
+            coordinates[vectors.ids[i]] = [float(x), float(y)]
+        # stored only while the map is still this fit: never a stale fit over a refit's
+        digest = str(transform_digest(payload))
+        settled = store.update_analysis(name, self.model_id, payload, digest=digest)
+        return payload, vectors, settled
+
+    def _page_of(
+        self,
+        store: LibraryStore,
+        method: str,
+        payload: dict[str, Any],
+        vectors: Any,
+        offset: int,
+        limit: int,
+        fields: list[str] | None,
+    ) -> dict[str, Any]:
         clusters = store.load_analysis(_CLUSTERS)
-        labels: dict[str, int] = {}
-        if clusters is not None and clusters[0] == self.model_id:
-            labels = clusters[1]["labels"]
-            unlabelled = [i for i, e in enumerate(vectors.ids) if e not in labels]
-            if unlabelled:
-                assigned = assign_clusters(vectors.matrix[unlabelled], clusters[1])
-                labels = {
-                    **labels,
-                    **{vectors.ids[i]: int(c) for i, c in zip(unlabelled, assigned, strict=True)},
-                }
-        entries = []
-        for i in range(offset, min(offset + limit, len(vectors.ids))):
-            entry_id = vectors.ids[i]
-            xy = coordinates.get(entry_id)
-            meta = vectors.metadata[i]
-            entries.append(
-                {
-                    "id": entry_id,
-                    "x": None if xy is None else xy[0],
-                    "y": None if xy is None else xy[1],
-                    "cluster": labels.get(entry_id),
-                    "metadata": meta
-                    if fields is None
-                    else {f: meta[f] for f in fields if f in meta},
-                }
-            )
-        return {
-            "method": method,
-            "model": self.model_id,
-            "count": len(vectors.ids),
-            "offset": offset,
-            "computed_at": payload["computed_at"],
-            "unplaced": sum(1 for e in vectors.ids if e not in coordinates),
-            "items": entries,
-        }
-
-    def _fitted_map(self, store: LibraryStore, method: str, payload: dict[str, Any]) -> Any:
-        """The fitted ``wavemae.maps.SpectralMap`` of the stored map ``payload``: from memory
-        when this process loaded (or fitted) that same fit, else loaded from the store once.
-
-        Raises:
-            TransformUnavailable: it cannot be loaded; the message says why.
-        """
-        meta = payload.get("transform")
-        digest = meta.get("digest") if isinstance(meta, dict) else None
-        with self._loading:  # one load per fit, however many requests wait for it
-            cached = self._fitted_maps.get(method)
-            if digest is not None and cached is not None and cached[0] == digest:
-                return cached[1]
-            blob = store.load_analysis_blob(f"map:{method}") if digest is not None else None
-            fitted = unpack(
-                blob,
-                meta,
-                key=self.map_options.transform_key,
-                max_bytes=self.map_options.transform_max_bytes,
-            )
-            self._fitted_maps[method] = (str(digest), fitted)
-            return fitted
+        if clusters is None or clusters[0] != self.model_id:
+            clusters = None
+        page = map_page(
+            payload, vectors, None if clusters is None else clusters[1], offset, limit, fields
+        )
+        return {"method": method, "model": self.model_id, **page}
 
     # -- jobs ----------------------------------------------------------------------------------
 

@@ -449,19 +449,22 @@ class LibraryStore(abc.ABC):
 
     @abc.abstractmethod
     def save_analysis(
-        self,
-        name: str,
-        model_version: str,
-        payload: dict[str, Any],
-        *,
-        blob: bytes | None = None,
-        keep_blob: bool = False,
+        self, name: str, model_version: str, payload: dict[str, Any], *, blob: bytes | None = None
     ) -> None:
         """Store (replace) the JSON result ``payload`` of analysis ``name`` (e.g. ``"clusters"``,
         ``"map:umap"``), computed from the embeddings of ``model_version``, and its binary
         attachment ``blob`` (a map's fitted transform; None: no attachment), in one transaction.
-        ``keep_blob`` leaves the stored attachment as it is (a payload updated in place).
         Durable on return."""
+
+    @abc.abstractmethod
+    def update_analysis(
+        self, name: str, model_version: str, payload: dict[str, Any], *, digest: str
+    ) -> bool:
+        """Replace the payload of analysis ``name``, keeping its attachment, only while the
+        stored payload's ``transform.digest`` is still ``digest`` (the fit the new payload was
+        derived from), checked in the same statement. Returns False, changing nothing, when
+        another fit replaced the analysis meanwhile (a map refitted here or by another
+        process). Durable on return."""
 
     @abc.abstractmethod
     def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
@@ -470,6 +473,11 @@ class LibraryStore(abc.ABC):
     @abc.abstractmethod
     def load_analysis_blob(self, name: str) -> bytes | None:
         """The binary attachment of a stored analysis, or None."""
+
+    @abc.abstractmethod
+    def load_analysis_with_blob(self, name: str) -> tuple[str, dict[str, Any], bytes | None] | None:
+        """``(model_version, payload, blob)`` of a stored analysis read in one statement, so
+        the payload and its attachment are always those of the same write; or None."""
 
     # -- re-embedding --------------------------------------------------------------------
 

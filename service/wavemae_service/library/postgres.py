@@ -73,6 +73,12 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+def _jsonb(payload: dict[str, Any]) -> Jsonb:
+    return Jsonb(
+        payload, dumps=lambda v: orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    )
+
+
 class PostgresLibraryStore(LibraryStore):
     """Library store on PostgreSQL + pgvector (see module docstring).
 
@@ -403,34 +409,32 @@ class PostgresLibraryStore(LibraryStore):
     # -- analyses ------------------------------------------------------------------------
 
     def save_analysis(
-        self,
-        name: str,
-        model_version: str,
-        payload: dict[str, Any],
-        *,
-        blob: bytes | None = None,
-        keep_blob: bool = False,
+        self, name: str, model_version: str, payload: dict[str, Any], *, blob: bytes | None = None
     ) -> None:
         query = sql.SQL(
             "INSERT INTO {analyses} VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
             "model_version = EXCLUDED.model_version, payload = EXCLUDED.payload, "
             "updated_at = EXCLUDED.updated_at"
         ).format(analyses=sql.Identifier(ANALYSES))
-        body = Jsonb(
-            payload, dumps=lambda v: orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-        )
         blobs = sql.Identifier(ANALYSIS_BLOBS)
 
         def statements(conn: psycopg.Connection) -> None:
-            conn.execute(query, (name, model_version, body, time.time()))
-            if not keep_blob:
-                conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(blobs), (name,))
-                if blob is not None:
-                    conn.execute(
-                        sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(blobs), (name, blob)
-                    )
+            conn.execute(query, (name, model_version, _jsonb(payload), time.time()))
+            conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(blobs), (name,))
+            if blob is not None:
+                conn.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(blobs), (name, blob))
 
         self._run(statements)
+
+    def update_analysis(
+        self, name: str, model_version: str, payload: dict[str, Any], *, digest: str
+    ) -> bool:
+        query = sql.SQL(
+            "UPDATE {analyses} SET model_version = %s, payload = %s, updated_at = %s "
+            "WHERE name = %s AND payload -> 'transform' ->> 'digest' = %s"
+        ).format(analyses=sql.Identifier(ANALYSES))
+        values = (model_version, _jsonb(payload), time.time(), name, digest)
+        return self._run(lambda conn: conn.execute(query, values).rowcount == 1)
 
     def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
         query = sql.SQL("SELECT model_version, payload FROM {analyses} WHERE name = %s").format(
@@ -445,6 +449,16 @@ class PostgresLibraryStore(LibraryStore):
         )
         row = self._run(lambda conn: conn.execute(query, (name,)).fetchone(), transaction=False)
         return None if row is None else bytes(row[0])
+
+    def load_analysis_with_blob(self, name: str) -> tuple[str, dict[str, Any], bytes | None] | None:
+        query = sql.SQL(  # one statement: one snapshot of both tables
+            "SELECT a.model_version, a.payload, b.body FROM {analyses} AS a "
+            "LEFT JOIN {blobs} AS b ON b.name = a.name WHERE a.name = %s"
+        ).format(analyses=sql.Identifier(ANALYSES), blobs=sql.Identifier(ANALYSIS_BLOBS))
+        row = self._run(lambda conn: conn.execute(query, (name,)).fetchone(), transaction=False)
+        if row is None:
+            return None
+        return row[0], row[1], None if row[2] is None else bytes(row[2])
 
     # -- re-embedding --------------------------------------------------------------------
 

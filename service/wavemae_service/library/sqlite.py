@@ -284,13 +284,7 @@ class SQLiteLibraryStore(LibraryStore):
     # -- analyses ------------------------------------------------------------------------
 
     def save_analysis(
-        self,
-        name: str,
-        model_version: str,
-        payload: dict[str, Any],
-        *,
-        blob: bytes | None = None,
-        keep_blob: bool = False,
+        self, name: str, model_version: str, payload: dict[str, Any], *, blob: bytes | None = None
     ) -> None:
         body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
@@ -301,13 +295,30 @@ class SQLiteLibraryStore(LibraryStore):
                 "updated_at=excluded.updated_at",
                 (name, model_version, body, time.time()),
             )
-            if not keep_blob:
-                conn.execute("DELETE FROM analysis_blobs WHERE name = ?", (name,))
-                if blob is not None:
-                    conn.execute("INSERT INTO analysis_blobs VALUES (?, ?)", (name, blob))
+            conn.execute("DELETE FROM analysis_blobs WHERE name = ?", (name,))
+            if blob is not None:
+                conn.execute("INSERT INTO analysis_blobs VALUES (?, ?)", (name, blob))
 
         with self._lock:
             self._write(statements)
+
+    def update_analysis(
+        self, name: str, model_version: str, payload: dict[str, Any], *, digest: str
+    ) -> bool:
+        body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        updated: list[int] = []
+
+        def statements(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "UPDATE analyses SET model_version = ?, payload = ?, updated_at = ? "
+                "WHERE name = ? AND json_extract(payload, '$.transform.digest') = ?",
+                (model_version, body, time.time(), name, digest),
+            )
+            updated.append(cursor.rowcount)
+
+        with self._lock:
+            self._write(statements)
+        return updated == [1]
 
     def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
         with self._lock:
@@ -322,6 +333,17 @@ class SQLiteLibraryStore(LibraryStore):
                 "SELECT body FROM analysis_blobs WHERE name = ?", (name,)
             ).fetchone()
         return None if row is None else bytes(row[0])
+
+    def load_analysis_with_blob(self, name: str) -> tuple[str, dict[str, Any], bytes | None] | None:
+        with self._lock:  # one statement: one snapshot of both tables
+            row = self._conn.execute(
+                "SELECT a.model_version, a.payload, b.body FROM analyses AS a "
+                "LEFT JOIN analysis_blobs AS b ON b.name = a.name WHERE a.name = ?",
+                (name,),
+            ).fetchone()
+        if row is None:
+            return None
+        return row[0], orjson.loads(row[1]), None if row[2] is None else bytes(row[2])
 
     # -- re-embedding --------------------------------------------------------------------
 

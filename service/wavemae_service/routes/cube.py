@@ -8,10 +8,11 @@ under ``max_body_bytes``, and an ENVI cube needs two files in one request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from ..cubes import CubeOptions, check_pixels, embed_cube, open_cube, parse_wave
 from ..errors import (
     ClustersNotComputed,
     InvalidInput,
+    Overloaded,
     PayloadTooLarge,
     UnsupportedMediaType,
     openapi_responses,
@@ -52,6 +54,36 @@ _HEADERS_DOC = {
     "X-WaveMAE-Clusters": "output=labels: JSON summary of the clustering the labels come from",
 }
 _LABEL_ROWS_PIXELS = 65_536  # pixels assigned per step of a label image
+_CUBE_RETRY_AFTER_S = 10  # a cube takes seconds to minutes
+
+
+class CubeSlots:
+    """At most ``limit`` cube requests at once (``max_concurrent_cubes``); used from the event
+    loop only, so a plain counter is enough."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[None]:
+        """Hold one slot for the block.
+
+        Raises:
+            Overloaded: every slot is taken (429, Retry-After).
+        """
+        if self.running >= self.limit:
+            raise Overloaded(
+                f"{self.running} cube requests are being embedded, the most this server takes "
+                f"at once (max_concurrent_cubes={self.limit}); retry later",
+                retry_after_s=_CUBE_RETRY_AFTER_S,
+            )
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+
 
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -138,13 +170,23 @@ async def embed_cube_route(
     Coverage, hidden pixels and warnings come back as ``X-WaveMAE-*`` headers. With
     ``output=labels`` the answer is the cube's label image instead: each pixel's cluster in the
     library's stored clustering (the same assignment as ``include_cluster`` on ``/embed``).
+    More than ``max_concurrent_cubes`` cube requests at once: 429 with Retry-After.
     """
-    settings = request.app.state.settings
-    inference = get_inference(request)
+    get_inference(request)  # 503 while not ready, before anything else
     options = CubeOptions.from_request(wavelengths, unit, nan_as_missing)  # before the upload
     clustering = None
     if output == "labels":  # before the upload too: a request that cannot be answered is cheap
         clustering = await get_analysis(request).current_clustering(field="output")
+    with request.app.state.cube_slots.take():  # 429 before the upload is read
+        return await _embed_cube(request, options, clustering)
+
+
+async def _embed_cube(
+    request: Request, options: CubeOptions, clustering: dict[str, Any] | None
+) -> Response:
+    """The route's work once it holds a cube slot: receive, embed, answer."""
+    settings = request.app.state.settings
+    inference = get_inference(request)
     folder = Path(tempfile.mkdtemp(prefix="wavemae-cube-"))
     try:
         data, header, form_wavelengths = await _receive_cube(

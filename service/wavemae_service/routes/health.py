@@ -40,6 +40,9 @@ async def readyz(request: Request) -> Response:
                 "reembedding": library.reembedding,
             },
             "batchers": inference.health(),
+            # per stored map looked at here: its fitted transform "loading" (placements wait
+            # for it), "ready" or "unavailable: <why>" (map_warmup loads them at start-up)
+            "maps": request.app.state.analysis.maps.states(),
         }
     )
 
