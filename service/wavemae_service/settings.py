@@ -32,10 +32,12 @@ class Settings(BaseSettings):
     )
 
     # -- model and runtime ------------------------------------------------------------------
-    model_dir: Path | None = Field(
+    model_dir: str | None = Field(
         None,
-        description="Artifact folder to serve (manifest.json + ONNX files). Default: the model "
-        "shipped inside the wavemae package.",
+        description="The model to serve: a shipped model's name ('default': the general model, "
+        "any instrument and intensity scale; 'tablet': the tablet NIR model on its fixed "
+        "600-1792 nm grid) or an artifact folder (manifest.json + ONNX files). Default: "
+        "'default'.",
     )
     verify_checksums: bool = Field(
         True, description="Check every artifact file's sha256 against the manifest at start-up."
@@ -282,12 +284,16 @@ class Settings(BaseSettings):
         return bool(self.read_keys or self.admin_key_list)
 
     def resolved_model_dir(self) -> Path:
-        """The artifact folder to load: ``model_dir`` or the shipped default model."""
-        if self.model_dir is not None:
-            return Path(self.model_dir).expanduser()
-        from wavemae.artifact import default_model_dir
+        """The artifact folder to load: the shipped model named by ``model_dir``, the folder
+        it names, or the shipped default model.
 
-        return default_model_dir()
+        Raises:
+            wavemae.artifact.ArtifactError: for a name that is neither a shipped model nor an
+                existing folder, listing the shipped names.
+        """
+        from wavemae.artifact import resolve_model_dir
+
+        return resolve_model_dir(self.model_dir)
 
 
 @lru_cache(maxsize=1)
