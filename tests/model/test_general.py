@@ -132,7 +132,7 @@ def test_init_fine_tunes_a_checkpoint_into_a_domain_model_on_the_users_grid(tmp_
     assert "--init" in (run / "command.txt").read_text()
 
 
-@pytest.mark.slow  # the shipped model is 4 layers x 128: ~5 s of CPU, minutes on busy cores
+@pytest.mark.slow  # a real fine-tuning step of the shipped model: minutes on busy cores
 def test_init_default_starts_from_the_shipped_artifact_and_keeps_its_architecture(tmp_path):
     from wavemae.artifact import default_model_dir
 
