@@ -14,11 +14,11 @@ import pytest
 
 from wavemae.artifact import (
     ROLES,
+    SHIPPED_MODELS,
     ArtifactError,
     ChecksumError,
     ManifestError,
     MissingFileError,
-    SHIPPED_MODELS,
     TensorSpec,
     default_model_dir,
     load_artifact,
