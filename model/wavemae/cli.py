@@ -430,7 +430,13 @@ def bench_cmd(
         help="engine | serve | baseline | all | search (HQI on the tablet task) | cluster | "
         "cube (server memory while embedding a hyperspectral cube)",
     ),
-    model_dir: str = typer.Option(None, "--model-dir", help="Artifact folder (default: shipped)."),
+    model_dir: str = typer.Option(
+        None,
+        "--model",
+        "--model-dir",
+        help="Artifact folder or shipped model name (default: the general default model; "
+        "search and cluster always measure the tablet model).",
+    ),
     out: str = typer.Option(None, "--out", help="Write the results as JSON to this file."),
     markdown: str = typer.Option(None, "--markdown", help="Write the tables as Markdown here."),
     url: str = typer.Option(
