@@ -149,6 +149,32 @@ def test_tablet_name_serves_the_tablet_grid_with_its_qc(tablet_http):
     assert "600-1792 nm" in refused.json()["error"]["message"]
 
 
+def test_tablet_qc_flags_a_spiked_tablet_and_says_why_a_partial_one_is_not_judged(tablet_http):
+    from wavemae.data import load_corpus
+
+    tablet = load_corpus("tablet", split="test")
+    clean = tablet.values[0].astype(np.float64)
+    spiked = clean.copy()
+    spiked[300] += 5.0 * clean.std()  # one saturated-looking band
+    wavelengths = tablet.wavelengths.tolist()
+    answer = _post(
+        tablet_http,
+        "/reconstruct",
+        {"spectra": [clean.tolist(), spiked.tolist()], "wavelengths": wavelengths},
+    )
+    assert answer["warnings"][0] == []
+    assert any("out of distribution for the model" in w for w in answer["warnings"][1])
+
+    inside = (tablet.wavelengths >= 900) & (tablet.wavelengths <= 1700)
+    partial = _post(
+        tablet_http,
+        "/embed",
+        {"spectra": [clean[inside].tolist()], "wavelengths": tablet.wavelengths[inside].tolist()},
+    )
+    assert partial["coverage"][0] < 1.0
+    assert any("calibrated on whole spectra" in w for w in partial["warnings"][0])
+
+
 def test_an_unknown_model_name_stops_start_up_naming_the_shipped_ones():
     base = {k: v for k, v in os.environ.items() if not k.startswith("WAVEMAE_")}
     env = {**base, "WAVEMAE_MODEL_DIR": "tabelt", "WAVEMAE_PORT": str(free_port())}
