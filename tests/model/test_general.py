@@ -154,3 +154,13 @@ def test_init_default_starts_from_the_shipped_artifact_and_keeps_its_architectur
     for key, value in shipped.items():
         torch.testing.assert_close(tuned.model.state_dict()[key], value)
     assert tuned.provenance["init"]["kind"] == "artifact"
+
+
+def test_init_takes_a_shipped_models_name():
+    from wavemae.train.init import load_init
+
+    general, tablet = load_init("default"), load_init("tablet")
+    assert general.describe["artifact"].startswith("wavemae-general:")
+    assert general.preprocessing["axis"] == "relative"
+    assert tablet.describe["artifact"].startswith("wavemae-tablet:")
+    assert tablet.model_config["num_layers"] == 4 and tablet.model_config["seq_len"] == 256
