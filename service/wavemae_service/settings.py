@@ -6,11 +6,12 @@ pass it to :func:`wavemae_service.app.create_app`.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_LIBRARY_PATH", "Settings", "get_settings"]
@@ -256,6 +257,12 @@ class Settings(BaseSettings):
         "file descriptor freed at once). Lowered at start-up to fit the process's open-file "
         "limit (ulimit -n).",
     )
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _path_is_a_model(cls, value: object) -> object:
+        # A folder may come as a Path (Settings(model_dir=Path(...))): the same as its text.
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @model_validator(mode="after")
     def _keys_are_keys(self) -> Settings:
