@@ -1,4 +1,5 @@
-# WaveMAE service image: FastAPI + uvicorn + ONNX Runtime, the shipped model inside, no torch.
+# WaveMAE service image: FastAPI + uvicorn + ONNX Runtime, both shipped models inside (the
+# general default and tablet), no torch.
 #
 #   docker build -t wavemae .
 #   docker run -p 8000:8000 -v wavemae-data:/data wavemae
@@ -17,8 +18,9 @@
 #                        deploy/wheelhouse/ (see its README; deploy/docker-smoke.sh --offline).
 #
 # Runtime: the service listens on WAVEMAE_PORT (8000); the embedded library lives in /data (a
-# volume); mount another model folder and set WAVEMAE_MODEL_DIR to serve it instead of the
-# shipped one; set WAVEMAE_LIBRARY_URL=postgresql://... for a library shared by many replicas.
+# volume); WAVEMAE_MODEL_DIR=tablet serves the shipped tablet model, or mount another model
+# folder and set WAVEMAE_MODEL_DIR to it; set WAVEMAE_LIBRARY_URL=postgresql://... for a
+# library shared by many replicas.
 # Runs as uid 10001 and works with a read-only root filesystem (writes only /data and /tmp).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm

@@ -87,6 +87,12 @@ if [[ $BUILD -eq 1 ]]; then
   echo "build took $(( $(date +%s) - start )) s"
 fi
 
+step "the shipped models in the image load and verify"
+docker run --rm --entrypoint python3 "$IMAGE" -c "from wavemae.artifact import \
+SHIPPED_MODELS, load_artifact, shipped_model_dir; print(', '.join(f'{n}: ' + \
+load_artifact(shipped_model_dir(n)).model_id for n in SHIPPED_MODELS))" \
+  || fail "a shipped model is missing from the image or fails its checksums"
+
 RUN_ARGS=()
 if [[ $TINY_MODEL -eq 1 ]]; then
   step "exporting a tiny model on the host"

@@ -8,7 +8,7 @@ and spectra/s at batch 1 and 32 on one thread, interleaved, best of 3 (``measure
 
     cd deploy/precision-parity && OMP_NUM_THREADS=1 nice -n 10 python measure.py > result.json
 
-(optionally with model names, e.g. ``"default (shipped)"``, to measure only those).
+(optionally with model names, e.g. ``"tablet (shipped)"``, to measure only those).
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from wavemae.artifact import default_model_dir, load_artifact
+from wavemae.artifact import load_artifact, shipped_model_dir
 from wavemae.bench.backends import cpu_has_bf16, eager_encoder_from_artifact, ort_session
 from wavemae.bench.measure import measure_throughput, neighbour_agreement
 from wavemae.bench.spectra import heldout_spectra
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = {
-    "default (shipped)": default_model_dir(),
+    "tablet (shipped)": shipped_model_dir("tablet"),
     "tablet InfoNCE": ROOT / "deploy/tablet-objectives-run/artifact",
-    "general": ROOT / "deploy/general-model-run/artifact",
+    "general (shipped default)": shipped_model_dir("default"),
 }
 
 

@@ -1,6 +1,6 @@
 """Screenshots of the dashboard's views for the README, from a running service.
 
-    wavemae serve --library /tmp/shots.sqlite3 &          # the shipped model
+    wavemae serve --model tablet --library /tmp/shots.sqlite3 &   # as the committed PNGs
     python deploy/screenshots/capture.py --url http://127.0.0.1:8000
 
 Fills an empty library with spectra of the bundled ``tablet`` corpus (needs the train extra for

@@ -72,6 +72,7 @@ __all__ = [
     "RECONSTRUCTION",
     "ROLES",
     "SCHEMA_VERSION",
+    "SHIPPED_MODELS",
     "SPECTRA",
     "VISIBLE",
     "WAVELENGTH_UNITS",
@@ -86,7 +87,9 @@ __all__ = [
     "canonical_unit",
     "default_model_dir",
     "load_artifact",
+    "resolve_model_dir",
     "sha256_file",
+    "shipped_model_dir",
     "tensor_specs_for",
 ]
 
@@ -280,6 +283,51 @@ def load_artifact(path: str | os.PathLike, *, verify: bool = True) -> Artifact:
     return Artifact(path=folder, manifest=manifest, preprocessor=_build_preprocessor(manifest))
 
 
+#: The models shipped inside the package: name -> folder next to this module. ``default`` is
+#: the general model (any instrument, any intensity scale, axis-relative); ``tablet`` the
+#: tablet NIR domain model (fixed grid 600-1792 nm). Replacing one is a folder copy.
+SHIPPED_MODELS: dict[str, str] = {"default": "default_model", "tablet": "tablet_model"}
+
+
+def shipped_model_dir(name: str = "default") -> Path:
+    """The artifact folder of the shipped model ``name`` (see :data:`SHIPPED_MODELS`).
+
+    Raises:
+        ArtifactError: for an unknown name, listing the shipped ones.
+    """
+    folder = SHIPPED_MODELS.get(name)
+    if folder is None:
+        raise ArtifactError(
+            f"no shipped model is called {name!r}; shipped models: {', '.join(SHIPPED_MODELS)}"
+        )
+    return Path(__file__).resolve().parent / folder
+
+
 def default_model_dir() -> Path:
-    """The artifact folder shipped inside the installed package (``wavemae/default_model``)."""
-    return Path(__file__).resolve().parent / "default_model"
+    """The artifact folder of the shipped default model (``wavemae/default_model``)."""
+    return shipped_model_dir("default")
+
+
+def resolve_model_dir(spec: str | os.PathLike | None) -> Path:
+    """The artifact folder meant by ``spec``: a shipped model's name, or a folder path.
+
+    A bare word (no path separator) that names a shipped model selects it, even when a folder
+    of that name exists in the working directory (write ``./tablet`` for that folder). None
+    means the shipped default.
+
+    Raises:
+        ArtifactError: for a bare word that is neither a shipped name nor an existing folder,
+            and for a path that does not exist, listing the shipped names.
+    """
+    if spec is None:
+        return default_model_dir()
+    text = os.fspath(spec)
+    if text in SHIPPED_MODELS:
+        return shipped_model_dir(text)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ArtifactError(
+            f"model {text!r} is neither a shipped model ({', '.join(SHIPPED_MODELS)}) nor an "
+            f"existing artifact folder ({path} does not exist)"
+        )
+    return path

@@ -161,8 +161,9 @@ def train_cmd(
     init: str = typer.Option(
         None,
         "--init",
-        help="Fine-tune from 'default' (the shipped model), a checkpoint.pt or "
-        "an artifact folder: its architecture and normalisation, a fixed grid over your data.",
+        help="Fine-tune from a shipped model ('default': the general model, 'tablet'), a "
+        "checkpoint.pt or an artifact folder: its architecture and normalisation, a fixed grid "
+        "over your data.",
     ),
 ) -> None:
     """Train WaveMAE (DDP under torchrun) and print the held-out evaluation vs baselines.
@@ -392,7 +393,11 @@ def _attach_qc(artifact_dir, calibration, model, raw) -> None:
 @app.command("serve")
 def serve_cmd(
     model_dir: str = typer.Option(
-        None, "--model-dir", help="Artifact folder (default: WAVEMAE_MODEL_DIR, else shipped)."
+        None,
+        "--model",
+        "--model-dir",
+        help="A shipped model's name (default: the general model; tablet: the tablet NIR "
+        "model) or an artifact folder. Default: WAVEMAE_MODEL_DIR, else 'default'.",
     ),
     host: str = typer.Option(None, "--host", help="Bind address (default: WAVEMAE_HOST)."),
     port: int = typer.Option(None, "--port", help="Port (default: WAVEMAE_PORT, 8000)."),
@@ -425,7 +430,13 @@ def bench_cmd(
         help="engine | serve | baseline | all | search (HQI on the tablet task) | cluster | "
         "cube (server memory while embedding a hyperspectral cube)",
     ),
-    model_dir: str = typer.Option(None, "--model-dir", help="Artifact folder (default: shipped)."),
+    model_dir: str = typer.Option(
+        None,
+        "--model",
+        "--model-dir",
+        help="Artifact folder or shipped model name (default: the general default model; "
+        "search and cluster always measure the tablet model).",
+    ),
     out: str = typer.Option(None, "--out", help="Write the results as JSON to this file."),
     markdown: str = typer.Option(None, "--markdown", help="Write the tables as Markdown here."),
     url: str = typer.Option(

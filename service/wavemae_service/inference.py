@@ -320,11 +320,19 @@ class Inference:
                 f"percentile {scores['percentile'][i]:.1f} (flagged from "
                 f"{qc.flag_percentile:g})"
             )
-        for i in np.flatnonzero(np.isnan(scores["score"])):
-            warnings[i].append(
+        if {"recon_mean", "recon_max"} & set(qc.use):
+            unjudged = (
                 "not checked for being out of distribution: too few bands are visible to "
                 "predict some of them from the others"
             )
+        else:  # a PCA-only calibration describes whole spectra (wavemae.qc)
+            unjudged = (
+                "not checked for being out of distribution: the model's QC score is "
+                "calibrated on whole spectra and this one has bands hidden (outside its range "
+                "or missing)"
+            )
+        for i in np.flatnonzero(np.isnan(scores["score"])):
+            warnings[i].append(unjudged)
         return warnings
 
     async def report(self, model_input: ModelInput) -> tuple[list[float], list[list[str]]]:

@@ -32,6 +32,7 @@ __all__ = [
     "Neighbour",
     "ParseResponse",
     "ParsedSpectrum",
+    "QCInfo",
     "ReconstructRequest",
     "ReconstructResponse",
     "ReembedResponse",
@@ -365,6 +366,23 @@ class ReembedResponse(BaseModel):
     model_version: str | None
 
 
+class QCInfo(BaseModel):
+    calibrated: bool = Field(
+        ...,
+        description="Whether the model carries a QC calibration; without one no spectrum gets "
+        "an 'out of distribution' warning (the general default model has none: a QC threshold "
+        "depends on the domain).",
+    )
+    components: list[str] = Field(
+        ..., description="What the QC score combines (e.g. pca_q, pca_t2, recon_mean)."
+    )
+    flag_percentile: float | None = Field(
+        ..., description="Percentile of clean held-out spectra from which a spectrum is flagged."
+    )
+    pca_components: int | None = Field(..., description="Size of the PCA part, if any.")
+    note: str
+
+
 class ModelInfo(BaseModel):
     model: str
     name: str
@@ -383,7 +401,10 @@ class ModelInfo(BaseModel):
     batching: dict[str, Any]
     limits: dict[str, Any]
     library: dict[str, Any]
-    manifest: dict[str, Any]
+    qc: QCInfo
+    manifest: dict[str, Any] = Field(
+        ..., description="The artifact's manifest.json, without the QC calibration's arrays."
+    )
 
 
 class ErrorBody(BaseModel):

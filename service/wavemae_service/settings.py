@@ -6,11 +6,12 @@ pass it to :func:`wavemae_service.app.create_app`.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_LIBRARY_PATH", "Settings", "get_settings"]
@@ -32,10 +33,12 @@ class Settings(BaseSettings):
     )
 
     # -- model and runtime ------------------------------------------------------------------
-    model_dir: Path | None = Field(
+    model_dir: str | None = Field(
         None,
-        description="Artifact folder to serve (manifest.json + ONNX files). Default: the model "
-        "shipped inside the wavemae package.",
+        description="The model to serve: a shipped model's name ('default': the general model, "
+        "any instrument and intensity scale; 'tablet': the tablet NIR model on its fixed "
+        "600-1792 nm grid) or an artifact folder (manifest.json + ONNX files). Default: "
+        "'default'.",
     )
     verify_checksums: bool = Field(
         True, description="Check every artifact file's sha256 against the manifest at start-up."
@@ -268,6 +271,12 @@ class Settings(BaseSettings):
         "limit (ulimit -n).",
     )
 
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _path_is_a_model(cls, value: object) -> object:
+        # A folder may come as a Path (Settings(model_dir=Path(...))): the same as its text.
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
     @model_validator(mode="after")
     def _keys_are_keys(self) -> Settings:
         # ' , ' must not silently turn auth off: it says the operator meant to set keys.
@@ -295,12 +304,16 @@ class Settings(BaseSettings):
         return bool(self.read_keys or self.admin_key_list)
 
     def resolved_model_dir(self) -> Path:
-        """The artifact folder to load: ``model_dir`` or the shipped default model."""
-        if self.model_dir is not None:
-            return Path(self.model_dir).expanduser()
-        from wavemae.artifact import default_model_dir
+        """The artifact folder to load: the shipped model named by ``model_dir``, the folder
+        it names, or the shipped default model.
 
-        return default_model_dir()
+        Raises:
+            wavemae.artifact.ArtifactError: for a name that is neither a shipped model nor an
+                existing folder, listing the shipped names.
+        """
+        from wavemae.artifact import resolve_model_dir
+
+        return resolve_model_dir(self.model_dir)
 
 
 @lru_cache(maxsize=1)

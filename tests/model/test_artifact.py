@@ -14,6 +14,7 @@ import pytest
 
 from wavemae.artifact import (
     ROLES,
+    SHIPPED_MODELS,
     ArtifactError,
     ChecksumError,
     ManifestError,
@@ -21,7 +22,9 @@ from wavemae.artifact import (
     TensorSpec,
     default_model_dir,
     load_artifact,
+    resolve_model_dir,
     sha256_file,
+    shipped_model_dir,
 )
 from wavemae.bench.spectra import synthetic_raw_spectra
 
@@ -201,10 +204,14 @@ def test_artifact_loads_and_runs_with_torch_blocked(tiny_dir: Path) -> None:
     np.testing.assert_allclose(np.array(result["z"]), expected, atol=1e-6)
 
 
-def test_shipped_default_model_loads_and_verifies() -> None:
-    folder = default_model_dir()
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+def test_shipped_models_load_and_verify(name: str) -> None:
+    folder = shipped_model_dir(name)
     assert (folder / "manifest.json").is_file(), f"no shipped model at {folder}"
+    assert (folder / "README.md").is_file(), f"the shipped {name} model has no README"
     art = load_artifact(folder, verify=True)
+    listed = {entry.path for entry in art.manifest.files.values()} | {"manifest.json", "README.md"}
+    assert {p.name for p in folder.iterdir()} == listed  # nothing unlisted ships
     assert art.has("encoder") and art.has("decoder") and art.has("encoder_masked")
     assert art.manifest.verification["n_spectra"] >= 64
     session = ort.InferenceSession(str(art.file("encoder")), providers=["CPUExecutionProvider"])
@@ -212,3 +219,27 @@ def test_shipped_default_model_loads_and_verifies() -> None:
     z = session.run(None, {"spectra": x})[0]
     assert z.shape == (2, art.latent_dim)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_default_is_the_general_model_and_tablet_the_qc_calibrated_domain_model() -> None:
+    general = load_artifact(default_model_dir())
+    assert general.name == "wavemae-general" and general.preprocessor.axis == "relative"
+    assert general.preprocessor.normalization == "snv" and general.manifest.qc is None
+    tablet = load_artifact(shipped_model_dir("tablet"))
+    assert tablet.name == "wavemae-tablet" and tablet.preprocessor.axis == "fixed"
+    assert tablet.seq_len == 256 and tablet.wavelength_unit == "nm"
+    assert tablet.manifest.qc["use"] == ["pca_q", "pca_t2"]
+    assert np.asarray(tablet.manifest.qc["pca"]["loadings"]).shape == (16, 256)
+
+
+def test_a_model_is_named_or_a_folder_and_a_wrong_name_lists_the_shipped_ones(
+    tiny_dir: Path,
+) -> None:
+    assert resolve_model_dir(None) == default_model_dir()
+    assert resolve_model_dir("tablet") == shipped_model_dir("tablet")
+    assert resolve_model_dir(str(tiny_dir)) == tiny_dir
+    for wrong in ("tabelt", "no/such/folder"):
+        with pytest.raises(ArtifactError, match="shipped model \\(default, tablet\\)"):
+            resolve_model_dir(wrong)
+    with pytest.raises(ArtifactError, match="shipped models: default, tablet"):
+        shipped_model_dir("general")

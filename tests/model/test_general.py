@@ -132,7 +132,7 @@ def test_init_fine_tunes_a_checkpoint_into_a_domain_model_on_the_users_grid(tmp_
     assert "--init" in (run / "command.txt").read_text()
 
 
-@pytest.mark.slow  # the shipped model is 4 layers x 128: ~5 s of CPU, minutes on busy cores
+@pytest.mark.slow  # a real fine-tuning step of the shipped model: minutes on busy cores
 def test_init_default_starts_from_the_shipped_artifact_and_keeps_its_architecture(tmp_path):
     from wavemae.artifact import default_model_dir
 
@@ -154,3 +154,13 @@ def test_init_default_starts_from_the_shipped_artifact_and_keeps_its_architectur
     for key, value in shipped.items():
         torch.testing.assert_close(tuned.model.state_dict()[key], value)
     assert tuned.provenance["init"]["kind"] == "artifact"
+
+
+def test_init_takes_a_shipped_models_name():
+    from wavemae.train.init import load_init
+
+    general, tablet = load_init("default"), load_init("tablet")
+    assert general.describe["artifact"].startswith("wavemae-general:")
+    assert general.preprocessing["axis"] == "relative"
+    assert tablet.describe["artifact"].startswith("wavemae-tablet:")
+    assert tablet.model_config["num_layers"] == 4 and tablet.model_config["seq_len"] == 256

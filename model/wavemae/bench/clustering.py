@@ -82,10 +82,10 @@ def _quality() -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows += _quality_rows(snv, origin, 3, "coffee SNV")
     coffee_k = {c: choose_k(snv, range(1, 6), criterion=c)[0] for c in ("bic", "icl")}
 
-    from wavemae.artifact import default_model_dir, load_artifact
+    from wavemae.artifact import load_artifact, shipped_model_dir
     from wavemae.bench.search import embed_with_onnx
 
-    artifact = load_artifact(default_model_dir())
+    artifact = load_artifact(shipped_model_dir("tablet"))
     tablet = load_corpus("tablet")
     z = embed_with_onnx(artifact, artifact.preprocess(tablet.values, tablet.wavelengths))
     rows += _quality_rows(

@@ -42,13 +42,15 @@ def _status_kib(pid: int, key: str) -> int:
     return 0
 
 
-def _write_cube(path: Path, shape: tuple[int, int, int], model_dir: Path | None) -> list[float]:
+def _write_cube(
+    path: Path, shape: tuple[int, int, int], model_dir: str | Path | None
+) -> list[float]:
     """A cube of tablet spectra (the model's range, ``bands`` points) written row by row;
     returns its wavelengths."""
-    from wavemae.artifact import default_model_dir
+    from wavemae.artifact import resolve_model_dir
     from wavemae.preprocessing import resample_to_grid
 
-    artifact = load_artifact(model_dir or default_model_dir())
+    artifact = load_artifact(resolve_model_dir(model_dir))
     rows, cols, bands = shape
     pixels, _ = raw_request_spectra(artifact, n=1024)
     grid = artifact.wavelengths
@@ -78,7 +80,8 @@ def cube_mode(
     """Embed one cube of ``shape`` through a started service; its memory, time and sizes.
 
     Args:
-        model_dir: artifact to serve (default: the shipped model).
+        model_dir: artifact folder or shipped model name to serve (default: the shipped
+            default model).
         shape: ``(rows, cols, bands)`` of the synthetic cube.
         env: extra ``WAVEMAE_*`` settings for the service.
 
@@ -89,7 +92,7 @@ def cube_mode(
     rows, cols, bands = shape
     with tempfile.TemporaryDirectory(prefix="wavemae-bench-cube-") as folder:
         cube_path = Path(folder) / "cube.npy"
-        wavelengths = _write_cube(cube_path, shape, Path(model_dir) if model_dir else None)
+        wavelengths = _write_cube(cube_path, shape, model_dir)
         settings = {
             "WAVEMAE_LIBRARY_URL": ":memory:",
             "WAVEMAE_LOG_LEVEL": "warning",

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from wavemae.artifact import Artifact, default_model_dir, load_artifact
+from wavemae.artifact import Artifact, load_artifact, resolve_model_dir
 from wavemae.bench.engine import DEFAULT_BATCH_SIZES, run_engine
 from wavemae.bench.loadgen import BODY_KINDS, check_loopback, run_load
 from wavemae.bench.servers import ServerProcess, free_port, service_command
@@ -98,7 +98,8 @@ def machine_info() -> dict[str, Any]:
 
 
 def artifact_or_default(model_dir: str | os.PathLike | None) -> Artifact:
-    return load_artifact(model_dir if model_dir is not None else default_model_dir())
+    """The artifact of a folder or a shipped model's name (None: the shipped default)."""
+    return load_artifact(resolve_model_dir(model_dir))
 
 
 def service_env(

@@ -70,11 +70,12 @@ class _Task:
     """Tablet instrument-1 spectra on one grid, with embeddings, split for the search task."""
 
     def __init__(self, grid: str) -> None:
-        from wavemae.artifact import default_model_dir, load_artifact
+        from wavemae.artifact import load_artifact, shipped_model_dir
         from wavemae.data import load_corpus
         from wavemae.preprocessing import resample_to_grid
 
-        self.artifact = load_artifact(default_model_dir())
+        # The tablet task measures the shipped tablet model (its fixed grid is the task's grid).
+        self.artifact = load_artifact(shipped_model_dir("tablet"))
         tablet = load_corpus("tablet")
         inst = np.array(tablet.metadata_column("instrument")) == 1
         split = np.array(tablet.metadata_column("split"))

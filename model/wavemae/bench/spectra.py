@@ -54,7 +54,8 @@ def heldout_spectra(artifact: Artifact, *, limit: int = 512) -> tuple[np.ndarray
 
 
 def raw_request_spectra(artifact: Artifact, n: int = 256) -> tuple[np.ndarray, str]:
-    """``(n, seq_len)`` raw spectra on the model's grid, as an instrument would send them.
+    """``(n, seq_len)`` raw spectra on the model's grid, as an instrument would send them (for
+    an axis-relative model: ``seq_len`` points over the spectra's own range).
 
     Tablet test spectra resampled onto the model grid where the corpus covers it, else
     synthetic ones; the server preprocesses either exactly as it would a client's.
@@ -63,7 +64,10 @@ def raw_request_spectra(artifact: Artifact, n: int = 256) -> tuple[np.ndarray, s
         from wavemae.preprocessing import resample_to_grid
 
         values, wavelengths = _tablet_test(artifact, n)
-        raw = resample_to_grid(values, wavelengths, artifact.wavelengths)
+        grid = artifact.wavelengths
+        if artifact.preprocessor.axis == "relative":  # seq_len points over the tablet's range
+            grid = np.linspace(float(wavelengths.min()), float(wavelengths.max()), len(grid))
+        raw = resample_to_grid(values, wavelengths, grid)
         artifact.preprocess(raw)  # must be acceptable to the model
         return np.asarray(raw, dtype=np.float32), f"tablet:test on the model grid ({len(raw)})"
     except Exception as exc:  # any failure means: use the fallback, and say why

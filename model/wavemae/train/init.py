@@ -1,8 +1,9 @@
-"""Starting weights for fine-tuning: ``wavemae train --init default|PATH``.
+"""Starting weights for fine-tuning: ``wavemae train --init default|tablet|PATH``.
 
 ``PATH`` is a training checkpoint (``checkpoint.pt``, its EMA weights) or an exported artifact
 folder (its TorchScript ``encoder.pt`` and ``decoder.pt`` hold the same parameters as the
-model). ``default`` is the artifact shipped with the package (:func:`default_model_dir`).
+model). ``default`` (the general model) and ``tablet`` are the artifacts shipped with the
+package (:data:`wavemae.artifact.SHIPPED_MODELS`).
 
 A fine-tuned model keeps the architecture of its start (``model`` config) and its per-spectrum
 normalisation, and gets a fixed grid over the user's data: a domain model on the user's grid.
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from wavemae.artifact import default_model_dir
+from wavemae.artifact import SHIPPED_MODELS, shipped_model_dir
 
 __all__ = ["InitWeights", "load_init"]
 
@@ -49,13 +50,13 @@ def _checksum(state: dict[str, torch.Tensor]) -> str:
 
 
 def load_init(spec: str) -> InitWeights:
-    """Starting weights from ``"default"``, a checkpoint file or an artifact folder.
+    """Starting weights from a shipped model's name, a checkpoint file or an artifact folder.
 
     Raises:
         ValueError: the path does not exist, or is neither a checkpoint nor an artifact
             folder with ``manifest.json``, ``encoder.pt`` and ``decoder.pt``.
     """
-    path = default_model_dir() if spec == "default" else Path(spec)
+    path = shipped_model_dir(spec) if spec in SHIPPED_MODELS else Path(spec)
     if path.is_file():
         from wavemae.checkpoint import load_checkpoint
 

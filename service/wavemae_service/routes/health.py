@@ -83,9 +83,35 @@ async def model(request: Request) -> Response:
                 "backend": library.backend,
                 "model_version": library.model_version,
             },
-            "manifest": artifact.manifest.to_dict(),
+            "qc": qc_summary(artifact.manifest.qc),
+            # The QC calibration's arrays (a PCA basis: ~100 kB) stay out; "qc" summarises it.
+            "manifest": {k: v for k, v in artifact.manifest.to_dict().items() if k != "qc"},
         }
     )
+
+
+def qc_summary(qc: dict | None) -> dict:
+    """What ``GET /model`` says about the manifest's QC calibration (``wavemae.qc``)."""
+    if qc is None:
+        return {
+            "calibrated": False,
+            "components": [],
+            "flag_percentile": None,
+            "pca_components": None,
+            "note": "no QC calibration in this model's manifest: no 'out of distribution' "
+            "warnings; /reconstruct's rmse is the only quality figure. Calibrate one on your "
+            "domain with `wavemae evaluate CHECKPOINT --data mine.csv --report DIR "
+            "--artifact ARTIFACT`.",
+        }
+    pca = qc.get("pca")
+    return {
+        "calibrated": True,
+        "components": list(qc.get("use") or qc.get("components") or []),
+        "flag_percentile": qc.get("flag_percentile"),
+        "pca_components": len(pca["variance"]) if pca else None,
+        "note": "spectra whose QC score is at or above flag_percentile of the calibration's "
+        "clean held-out spectra get an 'out of distribution' warning.",
+    }
 
 
 @router.get(

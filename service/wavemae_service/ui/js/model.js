@@ -45,6 +45,9 @@ function card(model) {
       ["grid", `${fmt(grid[0], 5)}–${fmt(grid[1], 5)} ${model.wavelength_unit}, ${model.seq_len} points`],
       ["embedding", `${model.latent_dim} dimensions (L2-normalised)`],
       ["preprocessing", `normalisation ${pre.normalization ?? "—"}, Savitzky–Golay ${pre.savgol ? JSON.stringify(pre.savgol) : "off"}, standardise ${pre.standardize ?? "—"}`],
+      ["quality check", !model.qc ? null : model.qc.calibrated
+        ? `${model.qc.components.join(" + ")}; "out of distribution" from percentile ${model.qc.flag_percentile}`
+        : "not calibrated: no out-of-distribution warnings (rmse only)"],
       ["execution", model.engine],
       ["batching", model.batching],
       ["limits", model.limits],
