@@ -34,22 +34,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import (
-    COLUMNS,
     DimensionMismatchError,
     EntryNotFoundError,
-    LibraryEntry,
     LibraryStore,
     LibraryUnavailableError,
-    MetadataFilter,
     ModelVersionMismatchError,
-    SearchHit,
-    SearchSpace,
-    StoredVectors,
-    array_bytes,
-    axis_range,
-    entry_from_row,
-    f32_bytes,
 )
+from .entries import LibraryEntry, MetadataFilter, SearchHit, SearchSpace, StoredVectors
 from .postgres_schema import (
     ANALYSES,
     ANALYSIS_BLOBS,
@@ -59,6 +50,7 @@ from .postgres_schema import (
     filter_clause,
     migrate,
 )
+from .rows import COLUMNS, array_bytes, axis_range, entry_from_row, f32_bytes
 
 __all__ = ["LibraryUnavailableError", "PostgresLibraryStore"]
 

@@ -25,23 +25,17 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .base import (
-    COLUMNS,
-    EntryNotFoundError,
+from .base import EntryNotFoundError, LibraryStore, ModelVersionMismatchError
+from .entries import (
     LibraryEntry,
-    LibraryStore,
     MetadataFilter,
-    ModelVersionMismatchError,
     SearchHit,
     SearchSpace,
     StoredVectors,
-    array_bytes,
-    axis_range,
-    entry_from_row,
-    f32_bytes,
     matches_filter,
 )
 from .exact_index import ExactIndex
+from .rows import COLUMNS, array_bytes, axis_range, entry_from_row, f32_bytes
 
 __all__ = ["SQLiteLibraryStore"]
 
