@@ -12,7 +12,9 @@ The pipeline, in order, for a batch ``values`` of shape ``(N, L_src)`` on the ca
 
 A :class:`Preprocessor` serialises to plain JSON (:meth:`Preprocessor.to_dict`) so a model
 manifest can carry it, and inverts steps 4 and 2 (:meth:`Preprocessor.inverse_transform`) so
-reconstructions can be returned in the caller's scale.
+reconstructions can be returned in the caller's scale. Step 1 lives in :mod:`wavemae.resampling`,
+the normalisations of step 2 in :mod:`wavemae.normalization`; their public names are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from wavemae.normalization import (
+    NORMALIZATIONS,
+    TINY_SCALE,
+    NormalizationState,
+    normalization_state,
+)
+from wavemae.resampling import UNITS, GridRangeError, as_grid, convert_axis, resample_to_grid
+
 __all__ = [
     "NORMALIZATIONS",
     "GridRangeError",
@@ -32,153 +42,8 @@ __all__ = [
     "resample_to_grid",
 ]
 
-#: The per-spectrum normalisations a :class:`Preprocessor` knows.
-NORMALIZATIONS = ("none", "snv", "minmax", "l2")
-_UNITS = ("nm", "cm-1")
 _SAVGOL_KEYS = ("window", "polyorder", "deriv")
 _FORMAT_VERSION = 1
-# A normalisation scale at or below this is treated as 1 (a flat spectrum is left flat).
-_TINY_SCALE = 1e-12
-
-
-class GridRangeError(ValueError):
-    """The caller's wavelength grid does not cover the target grid."""
-
-
-# --------------------------------------------------------------------------- grids
-
-
-def _as_grid(wavelengths: Any, name: str, min_points: int = 2) -> np.ndarray:
-    grid = np.asarray(wavelengths, dtype=np.float64)
-    if grid.ndim != 1:
-        raise ValueError(f"{name} must be 1-D; got shape {grid.shape}")
-    if grid.size < min_points:
-        raise ValueError(f"{name} needs at least {min_points} points; got {grid.size}")
-    if not np.all(np.isfinite(grid)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return grid
-
-
-def convert_axis(wavelengths: Any, from_unit: str, to_unit: str) -> np.ndarray:
-    """Convert a spectral axis between ``"nm"`` and ``"cm-1"`` (``cm^-1 = 1e7 / nm``).
-
-    The order of the points is kept, so an increasing nm axis becomes a decreasing cm^-1 axis;
-    :func:`resample_to_grid` accepts either direction.
-
-    Raises:
-        ValueError: unknown unit, or a non-positive value that has no reciprocal.
-    """
-    for unit in (from_unit, to_unit):
-        if unit not in _UNITS:
-            raise ValueError(f"unit={unit!r} is not one of {_UNITS}")
-    axis = np.asarray(wavelengths, dtype=np.float64)
-    if from_unit == to_unit:
-        return axis.copy()
-    if np.any(axis <= 0):
-        raise ValueError(f"cannot convert {from_unit} to {to_unit}: axis has values <= 0")
-    return 1e7 / axis
-
-
-def resample_to_grid(
-    values: Any,
-    src_wavelengths: Any,
-    dst_wavelengths: Any,
-    *,
-    unit: str | None = None,
-    rtol: float = 1e-6,
-) -> np.ndarray:
-    """Linearly interpolate spectra from ``src_wavelengths`` onto ``dst_wavelengths``.
-
-    Args:
-        values: ``(N, L_src)`` or ``(L_src,)`` intensities on the source grid.
-        src_wavelengths: ``(L_src,)`` strictly monotonic (increasing or decreasing).
-        dst_wavelengths: ``(L_dst,)`` target grid, same unit as the source.
-        unit: the unit of both grids, only used in error messages.
-        rtol: round-off allowance, relative to the largest absolute grid value, for the
-            target's ends lying just outside the source range.
-
-    Returns:
-        float32 ``(N, L_dst)`` (or ``(L_dst,)`` for 1-D input). Bitwise equal to the input
-        (cast to float32) when the two grids are equal.
-
-    Raises:
-        GridRangeError: the source grid does not cover the target range.
-        ValueError: shapes disagree or a grid is not strictly monotonic.
-    """
-    src = _as_grid(src_wavelengths, "src_wavelengths")
-    dst = _as_grid(dst_wavelengths, "dst_wavelengths", min_points=1)
-    array = np.asarray(values)
-    one_d = array.ndim == 1
-    batch = array.reshape(1, -1) if one_d else array
-    if batch.ndim != 2:
-        raise ValueError(f"values must be (N, L) or (L,); got shape {array.shape}")
-    if batch.shape[1] != src.size:
-        raise ValueError(
-            f"values have {batch.shape[1]} bands but src_wavelengths has {src.size} points"
-        )
-    steps = np.diff(src)
-    if np.all(steps < 0):
-        src, batch = src[::-1], batch[:, ::-1]
-    elif not np.all(steps > 0):
-        raise ValueError("src_wavelengths must be strictly increasing or strictly decreasing")
-
-    if src.size == dst.size and np.array_equal(src, dst):
-        out = np.array(batch, dtype=np.float32, copy=True)
-        return out[0] if one_d else out
-
-    label = f" {unit}" if unit else ""
-    tol = rtol * max(abs(src[0]), abs(src[-1]), abs(dst).max())
-    lo, hi = float(dst.min()), float(dst.max())
-    if lo < src[0] - tol or hi > src[-1] + tol:
-        raise GridRangeError(
-            f"the spectrum's grid {src[0]:g}-{src[-1]:g}{label} does not cover the target "
-            f"grid {lo:g}-{hi:g}{label}; supply spectra that span the whole target range"
-        )
-    target = np.clip(dst, src[0], src[-1])
-    # Left neighbour of each target point; the last interval is closed on the right.
-    left = np.clip(np.searchsorted(src, target, side="right") - 1, 0, src.size - 2)
-    weight = (target - src[left]) / (src[left + 1] - src[left])
-    data = batch.astype(np.float64, copy=False)
-    out = data[:, left] * (1.0 - weight) + data[:, left + 1] * weight
-    out = out.astype(np.float32)
-    return out[0] if one_d else out
-
-
-# --------------------------------------------------------------------------- state
-
-
-@dataclass(frozen=True)
-class NormalizationState:
-    """Per-spectrum normalisation parameters: ``normalised = (x - offset) / scale``.
-
-    Attributes:
-        offset: ``(N,)`` float64.
-        scale: ``(N,)`` float64, never zero.
-    """
-
-    offset: np.ndarray
-    scale: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.offset.shape[0])
-
-
-def _normalization_state(x: np.ndarray, normalization: str) -> NormalizationState:
-    """Offsets and scales of ``x`` ``(N, L)`` float64 for one normalisation."""
-    n = x.shape[0]
-    if normalization == "none":
-        offset, scale = np.zeros(n), np.ones(n)
-    elif normalization == "snv":
-        offset, scale = x.mean(axis=1), x.std(axis=1)
-    elif normalization == "minmax":
-        offset = x.min(axis=1)
-        scale = x.max(axis=1) - offset
-    elif normalization == "l2":
-        offset, scale = np.zeros(n), np.linalg.norm(x, axis=1)
-    else:  # guarded by Preprocessor validation
-        raise ValueError(f"normalization={normalization!r} is not one of {NORMALIZATIONS}")
-    scale = np.where(scale > _TINY_SCALE, scale, 1.0)
-    return NormalizationState(offset=offset, scale=scale)
 
 
 # --------------------------------------------------------------------------- preprocessor
@@ -261,12 +126,12 @@ class Preprocessor:
         if self.axis not in _AXES:
             raise ValueError(f"axis={self.axis!r} is not one of {_AXES}")
         if self.wavelengths is not None:
-            grid = _as_grid(self.wavelengths, "wavelengths")
+            grid = as_grid(self.wavelengths, "wavelengths")
             if not np.all(np.diff(grid) > 0):
                 raise ValueError("wavelengths (the model grid) must be strictly increasing")
             self.wavelengths = grid
-        if self.unit not in _UNITS:
-            raise ValueError(f"unit={self.unit!r} is not one of {_UNITS}")
+        if self.unit not in UNITS:
+            raise ValueError(f"unit={self.unit!r} is not one of {UNITS}")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization={self.normalization!r} is not one of {NORMALIZATIONS}")
         self.savgol = _check_savgol(self.savgol)
@@ -362,7 +227,7 @@ class Preprocessor:
 
     def _normalize_and_filter(self, x: np.ndarray) -> tuple[np.ndarray, NormalizationState]:
         """Steps 2-3 on ``(N, L)`` float64."""
-        state = _normalization_state(x, self.normalization)
+        state = normalization_state(x, self.normalization)
         x = (x - state.offset[:, None]) / state.scale[:, None]
         if self.savgol is not None:
             from scipy.signal import savgol_filter
@@ -396,7 +261,7 @@ class Preprocessor:
         mean = x.mean(axis=0)
         std = x.std(axis=0)
         # Constant bands (std ~ 0) are centred but not scaled.
-        std = np.where(std > _TINY_SCALE * np.maximum(1.0, np.abs(mean)), std, 1.0)
+        std = np.where(std > TINY_SCALE * np.maximum(1.0, np.abs(mean)), std, 1.0)
         return replace(self, band_mean=mean, band_std=std)
 
     def transform_with_state(

@@ -323,7 +323,7 @@ def map_page(
     fields: list[str] | None,
 ) -> dict[str, Any]:
     """One page (by id) of a stored map ``payload`` over the library's ``vectors``
-    (:class:`.base.StoredVectors`): each entry's coordinates (null when unplaced), its label in
+    (:class:`.entries.StoredVectors`): each entry's coordinates (null when unplaced), its label in
     the stored ``clusters`` (entries added after that clustering are assigned to it) and its
     metadata (all, or only ``fields``)."""
     coordinates = payload["coordinates"]

@@ -16,70 +16,56 @@ return fewer than ``k`` hits). Pass ``exact_search=True`` to never use the index
 Durability and concurrency: every write is one transaction, so a replica that dies mid-write
 leaves the entry either fully written or absent. The library's model version lives in one row;
 writes read it ``FOR SHARE`` and only a write that changes it takes it ``FOR UPDATE``, so two
-replicas serving different models cannot both adopt an empty library.
+replicas serving different models cannot both adopt an empty library. Connecting, the pool,
+the transaction per call and the version-row locks: :mod:`.postgres_transactions`; stored
+analyses (clusters, maps): :mod:`.postgres_analyses`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
-import orjson
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import (
-    COLUMNS,
     DimensionMismatchError,
     EntryNotFoundError,
-    LibraryEntry,
     LibraryStore,
     LibraryUnavailableError,
-    MetadataFilter,
     ModelVersionMismatchError,
-    SearchHit,
-    SearchSpace,
-    StoredVectors,
-    array_bytes,
-    axis_range,
-    entry_from_row,
-    f32_bytes,
 )
+from .entries import LibraryEntry, MetadataFilter, SearchHit, SearchSpace, StoredVectors
+from .postgres_analyses import PostgresAnalyses
 from .postgres_schema import (
-    ANALYSES,
-    ANALYSIS_BLOBS,
     ENTRIES,
     HNSW_MAX_DIMS,
     META,
     filter_clause,
     migrate,
 )
+from .postgres_transactions import (
+    has_entries,
+    lock_version,
+    mark_version_in,
+    normalise_url,
+    open_pool,
+    run_on_pool,
+    set_version,
+    wait_for_database,
+)
+from .rows import COLUMNS, array_bytes, axis_range, entry_from_row, f32_bytes
 
 __all__ = ["LibraryUnavailableError", "PostgresLibraryStore"]
 
 T = TypeVar("T")
 
 
-def _normalise_url(url: str) -> str:
-    """Accept SQLAlchemy-style ``postgresql+psycopg://`` as well as libpq URIs."""
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
-
-
-def _jsonb(payload: dict[str, Any]) -> Jsonb:
-    return Jsonb(
-        payload, dumps=lambda v: orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    )
-
-
-class PostgresLibraryStore(LibraryStore):
+class PostgresLibraryStore(PostgresAnalyses, LibraryStore):
     """Library store on PostgreSQL + pgvector (see module docstring).
 
     Args:
@@ -119,82 +105,20 @@ class PostgresLibraryStore(LibraryStore):
         self.seq_len = int(seq_len)
         self.hnsw_ef_search = int(hnsw_ef_search)
         self.exact_search = bool(exact_search)
-        self._url = _normalise_url(url)
-        self._wait_for_database(connect_timeout_s)
+        self._url = normalise_url(url)
+        wait_for_database(self._url, connect_timeout_s)
         migrate(self._url, latent_dim=self.latent_dim, seq_len=self.seq_len)
-        self._pool = ConnectionPool(
+        self._pool = open_pool(
             self._url,
             min_size=pool_min_size,
             max_size=pool_max_size,
-            kwargs={"autocommit": True},
-            configure=register_vector,
-            # One round trip per checkout: a connection broken by a database restart or
-            # fail-over is replaced before a request sees it.
-            check=ConnectionPool.check_connection,
-            timeout=request_timeout_s,
-            open=False,
-            name="wavemae-library",
+            request_timeout_s=request_timeout_s,
+            connect_timeout_s=connect_timeout_s,
         )
-        try:
-            self._pool.open(wait=True, timeout=connect_timeout_s)
-        except (psycopg.Error, PoolTimeout) as exc:
-            self._pool.close()
-            raise LibraryUnavailableError(
-                f"cannot open the library connection pool: {exc}"
-            ) from exc
-
-    # -- start-up ------------------------------------------------------------------------
-
-    def _wait_for_database(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with psycopg.connect(self._url, connect_timeout=5):
-                    return
-            except psycopg.OperationalError as exc:
-                if time.monotonic() >= deadline:
-                    raise LibraryUnavailableError(
-                        f"the library database did not accept connections within "
-                        f"{timeout_s:g} s: {exc}"
-                    ) from exc
-                time.sleep(0.5)
-
-    # -- helpers -------------------------------------------------------------------------
 
     def _run(self, work: Callable[[psycopg.Connection], T], *, transaction: bool = True) -> T:
         """Run ``work(conn)`` on a pooled connection, in one transaction unless told otherwise."""
-        try:
-            with self._pool.connection() as conn:
-                if not transaction:
-                    return work(conn)
-                with conn.transaction():
-                    return work(conn)
-        except psycopg.OperationalError as exc:
-            raise LibraryUnavailableError(f"library database error: {exc}") from exc
-
-    def _lock_version(self, conn: psycopg.Connection, *, for_update: bool) -> str | None:
-        mode = sql.SQL("FOR UPDATE" if for_update else "FOR SHARE")
-        row = conn.execute(
-            sql.SQL("SELECT value FROM {meta} WHERE key = 'model_version' {mode}").format(
-                meta=sql.Identifier(META), mode=mode
-            )
-        ).fetchone()
-        return None if row is None else row[0]
-
-    @staticmethod
-    def _has_entries(conn: psycopg.Connection) -> bool:
-        query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {entries})").format(
-            entries=sql.Identifier(ENTRIES)
-        )
-        return bool(conn.execute(query).fetchone()[0])
-
-    def _set_version(self, conn: psycopg.Connection, model_version: str) -> None:
-        conn.execute(
-            sql.SQL("UPDATE {meta} SET value = %s WHERE key = 'model_version'").format(
-                meta=sql.Identifier(META)
-            ),
-            (model_version,),
-        )
+        return run_on_pool(self._pool, work, transaction=transaction)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -250,13 +174,13 @@ class PostgresLibraryStore(LibraryStore):
         ).format(entries=sql.Identifier(ENTRIES))
 
         def work(conn: psycopg.Connection, *, for_update: bool) -> bool:
-            version = self._lock_version(conn, for_update=for_update)
+            version = lock_version(conn, for_update=for_update)
             if version != model_version:
-                if self._has_entries(conn):
+                if has_entries(conn):
                     raise ModelVersionMismatchError(version, model_version)
                 if not for_update:
                     return False  # adopting needs the exclusive lock: retry with it
-                self._set_version(conn, model_version)
+                set_version(conn, model_version)
             with conn.cursor() as cur:
                 try:
                     cur.executemany(upsert, rows)
@@ -337,9 +261,9 @@ class PostgresLibraryStore(LibraryStore):
         ).format(col=column, entries=entries, where=where)
 
         def work(conn: psycopg.Connection) -> list[list[SearchHit]]:
-            if not self._has_entries(conn):
+            if not has_entries(conn):
                 return [[] for _ in range(queries.shape[0])]
-            version = self._lock_version(conn, for_update=False)
+            version = lock_version(conn, for_update=False)
             if version != model_version:
                 raise ModelVersionMismatchError(version, model_version)
             if use_index:
@@ -386,8 +310,8 @@ class PostgresLibraryStore(LibraryStore):
         width = self.latent_dim if space == "embedding" else self.seq_len
 
         def work(conn: psycopg.Connection) -> StoredVectors:
-            if self._has_entries(conn):
-                version = self._lock_version(conn, for_update=False)
+            if has_entries(conn):
+                version = lock_version(conn, for_update=False)
                 if version != model_version:
                     raise ModelVersionMismatchError(version, model_version)
             rows = conn.execute(query, params).fetchall()
@@ -405,60 +329,6 @@ class PostgresLibraryStore(LibraryStore):
             )
 
         return self._run(work)
-
-    # -- analyses ------------------------------------------------------------------------
-
-    def save_analysis(
-        self, name: str, model_version: str, payload: dict[str, Any], *, blob: bytes | None = None
-    ) -> None:
-        query = sql.SQL(
-            "INSERT INTO {analyses} VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
-            "model_version = EXCLUDED.model_version, payload = EXCLUDED.payload, "
-            "updated_at = EXCLUDED.updated_at"
-        ).format(analyses=sql.Identifier(ANALYSES))
-        blobs = sql.Identifier(ANALYSIS_BLOBS)
-
-        def statements(conn: psycopg.Connection) -> None:
-            conn.execute(query, (name, model_version, _jsonb(payload), time.time()))
-            conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(blobs), (name,))
-            if blob is not None:
-                conn.execute(sql.SQL("INSERT INTO {} VALUES (%s, %s)").format(blobs), (name, blob))
-
-        self._run(statements)
-
-    def update_analysis(
-        self, name: str, model_version: str, payload: dict[str, Any], *, digest: str
-    ) -> bool:
-        query = sql.SQL(
-            "UPDATE {analyses} SET model_version = %s, payload = %s, updated_at = %s "
-            "WHERE name = %s AND payload -> 'transform' ->> 'digest' = %s"
-        ).format(analyses=sql.Identifier(ANALYSES))
-        values = (model_version, _jsonb(payload), time.time(), name, digest)
-        return self._run(lambda conn: conn.execute(query, values).rowcount == 1)
-
-    def load_analysis(self, name: str) -> tuple[str, dict[str, Any]] | None:
-        query = sql.SQL("SELECT model_version, payload FROM {analyses} WHERE name = %s").format(
-            analyses=sql.Identifier(ANALYSES)
-        )
-        row = self._run(lambda conn: conn.execute(query, (name,)).fetchone(), transaction=False)
-        return None if row is None else (row[0], row[1])
-
-    def load_analysis_blob(self, name: str) -> bytes | None:
-        query = sql.SQL("SELECT body FROM {blobs} WHERE name = %s").format(
-            blobs=sql.Identifier(ANALYSIS_BLOBS)
-        )
-        row = self._run(lambda conn: conn.execute(query, (name,)).fetchone(), transaction=False)
-        return None if row is None else bytes(row[0])
-
-    def load_analysis_with_blob(self, name: str) -> tuple[str, dict[str, Any], bytes | None] | None:
-        query = sql.SQL(  # one statement: one snapshot of both tables
-            "SELECT a.model_version, a.payload, b.body FROM {analyses} AS a "
-            "LEFT JOIN {blobs} AS b ON b.name = a.name WHERE a.name = %s"
-        ).format(analyses=sql.Identifier(ANALYSES), blobs=sql.Identifier(ANALYSIS_BLOBS))
-        row = self._run(lambda conn: conn.execute(query, (name,)).fetchone(), transaction=False)
-        if row is None:
-            return None
-        return row[0], row[1], None if row[2] is None else bytes(row[2])
 
     # -- re-embedding --------------------------------------------------------------------
 
@@ -487,27 +357,17 @@ class PostgresLibraryStore(LibraryStore):
         ]
 
         def work(conn: psycopg.Connection) -> None:
-            self._lock_version(conn, for_update=True)
+            lock_version(conn, for_update=True)
             with conn.cursor() as cur:
                 cur.executemany(update, rows)
-            self._mark_version_in(conn, model_version)
+            mark_version_in(conn, model_version)
 
         self._run(work)
 
-    def _mark_version_in(self, conn: psycopg.Connection, model_version: str) -> None:
-        stale = conn.execute(
-            sql.SQL("SELECT EXISTS (SELECT 1 FROM {entries} WHERE model_version <> %s)").format(
-                entries=sql.Identifier(ENTRIES)
-            ),
-            (model_version,),
-        ).fetchone()[0]
-        if not stale:
-            self._set_version(conn, model_version)
-
     def mark_version(self, model_version: str) -> None:
         def work(conn: psycopg.Connection) -> None:
-            self._lock_version(conn, for_update=True)
-            self._mark_version_in(conn, model_version)
+            lock_version(conn, for_update=True)
+            mark_version_in(conn, model_version)
 
         self._run(work)
 

@@ -163,7 +163,7 @@ def _retype_vector_column(conn: psycopg.Connection, column: str, raw: str, dims:
 
 
 def filter_clause(metadata_filter: MetadataFilter | None) -> tuple[sql.Composable, list[Any]]:
-    """SQL condition (and its parameters) equivalent to :func:`.base.matches_filter`.
+    """SQL condition (and its parameters) equivalent to :func:`.entries.matches_filter`.
 
     A scalar value becomes jsonb containment ``metadata @> {key: value}`` (GIN-indexable; jsonb
     compares numbers by value and keeps ``true`` apart from ``1``, as JSON does); a list value

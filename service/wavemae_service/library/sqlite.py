@@ -9,7 +9,7 @@ commit succeeds, so it never shows an entry the file does not hold.
 Arrays are stored as little-endian BLOBs: the original spectrum and wavelengths as float64
 (exactly what the caller sent), the embedding and processed spectrum as float32. Each entry's
 wavelength range and unit are also kept in memory (an axis-relative model's spectral search
-reads them per search).
+reads them per search). The tables and opening the file: :mod:`.sqlite_schema`.
 """
 
 from __future__ import annotations
@@ -25,53 +25,20 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .base import (
-    COLUMNS,
-    EntryNotFoundError,
+from .base import EntryNotFoundError, LibraryStore, ModelVersionMismatchError
+from .entries import (
     LibraryEntry,
-    LibraryStore,
     MetadataFilter,
-    ModelVersionMismatchError,
     SearchHit,
     SearchSpace,
     StoredVectors,
-    array_bytes,
-    axis_range,
-    entry_from_row,
-    f32_bytes,
     matches_filter,
 )
 from .exact_index import ExactIndex
+from .rows import COLUMNS, array_bytes, axis_range, entry_from_row, f32_bytes
+from .sqlite_schema import connect
 
 __all__ = ["SQLiteLibraryStore"]
-
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS library_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    id            TEXT PRIMARY KEY,
-    spectrum      BLOB NOT NULL,     -- float64 (n,), caller's original values
-    wavelengths   BLOB,              -- float64 (n,) or NULL (= model grid)
-    metadata      TEXT NOT NULL,     -- JSON object
-    embedding     BLOB NOT NULL,     -- float32 (latent_dim,)
-    processed     BLOB NOT NULL,     -- float32 (seq_len,)
-    model_version TEXT NOT NULL,
-    created_at    REAL NOT NULL,
-    updated_at    REAL NOT NULL,
-    unit          TEXT               -- unit of wavelengths, NULL = not known
-);
-CREATE TABLE IF NOT EXISTS analyses (   -- clusters and maps, per model version
-    name          TEXT PRIMARY KEY,
-    model_version TEXT NOT NULL,
-    payload       TEXT NOT NULL,      -- JSON object
-    updated_at    REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS analysis_blobs (   -- a map's fitted transform (see map_transform.py)
-    name          TEXT PRIMARY KEY,
-    body          BLOB NOT NULL
-);
-"""
 
 
 class SQLiteLibraryStore(LibraryStore):
@@ -91,17 +58,7 @@ class SQLiteLibraryStore(LibraryStore):
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self.path = str(Path(self.path).expanduser())
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self._conn.executescript(_SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(entries)")}
-        if "unit" not in columns:  # a library written before units were recorded
-            self._conn.execute("ALTER TABLE entries ADD COLUMN unit TEXT")
-        self._conn.execute(
-            "INSERT OR IGNORE INTO library_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-        )
+        self._conn = connect(self.path)
         self._index = ExactIndex(self.latent_dim, self.seq_len)
         # id -> (lowest, highest wavelength, unit) of every entry, for with_axes
         self._axes: dict[str, tuple[float, float, str | None]] = {}
