@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
+import select
+import socket
 
 import httpx
 import numpy as np
@@ -341,51 +341,56 @@ def test_a_cube_label_image_assigns_each_pixel_as_include_cluster_does(cube_http
     assert summary["method"] == "kmeans" and summary["k"] == 3
 
 
+def _start_upload(url: str, body: bytes, sent: int) -> socket.socket:
+    """A raw HTTP/1.1 cube upload that has sent its headers and ``sent`` bytes of ``body``:
+    the server may answer it before the rest arrives, which an HTTP client would not read."""
+    parsed = httpx.URL(url)
+    conn = socket.create_connection((parsed.host, parsed.port), timeout=30)
+    head = (
+        f"POST /embed/cube HTTP/1.1\r\nHost: {parsed.host}\r\nContent-Type: {NPY}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    conn.sendall(head + body[:sent])
+    return conn
+
+
+def _read_answer(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and body of the answer on ``conn`` (it closes)."""
+    raw = b""
+    while chunk := conn.recv(65536):
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
 def test_cubes_beyond_max_concurrent_cubes_get_429_with_retry_after(start_server):
     server = start_server(max_concurrent_cubes=1)
     cube = _npy(_cube(2, 3, SEQ_LEN))
-    head, rest = cube[:64], cube[64:]
-    release = threading.Event()
-
-    def slow_upload():  # the first cube arrives slowly: it holds the one slot meanwhile
-        yield head
-        release.wait(60)
-        yield rest
-
-    first: list[httpx.Response] = []
-    uploader = threading.Thread(
-        target=lambda: first.append(
-            httpx.post(
-                server.url + "/embed/cube",
-                content=slow_upload(),
-                headers={"Content-Type": NPY},
-                timeout=90,
-            )
-        )
-    )
-    uploader.start()
+    # Two uploads that both stall after 64 bytes: whichever reaches the route first holds the
+    # one slot, and the other is refused at once, before its upload is read.
+    uploads = [_start_upload(server.url, cube, 64) for _ in range(2)]
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            deadline = time.monotonic() + 20
-            refused = None
-            while refused is None and time.monotonic() < deadline:
-                answer = http.post("/embed/cube", content=cube, headers={"Content-Type": NPY})
-                if answer.status_code == 429:
-                    refused = answer
-                else:  # the first upload has not reached the route yet
-                    assert answer.status_code == 200, answer.text
-                    time.sleep(0.05)
-            assert refused is not None, "a second cube was never refused"
-            assert int(refused.headers["Retry-After"]) > 0
-            error = refused.json()["error"]
-            assert error["type"] == "overloaded" and "max_concurrent_cubes=1" in error["message"]
-            # /embed is not limited by it
+        answered, _, _ = select.select(uploads, [], [], 30)
+        assert len(answered) == 1, "exactly one of two stalled cubes must be refused at once"
+        refused_conn = answered[0]
+        holder = uploads[1 - uploads.index(refused_conn)]
+        status, headers, body = _read_answer(refused_conn)
+        assert status == 429
+        assert int(headers["retry-after"]) > 0
+        error = json.loads(body)["error"]
+        assert error["type"] == "overloaded" and "max_concurrent_cubes=1" in error["message"]
+        with httpx.Client(base_url=server.url, timeout=30) as http:  # /embed is not limited
             pixel = _cube(1, 1, SEQ_LEN)[0].tolist()
             assert http.post("/embed", json={"spectra": pixel}).status_code == 200
+        holder.sendall(cube[64:])  # the held upload completes and is embedded
+        status, _, body = _read_answer(holder)
+        assert status == 200, body
+        assert np.load(io.BytesIO(body)).shape == (2, 3, LATENT_DIM)
     finally:
-        release.set()
-        uploader.join(90)
-    assert first[0].status_code == 200, first[0].text
+        for conn in uploads:
+            conn.close()
     with httpx.Client(base_url=server.url, timeout=30) as http:  # the slot is free again
         again = http.post("/embed/cube", content=cube, headers={"Content-Type": NPY})
         assert again.status_code == 200, again.text
