@@ -1,7 +1,9 @@
 """Training and evaluation of WaveMAE (imports torch).
 
 - :mod:`wavemae.train.config` — :class:`TrainConfig`, ``PRESETS``.
-- :mod:`wavemae.train.loop` — :func:`train_model` (masked objective, AdamW, EMA, resume, DDP).
+- :mod:`wavemae.train.loop` — :func:`train_model` (AdamW, EMA, resume, DDP).
+- :mod:`wavemae.train.step_loss` — what one step minimises (masked objective, two views).
+- :mod:`wavemae.train.hardware` — autocast dtype, CPU threads, the torchrun process group.
 - :mod:`wavemae.train.baselines` — numpy baselines: mean, interpolation, PCA fill-in.
 - :mod:`wavemae.train.evaluate` — reconstruction and composition reports.
 - :mod:`wavemae.train.run` — a whole run from a corpus or file: preprocessing, training,

@@ -1,6 +1,10 @@
 """The WaveMAE training loop: masked objective, AdamW, warm-up + cosine-with-floor, EMA,
 autocast, exact resume and DistributedDataParallel.
 
+What a step minimises lives in :mod:`wavemae.train.step_loss`; the precision, threads and
+process group the run uses in :mod:`wavemae.train.hardware`. This module is the loop's
+bookkeeping: data order, schedule, optimiser, EMA, logging, evaluation and checkpoints.
+
 Determinism: everything random in step ``s`` (the batch order, the masks, the augmentation,
 dropout) is derived from ``(seed, s, rank)``, so a run resumed from a checkpoint at step ``s``
 continues exactly as the uninterrupted run would, bit for bit, on the same hardware.
@@ -24,14 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wavemae.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
 from wavemae.models.wave_mae import WaveMAE
 from wavemae.train.config import TrainConfig
 from wavemae.train.ema import EMA
-from wavemae.train.objectives import ViewAugment, draw_n_mask, embedding_loss
+from wavemae.train.hardware import amp_dtype, cpu_threads, maybe_init_distributed, rank_and_world
+from wavemae.train.objectives import ViewAugment
+from wavemae.train.step_loss import masked_loss, step_loss
 
 __all__ = [
     "TrainResult",
@@ -77,49 +82,6 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.default_rng([seed, step, rank, 7]).integers(0, 2**62))
 
 
-def masked_loss(recon: Tensor, x: Tensor, visible: Tensor, kind: str, delta: float) -> Tensor:
-    """The masked objective over hidden positions only.
-
-    ``"mse"``: mean squared error per hidden position; ``"sse"``: squared error summed over
-    hidden positions, averaged over spectra (the spec's example); ``"huber"``: mean Huber loss.
-    """
-    hidden = ~visible
-    diff = recon.float()[hidden] - x.float()[hidden]
-    if kind == "mse":
-        return diff.pow(2).mean()
-    if kind == "sse":
-        return diff.pow(2).sum() / x.shape[0]
-    if kind == "huber":
-        return F.huber_loss(diff, torch.zeros_like(diff), delta=delta)
-    raise ValueError(f"loss={kind!r} must be 'mse', 'sse' or 'huber'")
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device`` (None = fp32).
-
-    ``"auto"`` picks bf16 on CUDA devices that support it, fp16 on other CUDA devices, bf16 on
-    CPUs with native bf16 instructions (AVX512-BF16 or AMX: measured 1.66x faster per step
-    than fp32 for the small preset, same held-out error) and fp32 on other CPUs.
-    """
-    if amp == "off":
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        return torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if device.type == "cpu" and _cpu_has_native_bf16() else None
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: stay in fp32
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     # No decay on biases, norms, positional embeddings and the CLS token (1-D or embeddings).
     decay, no_decay = [], []
@@ -132,49 +94,6 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-
-
-def _augment(x: Tensor, config: TrainConfig, gen: torch.Generator) -> Tensor:
-    # x: (B, L); offset/scale per spectrum, noise per value; all from gen (CPU).
-    b, length = x.shape
-    if config.aug_scale > 0:
-        x = x * (1.0 + config.aug_scale * torch.randn(b, 1, generator=gen))
-    if config.aug_offset > 0:
-        x = x + config.aug_offset * torch.randn(b, 1, generator=gen)
-    if config.aug_noise > 0:
-        x = x + config.aug_noise * torch.randn(b, length, generator=gen)
-    return x
-
-
-def cpu_threads(requested: int) -> int:
-    """Intra-op threads for CPU training: ``requested`` if > 0, else the idle cores.
-
-    ``0`` ("auto") takes the cores not already busy according to the 1-minute load average
-    (at least 1), capped at torch's default. Oversubscribed OpenMP threads spin-wait on each
-    other: on this 2-core machine under load ~8 a step took 7.3 s with 2 threads, 1.5 s with 1.
-    """
-    if requested > 0:
-        return requested
-    cores = torch.get_num_threads()
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return cores
-    return max(1, min(cores, round((os.cpu_count() or cores) - busy)))
-
-
-def _dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def maybe_init_distributed(device: torch.device) -> bool:
-    """Join the process group ``torchrun`` describes (env ``WORLD_SIZE``); True if joined here."""
-    if not dist.is_available() or dist.is_initialized() or "WORLD_SIZE" not in os.environ:
-        return False
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return True
 
 
 # --------------------------------------------------------------------------- loop
@@ -240,7 +159,7 @@ def train_model(
     """
     device = torch.device(device)
     maybe_init_distributed(device)
-    rank, world = _dist_info()
+    rank, world = rank_and_world()
     if device.type == "cuda" and device.index is None and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if device.type == "cpu":
@@ -341,7 +260,7 @@ def train_model(
     for step in range(start, end):
         idx = batch_indices(step, len(data), config.batch_size, seed, rank, world)
         gen = torch.Generator().manual_seed(_step_seed(seed, step, rank))
-        loss = _step_loss(
+        loss = step_loss(
             ddp_model,
             model,
             data[idx],
@@ -415,43 +334,6 @@ def train_model(
         train_seconds=time.perf_counter() - t0,
         checkpoint=ck_path,
     )
-
-
-def _step_loss(
-    ddp_model: nn.Module,
-    model: WaveMAE,
-    x: Tensor,
-    x_other: Tensor | None,
-    config: TrainConfig,
-    views: ViewAugment,
-    gen: torch.Generator,
-    device: torch.device,
-    dtype: torch.dtype | None,
-    dropout_seed: int,
-) -> Tensor:
-    """The step's loss: the masked objective over one view (the spec's), or over two views
-    stacked in one forward pass (same hidden count, different blocks) plus the embedding term.
-    ``x_other`` (the same samples measured otherwise), when given, is the second view's source.
-    """
-    base = _augment(x, config, gen)
-    two = config.embed_loss != "none"
-    other = base if x_other is None else _augment(x_other, config, gen)
-    xb = torch.cat([views(base, gen), views(other, gen)]) if two else base
-    n_mask = draw_n_mask(model.n_mask, config.mask_min, gen)
-    visible = model.make_visible(len(xb), n_mask=n_mask, generator=gen).to(device)
-    xb = xb.to(device)
-    torch.manual_seed(dropout_seed)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        recon, z, _ = ddp_model(xb, visible)
-    loss = masked_loss(recon, xb, visible, config.loss, config.huber_delta)
-    if config.visible_loss_weight > 0:
-        seen = masked_loss(recon, xb, ~visible, config.loss, config.huber_delta)
-        loss = loss + config.visible_loss_weight * seen
-    if two:
-        z1, z2 = z.chunk(2)
-        emb = embedding_loss(config.embed_loss, z1, z2, config.embed_temperature)
-        loss = loss + config.embed_weight * emb
-    return loss
 
 
 def _out_of_time(t0: float, limit_s: float) -> bool:
